@@ -1,4 +1,15 @@
 //! memcached, ported to Rust: a drop-in replacement for the C memcached 1.6.45 server.
 //! doc/architecture.md maps each module to its C counterpart and to the threads that run it.
 
+pub mod conn;
+pub mod daemon;
+pub mod event;
+pub mod proto;
+pub mod server;
 pub mod settings;
+pub mod stats;
+pub mod sys;
+pub mod thread;
+
+/// The version this server reports (`version`, `stats`, `-V`).
+pub const VERSION: &str = "1.6.45";

@@ -1,8 +1,6 @@
+//! The `memcached` binary: everything happens in `server::main`.
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
-    let code = match memcached::settings::parse_args(&argv) {
-        Ok(_) => 0,
-        Err(code) => code,
-    };
-    std::process::exit(code);
+    std::process::exit(memcached::server::main(argv));
 }

@@ -1,0 +1,54 @@
+# Builds the server the way C memcached's build leaves it: ./memcached, ./memcached-debug
+# (debug-only commands such as `debugtime` on) and ./timedrun in the repository root, so the
+# Perl test suite (ours in t/, or upstream's) runs against them as is.
+
+CARGO ?= cargo
+PROVE ?= prove
+DEBUG_TARGET_DIR := target/debug-commands
+PORT ?= 11211
+
+.PHONY: all build setup run test check cargo-test prove clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked --bins
+	$(CARGO) build --release --locked --bin memcached --features debug-commands --target-dir $(DEBUG_TARGET_DIR)
+	cp target/release/memcached memcached
+	cp target/release/timedrun timedrun
+	cp $(DEBUG_TARGET_DIR)/release/memcached memcached-debug
+
+# Installs what a fresh Debian machine with the Rust toolchain lacks: cmake and libclang for
+# building libevent from libevent-sys's bundled source, and Perl's prove and modules for t/.
+SETUP_PKGS := cmake libclang-dev make perl netcat-openbsd
+setup:
+	@missing=""; for p in $(SETUP_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" -ne 0 ] && sudo=sudo; \
+	  echo "installing:$$missing"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+# Sets up, builds and runs the server in the foreground on port $(PORT) (Ctrl-C stops it).
+run: setup build
+	./memcached -p $(PORT) -u $$(id -un) -vv
+
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+	$(CARGO) clippy --release --locked --all-targets --features debug-commands --target-dir $(DEBUG_TARGET_DIR) -- -D warnings
+
+cargo-test:
+	$(CARGO) test --release --locked
+
+prove: build
+	$(PROVE) -It/lib t/
+
+# Every test: formatting and lints, unit tests, then the wire tests in t/.
+test: setup check cargo-test prove
+
+clean:
+	$(CARGO) clean
+	rm -f memcached memcached-debug timedrun

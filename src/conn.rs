@@ -1,0 +1,1037 @@
+//! The per-connection state machine (C's `drive_machine` and the `conn_*` helpers of
+//! memcached.c): non-blocking reads into a read buffer borrowed from the worker's cache, command
+//! parsing, replies queued as response objects and written with writev, `-R` yields, idle
+//! timeouts and closing.
+//!
+//! A `Conn` belongs to exactly one worker thread: it is created there from the dispatcher's
+//! queue, registered with that worker's event base and freed there.
+
+use crate::event::{self, Disposition, Event, EventBase, Handler};
+use crate::settings::{self, Protocol};
+use crate::stats::{self, current_time, STATS};
+use crate::sys;
+use crate::thread::Worker;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::os::unix::io::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Size of a pooled read buffer (C's READ_BUFFER_SIZE).
+pub const READ_BUFFER_SIZE: usize = 16384;
+/// Size of a response's line buffer (C's WRITE_BUFFER_SIZE).
+pub const WRITE_BUFFER_SIZE: usize = 1024;
+/// Most iovecs handed to one writev.
+const IOV_MAX: usize = 1024;
+/// A UDP conn's fixed read buffer (C's UDP_READ_BUFFER_SIZE).
+const UDP_READ_BUFFER_SIZE: usize = 65536;
+/// Largest datagram we send, header included (C's UDP_MAX_PAYLOAD_SIZE).
+const UDP_MAX_PAYLOAD_SIZE: usize = 1400;
+const UDP_HEADER_SIZE: usize = 8;
+/// Reply bytes per datagram.
+const UDP_DATA_SIZE: usize = UDP_MAX_PAYLOAD_SIZE - UDP_HEADER_SIZE;
+
+/// Connection states, named as C names them (they show in -vvv traces and `stats conns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    Listening,
+    NewCmd,
+    Waiting,
+    Read,
+    ParseCmd,
+    Write,
+    Nread,
+    Swallow,
+    Closing,
+    Mwrite,
+    Closed,
+    Watch,
+    IoQueue,
+    IoResume,
+    IoPending,
+}
+
+impl ConnState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::Listening => "conn_listening",
+            ConnState::NewCmd => "conn_new_cmd",
+            ConnState::Waiting => "conn_waiting",
+            ConnState::Read => "conn_read",
+            ConnState::ParseCmd => "conn_parse_cmd",
+            ConnState::Write => "conn_write",
+            ConnState::Nread => "conn_nread",
+            ConnState::Swallow => "conn_swallow",
+            ConnState::Closing => "conn_closing",
+            ConnState::Mwrite => "conn_mwrite",
+            ConnState::Closed => "conn_closed",
+            ConnState::Watch => "conn_watch",
+            ConnState::IoQueue => "conn_io_queue",
+            ConnState::IoResume => "conn_io_resume",
+            ConnState::IoPending => "conn_io_pending",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Local,
+    Tcp,
+    Udp,
+}
+
+/// Why a connection closed (logged by `watch connevents` later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    None,
+    Normal,
+    Error,
+    IdleTimeout,
+    Shutdown,
+}
+
+/// Set when a worker closes a connection: the dispatcher may accept again (C's allow_new_conns).
+pub static ALLOW_NEW_CONNS: AtomicBool = AtomicBool::new(true);
+
+pub fn prot_text(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Ascii => "ascii",
+        Protocol::Binary => "binary",
+        Protocol::Negotiating => "auto-negotiate",
+    }
+}
+
+/// One queued reply (C's mc_resp): a line buffer and optionally a larger owned body.
+pub struct Resp {
+    /// Reply line(s) built in place; at most WRITE_BUFFER_SIZE for out_string replies.
+    pub wbuf: Vec<u8>,
+    /// A large body written after `wbuf` (C's write_and_free), e.g. a stats dump.
+    pub body: Vec<u8>,
+    /// Bytes of this response already written.
+    sent: usize,
+    /// Nothing of this response is sent (noreply).
+    pub skip: bool,
+    // UDP: where the reply goes and how it is split into datagrams.
+    request_id: u16,
+    request_addr: sys::SockAddr,
+    udp_sequence: u16,
+    udp_total: u16,
+}
+
+impl Resp {
+    fn new() -> Resp {
+        Resp {
+            wbuf: Vec::with_capacity(WRITE_BUFFER_SIZE),
+            body: Vec::new(),
+            sent: 0,
+            skip: false,
+            request_id: 0,
+            request_addr: sys::SockAddr::empty(),
+            udp_sequence: 0,
+            udp_total: 0,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.wbuf.clear();
+        if self.body.capacity() > READ_BUFFER_SIZE {
+            self.body = Vec::new();
+        } else {
+            self.body.clear();
+        }
+        self.sent = 0;
+        self.skip = false;
+        self.udp_sequence = 0;
+        self.udp_total = 0;
+    }
+
+    fn total(&self) -> usize {
+        self.wbuf.len() + self.body.len()
+    }
+}
+
+/// The worker's caches of read buffers and response objects (C's rbuf_cache and resp bundles),
+/// kept per thread so that idle connections hold no buffers.
+struct ThreadCaches {
+    worker: Arc<Worker>,
+    rbufs: Vec<Vec<u8>>,
+    rbuf_total: u64,
+    resps: Vec<Box<Resp>>,
+}
+
+thread_local! {
+    static CACHES: RefCell<Option<ThreadCaches>> = const { RefCell::new(None) };
+}
+
+/// Sets up the calling worker's buffer caches.
+pub fn thread_caches_init(worker: &Arc<Worker>) {
+    CACHES.with(|c| {
+        *c.borrow_mut() =
+            Some(ThreadCaches { worker: Arc::clone(worker), rbufs: Vec::new(), rbuf_total: 0, resps: Vec::new() })
+    });
+}
+
+fn rbuf_take() -> Vec<u8> {
+    CACHES.with(|c| {
+        let mut c = c.borrow_mut();
+        let Some(c) = c.as_mut() else {
+            return vec![0; READ_BUFFER_SIZE];
+        };
+        let st = &c.worker.stats;
+        match c.rbufs.pop() {
+            Some(b) => {
+                st.read_buf_bytes_free.fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+                b
+            }
+            None => {
+                c.rbuf_total += 1;
+                st.read_buf_count.fetch_add(1, Relaxed);
+                st.read_buf_bytes.fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
+                vec![0; READ_BUFFER_SIZE]
+            }
+        }
+    })
+}
+
+fn rbuf_give(buf: Vec<u8>) {
+    CACHES.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(c) = c.as_mut() {
+            c.worker.stats.read_buf_bytes_free.fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
+            c.rbufs.push(buf);
+        }
+    })
+}
+
+fn resp_take() -> Box<Resp> {
+    CACHES.with(|c| {
+        let mut c = c.borrow_mut();
+        let Some(c) = c.as_mut() else {
+            return Box::new(Resp::new());
+        };
+        c.worker.stats.response_obj_count.fetch_add(1, Relaxed);
+        match c.resps.pop() {
+            Some(r) => r,
+            None => {
+                c.worker.stats.response_obj_bytes.fetch_add(std::mem::size_of::<Resp>() as u64 + WRITE_BUFFER_SIZE as u64, Relaxed);
+                Box::new(Resp::new())
+            }
+        }
+    })
+}
+
+fn resp_give(mut r: Box<Resp>) {
+    r.reset();
+    CACHES.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(c) = c.as_mut() {
+            c.worker.stats.response_obj_count.fetch_sub(1, Relaxed);
+            c.resps.push(r);
+        }
+    })
+}
+
+/// Nothing to do at worker exit: the process ends right after and the kernel closes sockets.
+pub fn close_all_on_thread() {}
+
+/// A client connection (or a UDP socket's per-worker reader).
+pub struct Conn {
+    pub fd: RawFd,
+    pub state: ConnState,
+    ev: Option<Event>,
+    pub transport: Transport,
+    pub protocol: Protocol,
+    pub worker: Arc<Worker>,
+    /// Read buffer (empty when released back to the cache).
+    rbuf: Vec<u8>,
+    rbuf_malloced: bool,
+    /// Start of unparsed bytes in `rbuf`.
+    rcurr: usize,
+    /// Count of unparsed bytes at `rcurr`.
+    rbytes: usize,
+    /// Replies waiting to be written, oldest first; the last is the current command's.
+    resps: VecDeque<Box<Resp>>,
+    /// The current command asked for no reply.
+    pub noreply: bool,
+    pub close_after_write: bool,
+    pub close_reason: CloseReason,
+    /// When the last command was read, for idle timeouts.
+    pub last_cmd_time: u32,
+    /// Bytes still to read and discard (conn_swallow).
+    pub sbytes: usize,
+    pub request_addr: sys::SockAddr,
+    /// -R budget left in this event.
+    nreqs: i32,
+    /// UDP: request id of the datagram being processed.
+    request_id: u16,
+}
+
+/// Creates a connection on the calling worker (C's conn_new). Returns false if the event could
+/// not be registered (the caller closes the fd).
+pub fn conn_new(
+    fd: RawFd,
+    init_state: ConnState,
+    transport: Transport,
+    protocol: Protocol,
+    base: &EventBase,
+    worker: &Arc<Worker>,
+) -> bool {
+    let s = settings::get();
+    let mut request_addr = sys::SockAddr::empty();
+    if transport == Transport::Tcp && init_state == ConnState::NewCmd {
+        match sys::getpeername(fd) {
+            Ok(a) => request_addr = a,
+            Err(e) => sys::perror("getpeername", &e),
+        }
+    }
+    let v = settings::verbose();
+    if v > 1 {
+        if transport == Transport::Udp {
+            eprintln!("<{} server listening (udp)", fd);
+        } else {
+            match protocol {
+                Protocol::Negotiating => eprintln!("<{} new auto-negotiating client connection", fd),
+                Protocol::Ascii => eprintln!("<{} new ascii client connection.", fd),
+                Protocol::Binary => eprintln!("<{} new binary client connection.", fd),
+            }
+        }
+    }
+    note_conn_struct(fd);
+    let mut c = Box::new(Conn {
+        fd,
+        state: init_state,
+        ev: None,
+        transport,
+        protocol,
+        worker: Arc::clone(worker),
+        rbuf: Vec::new(),
+        rbuf_malloced: false,
+        rcurr: 0,
+        rbytes: 0,
+        resps: VecDeque::new(),
+        noreply: false,
+        close_after_write: false,
+        close_reason: CloseReason::None,
+        last_cmd_time: current_time(),
+        sbytes: 0,
+        request_addr,
+        nreqs: 0,
+        request_id: 0,
+    });
+    if transport == Transport::Udp {
+        c.rbuf = vec![0; UDP_READ_BUFFER_SIZE];
+    }
+    let timeout = if transport == Transport::Udp { None } else { idle_timeout_interval(s) };
+    if !base.register(fd, event::EV_READ | event::EV_PERSIST, timeout, c) {
+        sys::perror("event_add", &io::Error::last_os_error());
+        return false;
+    }
+    STATS.curr_conns.fetch_add(1, Relaxed);
+    STATS.total_conns.fetch_add(1, Relaxed);
+    true
+}
+
+/// Counts connection structures the way C does: one per descriptor number ever used.
+pub fn note_conn_struct(fd: RawFd) {
+    use std::sync::Mutex;
+    static SEEN: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+    if fd < 0 {
+        return;
+    }
+    let (word, bit) = (fd as usize / 64, fd as usize % 64);
+    if let Ok(mut seen) = SEEN.lock() {
+        if seen.len() <= word {
+            seen.resize(word + 1, 0);
+        }
+        if seen[word] & (1 << bit) == 0 {
+            seen[word] |= 1 << bit;
+            STATS.conn_structs.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// The idle check runs as a timeout on the connection's own event (instead of C's scanning
+/// thread): it fires after `idle_timeout` seconds without any event on the socket.
+fn idle_timeout_interval(s: &settings::Settings) -> Option<Duration> {
+    let t = s.idle_timeout;
+    if t > 0 {
+        Some(Duration::from_secs(t as u64))
+    } else {
+        None
+    }
+}
+
+enum ReadResult {
+    DataReceived,
+    NoDataReceived,
+    Error,
+}
+
+enum TransmitResult {
+    Complete,
+    Incomplete,
+    SoftError,
+    HardError,
+}
+
+impl Handler for Conn {
+    fn set_event(&mut self, ev: Event) {
+        self.ev = Some(ev);
+    }
+
+    fn handle(&mut self, _fd: RawFd, which: i16) -> Disposition {
+        if which & event::EV_TIMEOUT != 0 && which & (event::EV_READ | event::EV_WRITE) == 0 {
+            self.close_idle();
+        } else {
+            self.drive_machine();
+        }
+        if self.state == ConnState::Closed {
+            Disposition::Release
+        } else {
+            Disposition::Keep
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // The event goes first so libevent forgets the fd before it is closed.
+        self.ev = None;
+    }
+}
+
+impl Conn {
+    pub fn set_state(&mut self, state: ConnState) {
+        if state != self.state {
+            if settings::verbose() > 2 {
+                eprintln!("{}: going from {} to {}", self.fd, self.state.name(), state.name());
+            }
+            self.state = state;
+        }
+    }
+
+    fn update_event(&mut self, flags: i16) -> bool {
+        let timeout = if self.transport == Transport::Udp { None } else { idle_timeout_interval(settings::get()) };
+        match self.ev.as_mut() {
+            Some(ev) => {
+                if ev.flags() == flags {
+                    return true;
+                }
+                ev.reassign(flags, timeout)
+            }
+            None => false,
+        }
+    }
+
+    /// Kicks the connection if it has been idle too long (C's conn_close_idle).
+    fn close_idle(&mut self) {
+        let s = settings::get();
+        let idle = s.idle_timeout;
+        if idle <= 0 {
+            return;
+        }
+        let now = current_time();
+        if now.wrapping_sub(self.last_cmd_time) as i64 > idle as i64 {
+            if self.state != ConnState::NewCmd && self.state != ConnState::Read {
+                if settings::verbose() > 1 {
+                    eprint!("fd {} wants to timeout, but isn't in read state", self.fd);
+                }
+                return;
+            }
+            if settings::verbose() > 1 {
+                eprintln!("Closing idle fd {}", self.fd);
+            }
+            stats::bump(&self.worker.stats.idle_kicks, 1);
+            self.close_reason = CloseReason::IdleTimeout;
+            self.set_state(ConnState::Closing);
+            self.drive_machine();
+        } else if let Some(ev) = self.ev.as_ref() {
+            // Not idle long enough yet (the clock is one-second grained): look again when it
+            // could be; any event on the socket re-arms the full interval.
+            let left = (idle as i64 - now.wrapping_sub(self.last_cmd_time) as i64 + 1).max(1);
+            let _ = ev.add(Some(Duration::from_secs(left as u64)));
+        }
+    }
+
+    // ---- responses ----
+
+    /// Starts the response object of a new command (C's resp_start).
+    pub fn resp_start(&mut self) {
+        let mut r = resp_take();
+        if self.transport == Transport::Udp {
+            r.request_id = self.request_id;
+            r.request_addr = self.request_addr;
+        }
+        self.resps.push_back(r);
+    }
+
+    /// The current command's response.
+    pub fn resp(&mut self) -> &mut Resp {
+        if self.resps.is_empty() {
+            self.resp_start();
+        }
+        let last = self.resps.len() - 1;
+        &mut self.resps[last]
+    }
+
+    /// Replies with one line plus "\r\n" (C's out_string), honouring noreply.
+    pub fn out_string(&mut self, s: &str) {
+        let noreply = self.noreply;
+        let fd = self.fd;
+        let r = self.resp();
+        r.reset();
+        if noreply {
+            r.skip = true;
+            if settings::verbose() > 1 {
+                eprintln!(">{} NOREPLY {}", fd, s);
+            }
+            self.set_state(ConnState::NewCmd);
+            return;
+        }
+        if settings::verbose() > 1 {
+            eprintln!(">{} {}", fd, s);
+        }
+        let s = if s.len() + 2 > WRITE_BUFFER_SIZE { "SERVER_ERROR output line too long" } else { s };
+        r.wbuf.extend_from_slice(s.as_bytes());
+        r.wbuf.extend_from_slice(b"\r\n");
+        self.set_state(ConnState::NewCmd);
+    }
+
+    /// Like out_string but ignores noreply, so clients see protocol errors.
+    pub fn out_errstring(&mut self, s: &str) {
+        self.noreply = false;
+        self.out_string(s);
+    }
+
+    /// Queues a pre-built body as the current response (C's write_and_free).
+    pub fn write_body(&mut self, body: Vec<u8>) {
+        let r = self.resp();
+        r.body = body;
+        self.set_state(ConnState::NewCmd);
+    }
+
+    fn release_resps(&mut self) {
+        while let Some(r) = self.resps.pop_front() {
+            resp_give(r);
+        }
+    }
+
+    // ---- reading ----
+
+    fn rbuf_alloc(&mut self) -> bool {
+        if self.rbuf.is_empty() {
+            self.rbuf = rbuf_take();
+            self.rcurr = 0;
+            self.rbytes = 0;
+        }
+        true
+    }
+
+    fn rbuf_release(&mut self) {
+        if !self.rbuf.is_empty() && self.rbytes == 0 && self.transport != Transport::Udp {
+            let buf = std::mem::take(&mut self.rbuf);
+            if self.rbuf_malloced {
+                self.rbuf_malloced = false;
+            } else {
+                rbuf_give(buf);
+            }
+            self.rcurr = 0;
+        }
+    }
+
+    /// Switches to a private, growable buffer for a huge ASCII multiget.
+    fn rbuf_switch_to_malloc(&mut self) -> bool {
+        let size = self.rbuf.len() * 2;
+        let mut tmp = vec![0u8; size];
+        tmp[..self.rbytes].copy_from_slice(&self.rbuf[self.rcurr..self.rcurr + self.rbytes]);
+        let old = std::mem::replace(&mut self.rbuf, tmp);
+        rbuf_give(old);
+        self.rcurr = 0;
+        self.rbuf_malloced = true;
+        true
+    }
+
+    fn try_read_network(&mut self) -> ReadResult {
+        let mut gotdata = ReadResult::NoDataReceived;
+        let mut num_allocs = 0;
+        if self.rcurr != 0 {
+            if self.rbytes > 0 {
+                self.rbuf.copy_within(self.rcurr..self.rcurr + self.rbytes, 0);
+            }
+            self.rcurr = 0;
+        }
+        loop {
+            if self.rbytes >= self.rbuf.len() && self.rbuf_malloced {
+                if num_allocs == 4 {
+                    return gotdata;
+                }
+                num_allocs += 1;
+                let n = self.rbuf.len() * 2;
+                self.rbuf.resize(n, 0);
+            }
+            let avail = self.rbuf.len() - self.rbytes;
+            let start = self.rbytes;
+            match sys::read(self.fd, &mut self.rbuf[start..]) {
+                Ok(0) => {
+                    self.close_reason = CloseReason::Normal;
+                    return ReadResult::Error;
+                }
+                Ok(n) => {
+                    stats::bump(&self.worker.stats.bytes_read, n as u64);
+                    gotdata = ReadResult::DataReceived;
+                    self.rbytes += n;
+                    if n == avail && self.rbuf_malloced {
+                        continue;
+                    }
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return ReadResult::Error,
+            }
+        }
+        gotdata
+    }
+
+    /// Reads one datagram and strips its frame header (C's try_read_udp).
+    fn try_read_udp(&mut self) -> ReadResult {
+        match sys::recvfrom(self.fd, &mut self.rbuf) {
+            Ok((n, from)) if n > UDP_HEADER_SIZE => {
+                stats::bump(&self.worker.stats.bytes_read, n as u64);
+                self.request_addr = from;
+                let b = &self.rbuf;
+                self.request_id = u16::from_be_bytes([b[0], b[1]]);
+                // Multi-datagram requests are not supported: drop them.
+                if b[4] != 0 || b[5] != 1 {
+                    return ReadResult::NoDataReceived;
+                }
+                self.rbuf.copy_within(UDP_HEADER_SIZE..n, 0);
+                self.rbytes = n - UDP_HEADER_SIZE;
+                self.rcurr = 0;
+                ReadResult::DataReceived
+            }
+            _ => ReadResult::NoDataReceived,
+        }
+    }
+
+    /// Parses one command from the read buffer. Returns false when more data is needed.
+    fn try_read_command(&mut self) -> bool {
+        if self.transport == Transport::Udp {
+            // Each datagram picks its own protocol.
+            self.protocol = if self.rbuf[self.rcurr] == 0x80 { Protocol::Binary } else { Protocol::Ascii };
+        } else if self.protocol == Protocol::Negotiating {
+            if self.rbuf[self.rcurr] == 0x80 {
+                self.protocol = Protocol::Binary;
+            } else {
+                self.protocol = Protocol::Ascii;
+            }
+            if settings::verbose() > 1 {
+                eprintln!("{}: Client using the {} protocol", self.fd, prot_text(self.protocol));
+            }
+        }
+        match self.protocol {
+            Protocol::Binary if self.transport == Transport::Udp => {
+                // The binary protocol is not built yet: drop the datagram.
+                self.rbytes = 0;
+                false
+            }
+            Protocol::Binary => {
+                // The binary protocol is not built yet: say so and drop the client.
+                if settings::verbose() > 0 {
+                    eprintln!("{}: binary protocol is not supported by this build yet", self.fd);
+                }
+                self.close_reason = CloseReason::Error;
+                self.set_state(ConnState::Closing);
+                true
+            }
+            _ => self.try_read_command_ascii(),
+        }
+    }
+
+    fn try_read_command_ascii(&mut self) -> bool {
+        if self.rbytes == 0 {
+            return false;
+        }
+        let window = &self.rbuf[self.rcurr..self.rcurr + self.rbytes];
+        let Some(el) = memchr(b'\n', window) else {
+            if self.rbytes > 2048 {
+                // No newline in the first 2k: only a huge multiget may be that long.
+                let end = self.rbytes.saturating_sub(6);
+                let mut p = 0;
+                while p < end && window[p] == b' ' {
+                    p += 1;
+                }
+                let rest = &window[p..];
+                if p > 100 || !(rest.starts_with(b"get ") || rest.starts_with(b"gets ")) {
+                    self.set_state(ConnState::Closing);
+                    return true;
+                }
+                if !self.rbuf_malloced && !self.rbuf_switch_to_malloc() {
+                    self.set_state(ConnState::Closing);
+                    return true;
+                }
+            }
+            return false;
+        };
+        let len = el + 1;
+        self.last_cmd_time = current_time();
+        let start = self.rcurr;
+        // The command is parsed in place; the buffer is lent out for the call.
+        let rbuf = std::mem::take(&mut self.rbuf);
+        crate::proto::text::process_command(self, &rbuf[start..start + len]);
+        self.rbuf = rbuf;
+        self.rbytes -= len;
+        self.rcurr += len;
+        true
+    }
+
+    fn reset_cmd_handler(&mut self) {
+        self.noreply = false;
+        if self.rbytes > 0 {
+            self.set_state(ConnState::ParseCmd);
+        } else if !self.resps.is_empty() {
+            self.set_state(ConnState::Mwrite);
+        } else {
+            self.set_state(ConnState::Waiting);
+        }
+    }
+
+    // ---- writing ----
+
+    fn transmit(&mut self) -> TransmitResult {
+        let mut iovs: [IoSlice<'_>; 64] = [IoSlice::new(&[]); 64];
+        let mut n = 0;
+        let mut tosend = 0usize;
+        for r in self.resps.iter() {
+            if r.skip {
+                continue;
+            }
+            if n + 2 > iovs.len().min(IOV_MAX) {
+                break;
+            }
+            let mut skip = r.sent;
+            for part in [&r.wbuf[..], &r.body[..]] {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                }
+                iovs[n] = IoSlice::new(&part[skip..]);
+                tosend += part.len() - skip;
+                skip = 0;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            // Only noreply responses: nothing to write.
+            self.transmit_post(0);
+            return TransmitResult::Complete;
+        }
+        let _ = tosend;
+        match sys::writev(self.fd, &iovs[..n]) {
+            Ok(written) => {
+                stats::bump(&self.worker.stats.bytes_written, written as u64);
+                self.transmit_post(written);
+                if self.resps.is_empty() {
+                    TransmitResult::Complete
+                } else {
+                    TransmitResult::Incomplete
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !self.update_event(event::EV_WRITE | event::EV_PERSIST) {
+                    if settings::verbose() > 0 {
+                        eprintln!("Couldn't update event");
+                    }
+                    self.set_state(ConnState::Closing);
+                    return TransmitResult::HardError;
+                }
+                TransmitResult::SoftError
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => TransmitResult::Incomplete,
+            Err(e) => {
+                if settings::verbose() > 0 {
+                    sys::perror("Failed to write, and not due to blocking", &e);
+                }
+                self.set_state(ConnState::Closing);
+                TransmitResult::HardError
+            }
+        }
+    }
+
+    /// Sends one datagram of the oldest response (C's transmit_udp).
+    fn transmit_udp(&mut self) -> TransmitResult {
+        let Some(r) = self.resps.front_mut() else {
+            return TransmitResult::Complete;
+        };
+        if r.skip {
+            if let Some(r) = self.resps.pop_front() {
+                resp_give(r);
+            }
+            return TransmitResult::Incomplete;
+        }
+        if r.udp_total == 0 {
+            let left = r.total() - r.sent;
+            r.udp_total = left.div_ceil(UDP_DATA_SIZE).min(u16::MAX as usize) as u16;
+        }
+        let mut hdr = [0u8; UDP_HEADER_SIZE];
+        hdr[0..2].copy_from_slice(&r.request_id.to_be_bytes());
+        hdr[2..4].copy_from_slice(&r.udp_sequence.to_be_bytes());
+        hdr[4..6].copy_from_slice(&r.udp_total.to_be_bytes());
+        r.udp_sequence = r.udp_sequence.wrapping_add(1);
+        let r: &Resp = r;
+        let mut iovs: [IoSlice<'_>; 3] = [IoSlice::new(&hdr), IoSlice::new(&[]), IoSlice::new(&[])];
+        let mut n = 1;
+        let mut room = UDP_DATA_SIZE;
+        let mut skip = r.sent;
+        for part in [&r.wbuf[..], &r.body[..]] {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            let take = (part.len() - skip).min(room);
+            iovs[n] = IoSlice::new(&part[skip..skip + take]);
+            n += 1;
+            room -= take;
+            skip = 0;
+            if room == 0 {
+                break;
+            }
+        }
+        match sys::sendmsg_to(self.fd, &iovs[..n], &r.request_addr) {
+            Ok(written) => {
+                stats::bump(&self.worker.stats.bytes_written, written as u64);
+                self.transmit_post(written.saturating_sub(UDP_HEADER_SIZE));
+                if self.resps.is_empty() {
+                    TransmitResult::Complete
+                } else {
+                    TransmitResult::Incomplete
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !self.update_event(event::EV_WRITE | event::EV_PERSIST) {
+                    if settings::verbose() > 0 {
+                        eprintln!("Couldn't update event");
+                    }
+                    self.set_state(ConnState::Closing);
+                    return TransmitResult::HardError;
+                }
+                TransmitResult::SoftError
+            }
+            Err(e) => {
+                if settings::verbose() > 0 {
+                    sys::perror("Failed to write, and not due to blocking", &e);
+                }
+                self.set_state(ConnState::Closing);
+                TransmitResult::HardError
+            }
+        }
+    }
+
+    /// Retires fully written (or skipped) responses and advances a partial one.
+    fn transmit_post(&mut self, mut written: usize) {
+        while let Some(r) = self.resps.front_mut() {
+            if r.skip {
+                if let Some(r) = self.resps.pop_front() {
+                    resp_give(r);
+                }
+                continue;
+            }
+            let left = r.total() - r.sent;
+            if written >= left {
+                written -= left;
+                if let Some(r) = self.resps.pop_front() {
+                    resp_give(r);
+                }
+                continue;
+            }
+            r.sent += written;
+            break;
+        }
+    }
+
+    // ---- closing ----
+
+    fn conn_close(&mut self) {
+        if let Some(ev) = self.ev.as_ref() {
+            ev.del();
+        }
+        if settings::verbose() > 1 {
+            eprintln!("<{} connection closed.", self.fd);
+        }
+        self.release_resps();
+        self.rbytes = 0;
+        self.rbuf_release();
+        self.rbuf = Vec::new();
+        self.set_state(ConnState::Closed);
+        self.ev = None;
+        sys::close(self.fd);
+        self.close_reason = CloseReason::None;
+        ALLOW_NEW_CONNS.store(true, Relaxed);
+        STATS.curr_conns.fetch_sub(1, Relaxed);
+    }
+
+    /// Runs the state machine until it has to wait for the network (C's drive_machine).
+    pub fn drive_machine(&mut self) {
+        self.nreqs = settings::get().reqs_per_event;
+        let mut stop = false;
+        while !stop {
+            match self.state {
+                ConnState::Listening => {
+                    // Listeners are separate objects (server.rs); a conn never listens.
+                    stop = true;
+                }
+                ConnState::Waiting => {
+                    self.rbuf_release();
+                    if !self.update_event(event::EV_READ | event::EV_PERSIST) {
+                        if settings::verbose() > 0 {
+                            eprintln!("Couldn't update event");
+                        }
+                        self.set_state(ConnState::Closing);
+                        continue;
+                    }
+                    self.set_state(ConnState::Read);
+                    stop = true;
+                }
+                ConnState::Read => {
+                    let res = if self.transport == Transport::Udp {
+                        self.try_read_udp()
+                    } else {
+                        if !self.rbuf_alloc() {
+                            self.set_state(ConnState::Closing);
+                            continue;
+                        }
+                        self.try_read_network()
+                    };
+                    match res {
+                        ReadResult::NoDataReceived => self.set_state(ConnState::Waiting),
+                        ReadResult::DataReceived => self.set_state(ConnState::ParseCmd),
+                        ReadResult::Error => self.set_state(ConnState::Closing),
+                    }
+                }
+                ConnState::ParseCmd => {
+                    if !self.try_read_command() {
+                        if !self.resps.is_empty() {
+                            self.set_state(ConnState::Mwrite);
+                        } else {
+                            self.set_state(ConnState::Waiting);
+                        }
+                    }
+                }
+                ConnState::NewCmd => {
+                    self.nreqs -= 1;
+                    if self.nreqs >= 0 {
+                        self.reset_cmd_handler();
+                    } else if !self.resps.is_empty() {
+                        self.set_state(ConnState::Mwrite);
+                    } else {
+                        stats::bump(&self.worker.stats.conn_yields, 1);
+                        if self.rbytes > 0 {
+                            // Data is already buffered, so no read event would fire: ask for
+                            // a write event to come back.
+                            if !self.update_event(event::EV_WRITE | event::EV_PERSIST) {
+                                if settings::verbose() > 0 {
+                                    eprintln!("Couldn't update event");
+                                }
+                                self.set_state(ConnState::Closing);
+                                continue;
+                            }
+                        }
+                        stop = true;
+                    }
+                }
+                ConnState::Nread => {
+                    // Value reads arrive with the storage commands.
+                    self.set_state(ConnState::Closing);
+                }
+                ConnState::Swallow => {
+                    if self.sbytes == 0 {
+                        self.set_state(ConnState::NewCmd);
+                        continue;
+                    }
+                    if self.rbytes > 0 {
+                        let n = self.rbytes.min(self.sbytes);
+                        self.sbytes -= n;
+                        self.rcurr += n;
+                        self.rbytes -= n;
+                        continue;
+                    }
+                    let want = self.rbuf.len().min(self.sbytes);
+                    match sys::read(self.fd, &mut self.rbuf[..want]) {
+                        Ok(0) => {
+                            self.close_reason = CloseReason::Normal;
+                            self.set_state(ConnState::Closing);
+                        }
+                        Ok(n) => {
+                            stats::bump(&self.worker.stats.bytes_read, n as u64);
+                            self.sbytes -= n;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if !self.update_event(event::EV_READ | event::EV_PERSIST) {
+                                if settings::verbose() > 0 {
+                                    eprintln!("Couldn't update event");
+                                }
+                                self.set_state(ConnState::Closing);
+                                continue;
+                            }
+                            stop = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => {
+                            if settings::verbose() > 0 {
+                                eprintln!("Failed to read, and not due to blocking");
+                            }
+                            self.set_state(ConnState::Closing);
+                        }
+                    }
+                }
+                ConnState::Write | ConnState::Mwrite => match if self.transport == Transport::Udp {
+                    self.transmit_udp()
+                } else {
+                    self.transmit()
+                } {
+                    TransmitResult::Complete => {
+                        if self.state == ConnState::Mwrite {
+                            self.release_resps();
+                            self.set_state(ConnState::NewCmd);
+                            if self.close_after_write {
+                                self.set_state(ConnState::Closing);
+                            }
+                        } else {
+                            if settings::verbose() > 0 {
+                                eprintln!("Unexpected state {}", self.state as i32);
+                            }
+                            self.set_state(ConnState::Closing);
+                        }
+                    }
+                    TransmitResult::Incomplete | TransmitResult::HardError => {}
+                    TransmitResult::SoftError => stop = true,
+                },
+                ConnState::Closing => {
+                    if self.transport == Transport::Udp {
+                        // A UDP "connection" is the worker's socket: reset, never close.
+                        self.release_resps();
+                        self.close_after_write = false;
+                        self.rbytes = 0;
+                        self.set_state(ConnState::Read);
+                    } else {
+                        self.conn_close();
+                    }
+                    stop = true;
+                }
+                ConnState::Closed => {
+                    stop = true;
+                }
+                ConnState::Watch | ConnState::IoQueue | ConnState::IoPending | ConnState::IoResume => {
+                    stop = true;
+                }
+            }
+        }
+    }
+}
+
+#[inline]
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}

@@ -1,0 +1,5 @@
+//! Wire protocols. `tokenizer` splits a request line the way memcached 1.6.45's parser does;
+//! `text` runs ASCII commands against the server.
+
+pub mod text;
+pub mod tokenizer;

@@ -1,0 +1,472 @@
+//! Request-line tokenizer and command classifier, matching memcached 1.6.45's request parser:
+//! tokens are separated by spaces only, at most 23 are indexed (the rest of the line is left to
+//! the command), and meta commands record which flag letters appear after the key.
+//!
+//! Pure functions over bytes: no server state, so they are unit-tested on byte strings.
+
+/// Most token offsets kept (one slot is the end cap).
+pub const MAX_TOKENS: usize = 24;
+/// Lines longer than this are only tokenized up to it (offsets are 16-bit).
+const TOKENIZER_MAXLEN: usize = u16::MAX as usize - 1;
+
+/// Token offsets into one request line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokens {
+    pub ntokens: usize,
+    /// Token index from which meta flags are collected.
+    pub mstart: usize,
+    offsets: [u16; MAX_TOKENS],
+    /// Bit (c - 'A') set for each flag token starting with letter c.
+    pub metaflags: u64,
+}
+
+impl Tokens {
+    /// Splits `line` (which ends in "\n" or "\r\n"). Tokens from index `mstart` on are meta
+    /// flags: they must start with a letter or digit, else tokenizing fails (Err) and no tokens
+    /// are recorded.
+    pub fn tokenize(line: &[u8], mstart: usize) -> Result<Tokens, Tokens> {
+        let mut t = Tokens { mstart, ..Tokens::default() };
+        let max = MAX_TOKENS - 1;
+        let len = line.len().min(TOKENIZER_MAXLEN);
+        if len < 2 {
+            return Ok(t);
+        }
+        let end = if line[len - 2] == b'\r' { len - 2 } else { len - 1 };
+        let mut cur = 0usize;
+        let mut s = 0usize;
+        let mut n = 0usize;
+        let flag_ok = |t: &mut Tokens, cur: usize, c: u8| -> bool {
+            if cur >= mstart {
+                if c > 64 && c < 123 {
+                    t.metaflags |= 1u64 << (c - 65);
+                } else if !c.is_ascii_digit() {
+                    return false;
+                }
+            }
+            true
+        };
+        while n != end {
+            if line[n] == b' ' {
+                if s != n {
+                    t.offsets[cur] = s as u16;
+                    if !flag_ok(&mut t, cur, line[s]) {
+                        return Err(Tokens { mstart, ..Tokens::default() });
+                    }
+                    cur += 1;
+                    if cur == max {
+                        s = match line[s + 1..end].iter().position(|&b| b == b' ') {
+                            Some(p) => s + 1 + p,
+                            None => end,
+                        };
+                        n = s;
+                        break;
+                    }
+                    s = n;
+                }
+                s += 1;
+            }
+            n += 1;
+        }
+        if s != n {
+            t.offsets[cur] = s as u16;
+            if !flag_ok(&mut t, cur, line[s]) {
+                return Err(Tokens { mstart, ..Tokens::default() });
+            }
+            cur += 1;
+            while s != end && line[s] != b' ' {
+                s += 1;
+            }
+        }
+        t.offsets[cur] = s as u16;
+        t.ntokens = cur;
+        Ok(t)
+    }
+
+    /// Token `idx` of `line`, or None past the last token.
+    pub fn get<'a>(&self, line: &'a [u8], idx: usize) -> Option<&'a [u8]> {
+        if idx >= self.ntokens {
+            return None;
+        }
+        let s = self.offsets[idx] as usize;
+        let mut e = self.offsets[idx + 1] as usize;
+        while e > s && line[e - 1] == b' ' {
+            e -= 1;
+        }
+        Some(&line[s..e])
+    }
+
+    /// Where the text after the indexed tokens starts (the end cap).
+    pub fn end_offset(&self) -> usize {
+        self.offsets[self.ntokens] as usize
+    }
+
+    /// Token `idx` (never the command, index 0) as a u32, with the parser's rules: digits only,
+    /// at most 11 characters, no overflow.
+    pub fn get_u32(&self, line: &[u8], idx: usize) -> Option<u32> {
+        if idx == 0 {
+            return None;
+        }
+        tok_to_u32(self.get(line, idx)?)
+    }
+
+    /// Token `idx` as an i32 (optional leading '-').
+    pub fn get_i32(&self, line: &[u8], idx: usize) -> Option<i32> {
+        if idx == 0 {
+            return None;
+        }
+        tok_to_i32(self.get(line, idx)?)
+    }
+}
+
+/// Digits-only u32 conversion of at most 11 characters (no sign, no spaces).
+pub fn tok_to_u32(t: &[u8]) -> Option<u32> {
+    if t.len() > 11 {
+        return None;
+    }
+    let mut sum: u32 = 0;
+    for &c in t {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        sum = sum.checked_mul(10)?.checked_add((c - b'0') as u32)?;
+    }
+    Some(sum)
+}
+
+/// Digits-only u64 conversion of at most 22 characters.
+pub fn tok_to_u64(t: &[u8]) -> Option<u64> {
+    if t.len() > 22 {
+        return None;
+    }
+    let mut sum: u64 = 0;
+    for &c in t {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        sum = sum.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(sum)
+}
+
+/// Signed i32 conversion of at most 11 characters with an optional leading '-'.
+pub fn tok_to_i32(t: &[u8]) -> Option<i32> {
+    if t.len() > 11 {
+        return None;
+    }
+    let (neg, digits) = match t.first() {
+        Some(b'-') => (true, &t[1..]),
+        _ => (false, t),
+    };
+    let mut sum: i32 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        let d = (c - b'0') as i32;
+        sum = if neg { sum.checked_mul(10)?.checked_sub(d)? } else { sum.checked_mul(10)?.checked_add(d)? };
+    }
+    Some(sum)
+}
+
+/// Signed i64 conversion of at most 22 characters with an optional leading '-'.
+pub fn tok_to_i64(t: &[u8]) -> Option<i64> {
+    if t.len() > 22 {
+        return None;
+    }
+    let (neg, digits) = match t.first() {
+        Some(b'-') => (true, &t[1..]),
+        _ => (false, t),
+    };
+    let mut sum: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        let d = (c - b'0') as i64;
+        sum = if neg { sum.checked_mul(10)?.checked_sub(d)? } else { sum.checked_mul(10)?.checked_add(d)? };
+    }
+    Some(sum)
+}
+
+/// The commands the parser recognises by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Mg,
+    Ms,
+    Md,
+    Mn,
+    Ma,
+    Me,
+    Get,
+    Gat,
+    Set,
+    Add,
+    Cas,
+    Gets,
+    Incr,
+    Decr,
+    Gats,
+    Quit,
+    Touch,
+    Stats,
+    Watch,
+    Delete,
+    Append,
+    Replace,
+    Prepend,
+    Version,
+}
+
+/// What `parse_request` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    Ok,
+    BadFormat,
+    NotFound,
+}
+
+/// A classified request line.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    pub command: Option<Command>,
+    pub tokens: Tokens,
+    /// Index of the key token.
+    pub keytoken: usize,
+    /// Value length including "\r\n" for storage commands.
+    pub vlen: usize,
+    pub noreply: bool,
+}
+
+fn noreply_of(line: &[u8], t: &Tokens) -> bool {
+    t.ntokens > 0 && t.get(line, t.ntokens - 1) == Some(b"noreply")
+}
+
+/// Classifies and tokenizes one request line (including its "\n"), as C's process_request.
+pub fn parse_request(line: &[u8]) -> (Parsed, Request) {
+    let mut r = Request { command: None, tokens: Tokens::default(), keytoken: 0, vlen: 0, noreply: false };
+    let cmdlen = line.len();
+    if cmdlen < 4 {
+        return (Parsed::BadFormat, r);
+    }
+    let endlen = if line[cmdlen - 2] == b'\r' { cmdlen - 2 } else { cmdlen - 1 };
+    let cl = line[..endlen].iter().position(|&b| b == b' ').unwrap_or(endlen);
+    let cm = &line[..cl];
+    let generic = |line: &[u8]| Tokens::tokenize(line, 255).unwrap_or_default();
+
+    let mut ret = Parsed::Ok;
+    let simple = |r: &mut Request, min: usize| -> Parsed {
+        r.tokens = generic(line);
+        if r.tokens.ntokens < min {
+            return Parsed::BadFormat;
+        }
+        r.keytoken = 1;
+        r.noreply = noreply_of(line, &r.tokens);
+        Parsed::Ok
+    };
+    let storage = |r: &mut Request| -> Parsed {
+        r.tokens = generic(line);
+        if r.tokens.ntokens < 5 {
+            return Parsed::BadFormat;
+        }
+        r.keytoken = 1;
+        match r.tokens.get_i32(line, 4) {
+            Some(v) if v >= 0 && v <= i32::MAX - 2 => r.vlen = v as usize + 2,
+            _ => return Parsed::BadFormat,
+        }
+        r.noreply = noreply_of(line, &r.tokens);
+        Parsed::Ok
+    };
+    let meta = |r: &mut Request, min: usize, mstart: usize| -> Parsed {
+        r.tokens = Tokens::tokenize(line, mstart).unwrap_or_else(|e| e);
+        if r.tokens.ntokens < min {
+            return Parsed::BadFormat;
+        }
+        r.keytoken = 1;
+        Parsed::Ok
+    };
+    let gat = |r: &mut Request| -> Parsed {
+        r.tokens = generic(line);
+        if r.tokens.ntokens < 3 {
+            return Parsed::BadFormat;
+        }
+        r.keytoken = 2;
+        Parsed::Ok
+    };
+
+    let cmd = match cm {
+        b"mg" => {
+            ret = meta(&mut r, 2, 2);
+            Some(Command::Mg)
+        }
+        b"ms" => {
+            ret = meta(&mut r, 3, 3);
+            if ret == Parsed::Ok {
+                match r.tokens.get_i32(line, 2) {
+                    Some(v) if v >= 0 && v <= i32::MAX - 2 => r.vlen = v as usize + 2,
+                    _ => ret = Parsed::BadFormat,
+                }
+            }
+            Some(Command::Ms)
+        }
+        b"md" => {
+            ret = meta(&mut r, 2, 2);
+            Some(Command::Md)
+        }
+        b"mn" => Some(Command::Mn),
+        b"ma" => {
+            ret = meta(&mut r, 2, 2);
+            Some(Command::Ma)
+        }
+        b"me" => {
+            ret = meta(&mut r, 2, 2);
+            Some(Command::Me)
+        }
+        b"get" => {
+            ret = simple(&mut r, 2);
+            Some(Command::Get)
+        }
+        b"gat" => {
+            ret = gat(&mut r);
+            Some(Command::Gat)
+        }
+        b"set" => {
+            ret = storage(&mut r);
+            Some(Command::Set)
+        }
+        b"add" => {
+            ret = storage(&mut r);
+            Some(Command::Add)
+        }
+        b"cas" => {
+            ret = storage(&mut r);
+            Some(Command::Cas)
+        }
+        b"gets" => {
+            ret = simple(&mut r, 2);
+            Some(Command::Gets)
+        }
+        b"incr" => {
+            ret = simple(&mut r, 3);
+            Some(Command::Incr)
+        }
+        b"decr" => {
+            ret = simple(&mut r, 3);
+            Some(Command::Decr)
+        }
+        b"gats" => {
+            ret = gat(&mut r);
+            Some(Command::Gats)
+        }
+        b"quit" => Some(Command::Quit),
+        b"touch" => {
+            ret = simple(&mut r, 3);
+            Some(Command::Touch)
+        }
+        b"stats" => {
+            r.tokens = generic(line);
+            Some(Command::Stats)
+        }
+        b"watch" => {
+            r.tokens = generic(line);
+            Some(Command::Watch)
+        }
+        b"delete" => {
+            ret = simple(&mut r, 2);
+            Some(Command::Delete)
+        }
+        b"append" => {
+            ret = storage(&mut r);
+            Some(Command::Append)
+        }
+        b"replace" => {
+            ret = storage(&mut r);
+            Some(Command::Replace)
+        }
+        b"prepend" => {
+            ret = storage(&mut r);
+            Some(Command::Prepend)
+        }
+        b"version" => {
+            r.tokens = generic(line);
+            Some(Command::Version)
+        }
+        _ => None,
+    };
+    match cmd {
+        None => {
+            r.tokens = generic(line);
+            r.noreply = noreply_of(line, &r.tokens);
+            (Parsed::NotFound, r)
+        }
+        Some(c) => {
+            r.command = Some(c);
+            (ret, r)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(line: &[u8]) -> Vec<Vec<u8>> {
+        let t = Tokens::tokenize(line, 255).unwrap();
+        (0..t.ntokens).map(|i| t.get(line, i).unwrap().to_vec()).collect()
+    }
+
+    #[test]
+    fn splits_on_spaces_only() {
+        assert_eq!(toks(b"get a b\r\n"), vec![b"get".to_vec(), b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(toks(b"get  a   b  \r\n"), vec![b"get".to_vec(), b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(toks(b"get\ta\n"), vec![b"get\ta".to_vec()]);
+        assert_eq!(toks(b"stats\n"), vec![b"stats".to_vec()]);
+        assert_eq!(toks(b" \r\n").len(), 0);
+    }
+
+    #[test]
+    fn caps_at_23_tokens() {
+        let mut line = b"get".to_vec();
+        for i in 0..30 {
+            line.extend_from_slice(format!(" k{}", i).as_bytes());
+        }
+        line.extend_from_slice(b"\r\n");
+        let t = Tokens::tokenize(&line, 255).unwrap();
+        assert_eq!(t.ntokens, 23);
+        assert_eq!(t.get(&line, 22), Some(&b"k21"[..]));
+        assert_eq!(&line[t.end_offset()..t.end_offset() + 4], b" k22");
+    }
+
+    #[test]
+    fn meta_flags() {
+        let line = b"mg foo v t k\r\n";
+        let t = Tokens::tokenize(line, 2).unwrap();
+        assert_eq!(t.ntokens, 5);
+        assert!(t.metaflags & (1 << (b'v' - 65)) != 0);
+        assert!(Tokens::tokenize(b"mg foo !x\r\n", 2).is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(tok_to_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(tok_to_u32(b"4294967296"), None);
+        assert_eq!(tok_to_u32(b"-1"), None);
+        assert_eq!(tok_to_u32(b"000000000001"), None);
+        assert_eq!(tok_to_i32(b"-2147483648"), Some(i32::MIN));
+        assert_eq!(tok_to_i32(b"2147483648"), None);
+        assert_eq!(tok_to_u64(b"18446744073709551615"), Some(u64::MAX));
+    }
+
+    #[test]
+    fn classifies() {
+        assert_eq!(parse_request(b"a\r\n").0, Parsed::BadFormat);
+        assert_eq!(parse_request(b"foo\r\n").0, Parsed::NotFound);
+        let (p, r) = parse_request(b"set k 0 0 5 noreply\r\n");
+        assert_eq!(p, Parsed::Ok);
+        assert_eq!(r.vlen, 7);
+        assert!(r.noreply);
+        assert_eq!(parse_request(b"set k 0 0\r\n").0, Parsed::BadFormat);
+        assert_eq!(parse_request(b"set k 0 0 -1\r\n").0, Parsed::BadFormat);
+        assert_eq!(parse_request(b"version\r\n").1.command, Some(Command::Version));
+        assert_eq!(parse_request(b"get\r\n").0, Parsed::BadFormat);
+    }
+}

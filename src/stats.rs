@@ -1,0 +1,239 @@
+//! Statistics: the global counters C keeps under STATS_LOCK (`struct stats`, `struct
+//! stats_state`), per-thread counters (`struct thread_stats`) and the `stats` report itself
+//! (C's `server_stats`).
+//!
+//! Global counters are atomics (no lock); per-thread counters live in each worker's
+//! `ThreadStats` and are only written by that worker, so the hot path never contends.
+
+use crate::settings;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Seconds between item access-time updates (C's ITEM_UPDATE_INTERVAL); the clock starts this
+/// far (plus 2) into the past so relative times are never zero.
+pub const ITEM_UPDATE_INTERVAL: u32 = 60;
+
+/// Process-wide counters: C's `struct stats` (resettable) and `struct stats_state`.
+#[derive(Default)]
+pub struct GlobalStats {
+    pub total_conns: AtomicU64,
+    pub rejected_conns: AtomicU64,
+    pub malloc_fails: AtomicU64,
+    pub listen_disabled_num: AtomicU64,
+    pub time_in_listen_disabled_us: AtomicU64,
+    /// When accepting was last switched off (µs since the epoch).
+    pub maxconns_entered_us: AtomicU64,
+    pub log_worker_dropped: AtomicU64,
+    pub log_worker_written: AtomicU64,
+    pub log_watcher_skipped: AtomicU64,
+    pub log_watcher_sent: AtomicU64,
+    pub unexpected_napi_ids: AtomicU64,
+    pub round_robin_fallback: AtomicU64,
+    // stats_state: not reset by `stats reset`
+    pub curr_conns: AtomicI64,
+    pub conn_structs: AtomicU32,
+    pub reserved_fds: AtomicU32,
+    pub accepting_conns: AtomicBool,
+    pub log_watchers: AtomicU64,
+}
+
+pub static STATS: GlobalStats = GlobalStats {
+    total_conns: AtomicU64::new(0),
+    rejected_conns: AtomicU64::new(0),
+    malloc_fails: AtomicU64::new(0),
+    listen_disabled_num: AtomicU64::new(0),
+    time_in_listen_disabled_us: AtomicU64::new(0),
+    maxconns_entered_us: AtomicU64::new(0),
+    log_worker_dropped: AtomicU64::new(0),
+    log_worker_written: AtomicU64::new(0),
+    log_watcher_skipped: AtomicU64::new(0),
+    log_watcher_sent: AtomicU64::new(0),
+    unexpected_napi_ids: AtomicU64::new(0),
+    round_robin_fallback: AtomicU64::new(0),
+    curr_conns: AtomicI64::new(0),
+    conn_structs: AtomicU32::new(0),
+    reserved_fds: AtomicU32::new(0),
+    accepting_conns: AtomicBool::new(true),
+    log_watchers: AtomicU64::new(0),
+};
+
+impl GlobalStats {
+    /// `stats reset`: clears the resettable counters (C's memset of `struct stats`).
+    pub fn reset(&self) {
+        for c in [
+            &self.total_conns,
+            &self.rejected_conns,
+            &self.malloc_fails,
+            &self.listen_disabled_num,
+            &self.time_in_listen_disabled_us,
+            &self.log_worker_dropped,
+            &self.log_worker_written,
+            &self.log_watcher_skipped,
+            &self.log_watcher_sent,
+            &self.unexpected_napi_ids,
+            &self.round_robin_fallback,
+        ] {
+            c.store(0, Relaxed);
+        }
+    }
+}
+
+macro_rules! thread_stats {
+    ($($name:ident),* $(,)?) => {
+        /// Counters of one worker thread (C's `struct thread_stats`). Only the owning worker
+        /// increments them; readers aggregate with relaxed loads.
+        #[derive(Default)]
+        pub struct ThreadStats {
+            $(pub $name: AtomicU64,)*
+        }
+
+        /// A plain snapshot (sum over workers) of `ThreadStats`.
+        #[derive(Default, Debug, Clone, Copy)]
+        pub struct ThreadStatsTotals {
+            $(pub $name: u64,)*
+        }
+
+        impl ThreadStats {
+            pub fn add_into(&self, t: &mut ThreadStatsTotals) {
+                $(t.$name += self.$name.load(Relaxed);)*
+            }
+            pub fn reset(&self) {
+                $(self.$name.store(0, Relaxed);)*
+            }
+        }
+    };
+}
+
+thread_stats!(
+    get_cmds,
+    get_misses,
+    get_expired,
+    get_flushed,
+    touch_cmds,
+    touch_misses,
+    delete_misses,
+    incr_misses,
+    decr_misses,
+    cas_misses,
+    meta_cmds,
+    bytes_read,
+    bytes_written,
+    flush_cmds,
+    conn_yields,
+    auth_cmds,
+    auth_errors,
+    idle_kicks,
+    response_obj_oom,
+    response_obj_count,
+    response_obj_bytes,
+    read_buf_oom,
+    store_too_large,
+    store_no_memory,
+    // buffer cache gauges (C reads them from the thread's rbuf cache)
+    read_buf_count,
+    read_buf_bytes,
+    read_buf_bytes_free,
+);
+
+/// Adds `n` to a counter owned by the calling thread.
+#[inline]
+pub fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Relaxed);
+}
+
+/// The server clock: seconds since (process start - ITEM_UPDATE_INTERVAL - 2), ticked once a
+/// second by the dispatcher's clock event (C's `current_time`).
+pub static CURRENT_TIME: AtomicU32 = AtomicU32::new(0);
+/// Unix time the clock counts from (C's `process_started`).
+pub static PROCESS_STARTED: AtomicI64 = AtomicI64::new(0);
+
+#[inline]
+pub fn current_time() -> u32 {
+    CURRENT_TIME.load(Relaxed)
+}
+
+/// Serialises `stats reset` against itself (C's STATS_LOCK around the reset).
+pub static RESET_LOCK: Mutex<()> = Mutex::new(());
+
+/// Appends `STAT name value\r\n`.
+pub fn append_stat(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = write!(out, "STAT {} {}\r\n", name, value);
+}
+
+/// The general `stats` report (C's `server_stats`), given the summed thread counters.
+pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, threads: i32) {
+    let s = settings::get();
+    let now = current_time();
+    let started = PROCESS_STARTED.load(Relaxed);
+    let (utime, stime) = crate::sys::rusage_self();
+    let g = &STATS;
+
+    append_stat(out, "pid", std::process::id());
+    append_stat(out, "uptime", now.wrapping_sub(ITEM_UPDATE_INTERVAL));
+    append_stat(out, "time", now as i64 + started);
+    append_stat(out, "version", crate::VERSION);
+    append_stat(out, "libevent", crate::event::version());
+    append_stat(out, "pointer_size", 8 * std::mem::size_of::<usize>());
+    append_stat(out, "rusage_user", format_args!("{}.{:06}", utime.0, utime.1));
+    append_stat(out, "rusage_system", format_args!("{}.{:06}", stime.0, stime.1));
+    append_stat(out, "max_connections", s.maxconns);
+    append_stat(out, "curr_connections", (g.curr_conns.load(Relaxed) - 1) as u64);
+    append_stat(out, "total_connections", g.total_conns.load(Relaxed));
+    if s.maxconns_fast {
+        append_stat(out, "rejected_connections", g.rejected_conns.load(Relaxed));
+    }
+    append_stat(out, "connection_structures", g.conn_structs.load(Relaxed));
+    append_stat(out, "response_obj_oom", t.response_obj_oom);
+    append_stat(out, "response_obj_count", t.response_obj_count);
+    append_stat(out, "response_obj_bytes", t.response_obj_bytes);
+    append_stat(out, "read_buf_count", t.read_buf_count);
+    append_stat(out, "read_buf_bytes", t.read_buf_bytes);
+    append_stat(out, "read_buf_bytes_free", t.read_buf_bytes_free);
+    append_stat(out, "read_buf_oom", t.read_buf_oom);
+    append_stat(out, "reserved_fds", g.reserved_fds.load(Relaxed));
+    append_stat(out, "cmd_get", t.get_cmds);
+    append_stat(out, "cmd_set", 0u64);
+    append_stat(out, "cmd_flush", t.flush_cmds);
+    append_stat(out, "cmd_touch", t.touch_cmds);
+    append_stat(out, "cmd_meta", t.meta_cmds);
+    append_stat(out, "get_hits", 0u64);
+    append_stat(out, "get_misses", t.get_misses);
+    append_stat(out, "get_expired", t.get_expired);
+    append_stat(out, "get_flushed", t.get_flushed);
+    append_stat(out, "delete_misses", t.delete_misses);
+    append_stat(out, "delete_hits", 0u64);
+    append_stat(out, "incr_misses", t.incr_misses);
+    append_stat(out, "incr_hits", 0u64);
+    append_stat(out, "decr_misses", t.decr_misses);
+    append_stat(out, "decr_hits", 0u64);
+    append_stat(out, "cas_misses", t.cas_misses);
+    append_stat(out, "cas_hits", 0u64);
+    append_stat(out, "cas_badval", 0u64);
+    append_stat(out, "touch_hits", 0u64);
+    append_stat(out, "touch_misses", t.touch_misses);
+    append_stat(out, "store_too_large", t.store_too_large);
+    append_stat(out, "store_no_memory", t.store_no_memory);
+    append_stat(out, "auth_cmds", t.auth_cmds);
+    append_stat(out, "auth_errors", t.auth_errors);
+    if s.idle_timeout != 0 {
+        append_stat(out, "idle_kicks", t.idle_kicks);
+    }
+    append_stat(out, "bytes_read", t.bytes_read);
+    append_stat(out, "bytes_written", t.bytes_written);
+    append_stat(out, "limit_maxbytes", s.maxbytes.load(Relaxed));
+    append_stat(out, "accepting_conns", g.accepting_conns.load(Relaxed) as u32);
+    append_stat(out, "listen_disabled_num", g.listen_disabled_num.load(Relaxed));
+    append_stat(out, "time_in_listen_disabled_us", g.time_in_listen_disabled_us.load(Relaxed));
+    append_stat(out, "threads", threads);
+    append_stat(out, "conn_yields", t.conn_yields);
+    // The hash table, slab mover, crawler and LRU maintainer report here once they exist.
+    append_stat(out, "malloc_fails", g.malloc_fails.load(Relaxed));
+    append_stat(out, "log_worker_dropped", g.log_worker_dropped.load(Relaxed));
+    append_stat(out, "log_worker_written", g.log_worker_written.load(Relaxed));
+    append_stat(out, "log_watcher_skipped", g.log_watcher_skipped.load(Relaxed));
+    append_stat(out, "log_watcher_sent", g.log_watcher_sent.load(Relaxed));
+    append_stat(out, "log_watchers", g.log_watchers.load(Relaxed));
+    append_stat(out, "unexpected_napi_ids", g.unexpected_napi_ids.load(Relaxed));
+    append_stat(out, "round_robin_fallback", g.round_robin_fallback.load(Relaxed));
+}

@@ -1,0 +1,228 @@
+//! Worker threads and connection dispatch (C's thread.c).
+//!
+//! The dispatcher thread accepts connections and hands each to a worker, round robin, by pushing
+//! a `QueueItem` on the worker's queue and bumping the worker's eventfd. Each worker runs its own
+//! libevent loop; connections never move between workers. Each worker owns its buffer caches
+//! (read buffers, response objects) through thread-locals, so they are never shared.
+
+use crate::conn::{self, ConnState, Transport};
+use crate::event::{self, Disposition, Event, EventBase, Handler};
+use crate::settings::Protocol;
+use crate::stats::{ThreadStats, ThreadStatsTotals, STATS};
+use crate::sys;
+use std::collections::VecDeque;
+use std::os::unix::io::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Barrier, Mutex, OnceLock};
+
+/// What the dispatcher (or another thread) asks a worker to do (C's CQ_ITEM modes).
+pub enum QueueItem {
+    NewConn {
+        fd: RawFd,
+        init_state: ConnState,
+        transport: Transport,
+        protocol: Protocol,
+    },
+    /// Stop the worker's event loop (graceful shutdown).
+    Stop,
+}
+
+/// The part of a worker other threads may touch: its queue, its notify fd and its counters.
+pub struct Worker {
+    pub index: usize,
+    queue: Mutex<VecDeque<QueueItem>>,
+    notify_fd: RawFd,
+    pub stats: ThreadStats,
+}
+
+impl Worker {
+    /// Queues an item and wakes the worker (C's notify_worker).
+    pub fn notify(&self, item: QueueItem) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.push_back(item);
+        }
+        if let Err(e) = sys::eventfd_write(self.notify_fd, 1) {
+            sys::perror("failed writing to worker eventfd", &e);
+        }
+    }
+}
+
+static WORKERS: OnceLock<Vec<Arc<Worker>>> = OnceLock::new();
+static NEXT_WORKER: AtomicUsize = AtomicUsize::new(0);
+static JOINS: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// All workers (empty before `init`).
+pub fn workers() -> &'static [Arc<Worker>] {
+    WORKERS.get().map(|v| v.as_slice()).unwrap_or(&[])
+}
+
+/// Creates `n` workers, starts their threads and waits until every loop is ready
+/// (C's memcached_thread_init).
+pub fn init(n: usize) {
+    let mut list = Vec::with_capacity(n);
+    for index in 0..n {
+        let notify_fd = match sys::eventfd() {
+            Ok(fd) => fd,
+            Err(e) => {
+                sys::perror("Can't create notify pipe", &e);
+                std::process::exit(1);
+            }
+        };
+        list.push(Arc::new(Worker {
+            index,
+            queue: Mutex::new(VecDeque::new()),
+            notify_fd,
+            stats: ThreadStats::default(),
+        }));
+        // Each worker reserves descriptors for its own use, as C counts them.
+        STATS.reserved_fds.fetch_add(5, Relaxed);
+    }
+    let _ = WORKERS.set(list);
+    let ready = Arc::new(Barrier::new(n + 1));
+    for w in workers() {
+        let w = Arc::clone(w);
+        let ready = Arc::clone(&ready);
+        let spawned = std::thread::Builder::new()
+            .name("mc-worker".into())
+            .spawn(move || worker_main(w, ready));
+        match spawned {
+            Ok(h) => {
+                if let Ok(mut j) = JOINS.lock() {
+                    j.push(h);
+                }
+            }
+            Err(e) => {
+                eprintln!("Can't create thread: {}", e);
+                std::process::exit(1);
+            }
+        }
+    }
+    ready.wait();
+}
+
+/// Hands a new connection to the next worker, round robin (C's dispatch_conn_new).
+pub fn dispatch_conn_new(fd: RawFd, init_state: ConnState, transport: Transport, protocol: Protocol) {
+    let ws = workers();
+    if ws.is_empty() {
+        sys::close(fd);
+        return;
+    }
+    let i = NEXT_WORKER.fetch_add(1, Relaxed) % ws.len();
+    ws[i].notify(QueueItem::NewConn { fd, init_state, transport, protocol });
+}
+
+/// Asks every worker to stop and waits for them (graceful shutdown, C's stop_threads).
+pub fn stop_threads() {
+    for w in workers() {
+        w.notify(QueueItem::Stop);
+    }
+    let handles = match JOINS.lock() {
+        Ok(mut j) => std::mem::take(&mut *j),
+        Err(_) => Vec::new(),
+    };
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
+/// Sums every worker's counters (C's threadlocal_stats_aggregate).
+pub fn stats_aggregate() -> ThreadStatsTotals {
+    let mut t = ThreadStatsTotals::default();
+    for w in workers() {
+        w.stats.add_into(&mut t);
+    }
+    t
+}
+
+/// `stats reset` of the per-thread counters, keeping the buffer gauges.
+pub fn stats_reset() {
+    for w in workers() {
+        let (a, b, c, d, e) = (
+            w.stats.read_buf_count.load(Relaxed),
+            w.stats.read_buf_bytes.load(Relaxed),
+            w.stats.read_buf_bytes_free.load(Relaxed),
+            w.stats.response_obj_count.load(Relaxed),
+            w.stats.response_obj_bytes.load(Relaxed),
+        );
+        w.stats.reset();
+        w.stats.read_buf_count.store(a, Relaxed);
+        w.stats.read_buf_bytes.store(b, Relaxed);
+        w.stats.read_buf_bytes_free.store(c, Relaxed);
+        w.stats.response_obj_count.store(d, Relaxed);
+        w.stats.response_obj_bytes.store(e, Relaxed);
+    }
+}
+
+/// The worker's notify handler: drains the queue when the eventfd fires.
+struct Notifier {
+    worker: Arc<Worker>,
+    base: &'static EventBase,
+    ev: Option<Event>,
+}
+
+impl Handler for Notifier {
+    fn set_event(&mut self, ev: Event) {
+        self.ev = Some(ev);
+    }
+
+    fn handle(&mut self, fd: RawFd, _which: i16) -> Disposition {
+        let count = match sys::eventfd_read(fd) {
+            Ok(n) => n,
+            Err(_) => {
+                if crate::settings::verbose() > 0 {
+                    eprintln!("Can't read from libevent pipe");
+                }
+                return Disposition::Keep;
+            }
+        };
+        for _ in 0..count {
+            let item = match self.worker.queue.lock() {
+                Ok(mut q) => q.pop_front(),
+                Err(_) => None,
+            };
+            let Some(item) = item else { break };
+            match item {
+                QueueItem::NewConn { fd, init_state, transport, protocol } => {
+                    if !conn::conn_new(fd, init_state, transport, protocol, self.base, &self.worker) {
+                        if transport == Transport::Udp {
+                            eprintln!("Can't listen for events on UDP socket");
+                            std::process::exit(1);
+                        }
+                        if crate::settings::verbose() > 0 {
+                            eprintln!("Can't listen for events on fd {}", fd);
+                        }
+                        sys::close(fd);
+                    }
+                }
+                QueueItem::Stop => {
+                    self.base.loopexit();
+                }
+            }
+        }
+        Disposition::Keep
+    }
+}
+
+fn worker_main(worker: Arc<Worker>, ready: Arc<Barrier>) {
+    // The base lives as long as the thread's loop; it is leaked so that connections and the
+    // notifier can hold a plain reference to it.
+    let base: &'static EventBase = match EventBase::new() {
+        Some(b) => Box::leak(Box::new(b)),
+        None => {
+            eprintln!("Can't allocate event base");
+            std::process::exit(1);
+        }
+    };
+    conn::thread_caches_init(&worker);
+    let notifier = Box::new(Notifier { worker: Arc::clone(&worker), base, ev: None });
+    let notify_fd = worker.notify_fd;
+    // The notifier is never released; it owns its event and lives for the thread.
+    if !base.register(notify_fd, event::EV_READ | event::EV_PERSIST, None, notifier) {
+        eprintln!("Can't monitor libevent notify pipe");
+        std::process::exit(1);
+    }
+    ready.wait();
+    base.dispatch();
+    // Graceful stop: close this worker's connections.
+    conn::close_all_on_thread();
+}
