@@ -153,11 +153,16 @@ impl Resp {
 }
 
 /// The worker's caches of read buffers and response objects (C's rbuf_cache and resp bundles),
-/// kept per thread so that idle connections hold no buffers.
+/// kept per thread so that idle connections hold no buffers. The read-buffer cache obeys
+/// `-o read_buf_mem_limit` split across workers, as C's cache limit does.
 struct ThreadCaches {
     worker: Arc<Worker>,
     rbufs: Vec<Vec<u8>>,
+    /// Read buffers allocated and not freed (C's cache->total).
     rbuf_total: u64,
+    /// Most read buffers this worker may hold (0: no limit).
+    rbuf_limit: u64,
+    #[allow(clippy::vec_box)] // boxes move between the pool and connections without copying
     resps: Vec<Box<Resp>>,
 }
 
@@ -167,40 +172,70 @@ thread_local! {
 
 /// Sets up the calling worker's buffer caches.
 pub fn thread_caches_init(worker: &Arc<Worker>) {
+    let s = settings::get();
+    let rbuf_limit = if s.read_buf_mem_limit > 0 {
+        let per_thread = s.read_buf_mem_limit as u64 / s.num_threads.max(1) as u64;
+        if per_thread < READ_BUFFER_SIZE as u64 {
+            1
+        } else {
+            per_thread / READ_BUFFER_SIZE as u64
+        }
+    } else {
+        0
+    };
     CACHES.with(|c| {
-        *c.borrow_mut() =
-            Some(ThreadCaches { worker: Arc::clone(worker), rbufs: Vec::new(), rbuf_total: 0, resps: Vec::new() })
+        *c.borrow_mut() = Some(ThreadCaches {
+            worker: Arc::clone(worker),
+            rbufs: Vec::new(),
+            rbuf_total: 0,
+            rbuf_limit,
+            resps: Vec::new(),
+        })
     });
 }
 
-fn rbuf_take() -> Vec<u8> {
+/// Takes a read buffer from the worker's cache, or None (counted as read_buf_oom) when the
+/// cache is at its limit.
+fn rbuf_take() -> Option<Vec<u8>> {
     CACHES.with(|c| {
         let mut c = c.borrow_mut();
         let Some(c) = c.as_mut() else {
-            return vec![0; READ_BUFFER_SIZE];
+            return Some(vec![0; READ_BUFFER_SIZE]);
         };
         let st = &c.worker.stats;
-        match c.rbufs.pop() {
-            Some(b) => {
-                st.read_buf_bytes_free.fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
-                b
-            }
-            None => {
-                c.rbuf_total += 1;
-                st.read_buf_count.fetch_add(1, Relaxed);
-                st.read_buf_bytes.fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
-                vec![0; READ_BUFFER_SIZE]
-            }
+        if let Some(b) = c.rbufs.pop() {
+            st.read_buf_bytes_free
+                .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+            return Some(b);
         }
+        if c.rbuf_limit != 0 && c.rbuf_total >= c.rbuf_limit {
+            st.read_buf_oom.fetch_add(1, Relaxed);
+            return None;
+        }
+        c.rbuf_total += 1;
+        st.read_buf_count.fetch_add(1, Relaxed);
+        st.read_buf_bytes
+            .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
+        Some(vec![0; READ_BUFFER_SIZE])
     })
 }
 
+/// Returns a read buffer to the worker's cache (freed instead if the cache is over its limit).
 fn rbuf_give(buf: Vec<u8>) {
     CACHES.with(|c| {
         let mut c = c.borrow_mut();
         if let Some(c) = c.as_mut() {
-            c.worker.stats.read_buf_bytes_free.fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
-            c.rbufs.push(buf);
+            let st = &c.worker.stats;
+            if c.rbuf_limit != 0 && c.rbuf_limit < c.rbuf_total {
+                c.rbuf_total -= 1;
+                st.read_buf_count.fetch_sub(1, Relaxed);
+                st.read_buf_bytes
+                    .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+            } else {
+                st.read_buf_bytes_free
+                    .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
+                c.rbufs.push(buf);
+            }
         }
     })
 }
@@ -215,7 +250,10 @@ fn resp_take() -> Box<Resp> {
         match c.resps.pop() {
             Some(r) => r,
             None => {
-                c.worker.stats.response_obj_bytes.fetch_add(std::mem::size_of::<Resp>() as u64 + WRITE_BUFFER_SIZE as u64, Relaxed);
+                c.worker.stats.response_obj_bytes.fetch_add(
+                    std::mem::size_of::<Resp>() as u64 + WRITE_BUFFER_SIZE as u64,
+                    Relaxed,
+                );
                 Box::new(Resp::new())
             }
         }
@@ -292,7 +330,9 @@ pub fn conn_new(
             eprintln!("<{} server listening (udp)", fd);
         } else {
             match protocol {
-                Protocol::Negotiating => eprintln!("<{} new auto-negotiating client connection", fd),
+                Protocol::Negotiating => {
+                    eprintln!("<{} new auto-negotiating client connection", fd)
+                }
                 Protocol::Ascii => eprintln!("<{} new ascii client connection.", fd),
                 Protocol::Binary => eprintln!("<{} new binary client connection.", fd),
             }
@@ -323,7 +363,11 @@ pub fn conn_new(
     if transport == Transport::Udp {
         c.rbuf = vec![0; UDP_READ_BUFFER_SIZE];
     }
-    let timeout = if transport == Transport::Udp { None } else { idle_timeout_interval(s) };
+    let timeout = if transport == Transport::Udp {
+        None
+    } else {
+        idle_timeout_interval(s)
+    };
     if !base.register(fd, event::EV_READ | event::EV_PERSIST, timeout, c) {
         sys::perror("event_add", &io::Error::last_os_error());
         return false;
@@ -406,14 +450,23 @@ impl Conn {
     pub fn set_state(&mut self, state: ConnState) {
         if state != self.state {
             if settings::verbose() > 2 {
-                eprintln!("{}: going from {} to {}", self.fd, self.state.name(), state.name());
+                eprintln!(
+                    "{}: going from {} to {}",
+                    self.fd,
+                    self.state.name(),
+                    state.name()
+                );
             }
             self.state = state;
         }
     }
 
     fn update_event(&mut self, flags: i16) -> bool {
-        let timeout = if self.transport == Transport::Udp { None } else { idle_timeout_interval(settings::get()) };
+        let timeout = if self.transport == Transport::Udp {
+            None
+        } else {
+            idle_timeout_interval(settings::get())
+        };
         match self.ev.as_mut() {
             Some(ev) => {
                 if ev.flags() == flags {
@@ -493,7 +546,11 @@ impl Conn {
         if settings::verbose() > 1 {
             eprintln!(">{} {}", fd, s);
         }
-        let s = if s.len() + 2 > WRITE_BUFFER_SIZE { "SERVER_ERROR output line too long" } else { s };
+        let s = if s.len() + 2 > WRITE_BUFFER_SIZE {
+            "SERVER_ERROR output line too long"
+        } else {
+            s
+        };
         r.wbuf.extend_from_slice(s.as_bytes());
         r.wbuf.extend_from_slice(b"\r\n");
         self.set_state(ConnState::NewCmd);
@@ -522,7 +579,10 @@ impl Conn {
 
     fn rbuf_alloc(&mut self) -> bool {
         if self.rbuf.is_empty() {
-            self.rbuf = rbuf_take();
+            match rbuf_take() {
+                Some(b) => self.rbuf = b,
+                None => return false,
+            }
             self.rcurr = 0;
             self.rbytes = 0;
         }
@@ -558,7 +618,8 @@ impl Conn {
         let mut num_allocs = 0;
         if self.rcurr != 0 {
             if self.rbytes > 0 {
-                self.rbuf.copy_within(self.rcurr..self.rcurr + self.rbytes, 0);
+                self.rbuf
+                    .copy_within(self.rcurr..self.rcurr + self.rbytes, 0);
             }
             self.rcurr = 0;
         }
@@ -620,7 +681,11 @@ impl Conn {
     fn try_read_command(&mut self) -> bool {
         if self.transport == Transport::Udp {
             // Each datagram picks its own protocol.
-            self.protocol = if self.rbuf[self.rcurr] == 0x80 { Protocol::Binary } else { Protocol::Ascii };
+            self.protocol = if self.rbuf[self.rcurr] == 0x80 {
+                Protocol::Binary
+            } else {
+                Protocol::Ascii
+            };
         } else if self.protocol == Protocol::Negotiating {
             if self.rbuf[self.rcurr] == 0x80 {
                 self.protocol = Protocol::Binary;
@@ -628,7 +693,11 @@ impl Conn {
                 self.protocol = Protocol::Ascii;
             }
             if settings::verbose() > 1 {
-                eprintln!("{}: Client using the {} protocol", self.fd, prot_text(self.protocol));
+                eprintln!(
+                    "{}: Client using the {} protocol",
+                    self.fd,
+                    prot_text(self.protocol)
+                );
             }
         }
         match self.protocol {
@@ -639,9 +708,10 @@ impl Conn {
             }
             Protocol::Binary => {
                 // The binary protocol is not built yet: say so and drop the client.
-                if settings::verbose() > 0 {
-                    eprintln!("{}: binary protocol is not supported by this build yet", self.fd);
-                }
+                eprintln!(
+                    "{}: the binary protocol is not supported by this build yet; closing",
+                    self.fd
+                );
                 self.close_reason = CloseReason::Error;
                 self.set_state(ConnState::Closing);
                 true
@@ -1023,7 +1093,10 @@ impl Conn {
                 ConnState::Closed => {
                     stop = true;
                 }
-                ConnState::Watch | ConnState::IoQueue | ConnState::IoPending | ConnState::IoResume => {
+                ConnState::Watch
+                | ConnState::IoQueue
+                | ConnState::IoPending
+                | ConnState::IoResume => {
                     stop = true;
                 }
             }

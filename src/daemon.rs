@@ -23,11 +23,20 @@ pub fn vperror(msg: &str) {
 pub fn raise_core_limit() {
     // SAFETY: getrlimit/setrlimit fill and read plain rlimit structs on the stack.
     unsafe {
-        let mut rlim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut rlim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_CORE, &mut rlim) == 0 {
-            let inf = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+            let inf = libc::rlimit {
+                rlim_cur: libc::RLIM_INFINITY,
+                rlim_max: libc::RLIM_INFINITY,
+            };
             if libc::setrlimit(libc::RLIMIT_CORE, &inf) != 0 {
-                let old = libc::rlimit { rlim_cur: rlim.rlim_max, rlim_max: rlim.rlim_max };
+                let old = libc::rlimit {
+                    rlim_cur: rlim.rlim_max,
+                    rlim_max: rlim.rlim_max,
+                };
                 libc::setrlimit(libc::RLIMIT_CORE, &old);
             }
         }
@@ -42,7 +51,10 @@ pub fn raise_core_limit() {
 pub fn set_nofile_limit(maxconns: i32) {
     // SAFETY: plain rlimit structs on the stack.
     unsafe {
-        let mut rlim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut rlim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlim) != 0 {
             eprintln!("failed to getrlimit number of files");
             std::process::exit(EX_OSERR);
@@ -96,21 +108,21 @@ pub fn drop_root(username: Option<&str>) {
 
 /// Forks into the background (C's daemonize): the parent exits, the child starts a session,
 /// changes to / unless `nochdir`, and points stdio at /dev/null unless `noclose`.
-pub fn daemonize(nochdir: bool, noclose: bool) -> Result<(), ()> {
+pub fn daemonize(nochdir: bool, noclose: bool) -> io::Result<()> {
     // SAFETY: the process is still single-threaded here (workers start later), so fork is
     // safe; the rest are plain syscalls on owned descriptors.
     unsafe {
         match libc::fork() {
-            -1 => return Err(()),
+            -1 => return Err(io::Error::last_os_error()),
             0 => {}
             _ => libc::_exit(0),
         }
         if libc::setsid() == -1 {
-            return Err(());
+            return Err(io::Error::last_os_error());
         }
         if !nochdir && libc::chdir(c"/".as_ptr()) != 0 {
             vperror("chdir");
-            return Err(());
+            return Err(io::Error::last_os_error());
         }
         if !noclose {
             let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR, 0);
@@ -119,12 +131,12 @@ pub fn daemonize(nochdir: bool, noclose: bool) -> Result<(), ()> {
                     if libc::dup2(fd, target) < 0 {
                         vperror(what);
                         libc::close(fd);
-                        return Err(());
+                        return Err(io::Error::last_os_error());
                     }
                 }
                 if libc::close(fd) < 0 {
                     vperror("close");
-                    return Err(());
+                    return Err(io::Error::last_os_error());
                 }
             }
         }
@@ -136,7 +148,10 @@ pub fn daemonize(nochdir: bool, noclose: bool) -> Result<(), ()> {
 pub fn lock_memory() {
     // SAFETY: plain syscall.
     if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
-        eprintln!("warning: -k invalid, mlockall() failed: {}", sys::strerror(errno()));
+        eprintln!(
+            "warning: -k invalid, mlockall() failed: {}",
+            sys::strerror(errno())
+        );
     }
 }
 
@@ -147,7 +162,10 @@ pub fn save_pid(path: &str) {
         if let Ok(pid) = first.parse::<u32>() {
             // SAFETY: kill with signal 0 only checks whether the process exists.
             if unsafe { libc::kill(pid as libc::pid_t, 0) } == 0 {
-                eprintln!("WARNING: The pid file contained the following (running) pid: {}", pid);
+                eprintln!(
+                    "WARNING: The pid file contained the following (running) pid: {}",
+                    pid
+                );
             }
         }
     }
@@ -174,7 +192,11 @@ pub fn save_pid(path: &str) {
 pub fn remove_pidfile(path: Option<&str>) {
     if let Some(p) = path {
         if let Err(e) = std::fs::remove_file(p) {
-            eprintln!("Could not remove the pid file {}: {}", p, sys::strerror(e.raw_os_error().unwrap_or(0)));
+            eprintln!(
+                "Could not remove the pid file {}: {}",
+                p,
+                sys::strerror(e.raw_os_error().unwrap_or(0))
+            );
         }
     }
 }

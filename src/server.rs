@@ -33,7 +33,14 @@ static SIG_HUP: AtomicBool = AtomicBool::new(false);
 
 /// Asks the main loop to stop (signals and `shutdown`).
 pub fn request_stop(kind: StopKind) {
-    STOP_MAIN_LOOP.store(if kind == StopKind::Graceful { GRACE_STOP } else { EXIT_NORMALLY }, Relaxed);
+    STOP_MAIN_LOOP.store(
+        if kind == StopKind::Graceful {
+            GRACE_STOP
+        } else {
+            EXIT_NORMALLY
+        },
+        Relaxed,
+    );
 }
 
 extern "C" fn on_sigterm(_: c_int) {
@@ -105,7 +112,10 @@ thread_local! {
 }
 
 fn now_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// Turns accepting on or off on every listener (C's do_accept_new_conns).
@@ -127,7 +137,9 @@ fn accept_new_conns(on: bool) {
         }
         if on {
             let entered = STATS.maxconns_entered_us.load(Relaxed);
-            STATS.time_in_listen_disabled_us.fetch_add(now_us().saturating_sub(entered), Relaxed);
+            STATS
+                .time_in_listen_disabled_us
+                .fetch_add(now_us().saturating_sub(entered), Relaxed);
             STATS.accepting_conns.store(true, Relaxed);
         } else {
             STATS.accepting_conns.store(false, Relaxed);
@@ -213,7 +225,11 @@ fn add_listener(base: &EventBase, fd: RawFd, transport: Transport, protocol: Pro
         eprintln!("<{} server listening ({})", fd, conn::prot_text(protocol));
     }
     let slot = Rc::new(RefCell::new(None));
-    let l = Box::new(Listener { transport, protocol, slot: Rc::clone(&slot) });
+    let l = Box::new(Listener {
+        transport,
+        protocol,
+        slot: Rc::clone(&slot),
+    });
     if !base.register(fd, event::EV_READ | event::EV_PERSIST, None, l) {
         sys::perror("event_add", &std::io::Error::last_os_error());
         eprintln!("failed to create listening connection");
@@ -239,7 +255,11 @@ fn server_socket(
 ) -> bool {
     let s = settings::get();
     let port = if port == -1 { 0 } else { port };
-    let socktype = if transport == Transport::Udp { libc::SOCK_DGRAM } else { libc::SOCK_STREAM };
+    let socktype = if transport == Transport::Udp {
+        libc::SOCK_DGRAM
+    } else {
+        libc::SOCK_STREAM
+    };
     let addrs = match sys::getaddrinfo_passive(interface, &port.to_string(), socktype) {
         Ok(a) => a,
         Err((code, e)) => {
@@ -308,7 +328,11 @@ fn server_socket(
         }
         if let Some(f) = portfile.as_mut() {
             if let Ok(local) = sys::getsockname(sfd) {
-                let kind = if transport == Transport::Udp { "UDP" } else { "TCP" };
+                let kind = if transport == Transport::Udp {
+                    "UDP"
+                } else {
+                    "TCP"
+                };
                 match (ai.family, local.port()) {
                     (libc::AF_INET, Some(p)) => {
                         let _ = writeln!(f, "{} INET: {}", kind, p);
@@ -371,7 +395,12 @@ fn maximize_sndbuf(fd: RawFd) {
 }
 
 /// Binds the `-l` list (or every address) for one transport (C's server_sockets).
-fn server_sockets(base: &EventBase, port: i32, transport: Transport, portfile: &mut Option<std::fs::File>) -> bool {
+fn server_sockets(
+    base: &EventBase,
+    port: i32,
+    transport: Transport,
+    portfile: &mut Option<std::fs::File>,
+) -> bool {
     let s = settings::get();
     let Some(inter) = s.inter.as_deref() else {
         return server_socket(base, None, port, transport, s.binding_protocol, portfile);
@@ -421,7 +450,10 @@ fn server_sockets(base: &EventBase, port: i32, transport: Transport, portfile: &
                 };
                 let tag = &body[..e];
                 if tag.is_empty() || tag.len() > 8 {
-                    eprintln!("Listener tags must be between 1 and 8 characters: \"{}\"", tag);
+                    eprintln!(
+                        "Listener tags must be between 1 and 8 characters: \"{}\"",
+                        tag
+                    );
                     return true;
                 }
                 p = body.get(e + 2..).unwrap_or("");
@@ -441,7 +473,7 @@ fn server_sockets(base: &EventBase, port: i32, transport: Transport, portfile: &
         if let Some(colon) = p.find(':') {
             if !p[colon + 1..].contains(':') || host.is_some() {
                 let port_str = &p[colon + 1..];
-                match port_from_str(port_str) {
+                match settings::cnum::safe_strtol(port_str.as_bytes()) {
                     Some(v) => the_port = v,
                     None => {
                         eprintln!("Invalid port number: \"{}\"", port_str);
@@ -456,17 +488,6 @@ fn server_sockets(base: &EventBase, port: i32, transport: Transport, portfile: &
         ret |= server_socket(base, iface, the_port, transport, bproto, portfile);
     }
     ret
-}
-
-/// Port parsing of `-l host:port` (C's safe_strtol: optional spaces and sign, digits, nothing
-/// after but whitespace, within an int).
-fn port_from_str(s: &str) -> Option<i32> {
-    let t = s.trim_start();
-    let t = t.trim_end_matches(|c: char| c.is_ascii_whitespace());
-    if t.is_empty() || t.len() != s.trim().len() {
-        return None;
-    }
-    t.parse::<i64>().ok().and_then(|v| i32::try_from(v).ok())
 }
 
 /// Listens on the unix socket `-s` (C's server_socket_unix). Returns true on error.
@@ -506,7 +527,12 @@ fn server_socket_unix(base: &EventBase, path: &str, access: u32) -> bool {
         sys::close(sfd);
         return true;
     }
-    add_listener(base, sfd, Transport::Local, settings::get().binding_protocol);
+    add_listener(
+        base,
+        sfd,
+        Transport::Local,
+        settings::get().binding_protocol,
+    );
     false
 }
 
@@ -531,10 +557,6 @@ pub fn main(argv: Vec<String>) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if let Err(msg) = unsupported(&parsed) {
-        eprintln!("{}", msg);
-        return daemon::EX_USAGE;
-    }
     settings::init_global(parsed);
     let s: &'static Settings = settings::get();
 
@@ -567,17 +589,30 @@ pub fn main(argv: Vec<String>) -> i32 {
         - ITEM_UPDATE_INTERVAL as i64
         - 2;
     PROCESS_STARTED.store(started, Relaxed);
-    MONOTONIC_START.store(sys::monotonic_secs() - ITEM_UPDATE_INTERVAL as i64 - 2, Relaxed);
+    MONOTONIC_START.store(
+        sys::monotonic_secs() - ITEM_UPDATE_INTERVAL as i64 - 2,
+        Relaxed,
+    );
 
     ignore_sigpipe();
     thread::init(s.num_threads.max(1) as usize);
 
     clock_tick();
-    if !base.register(-1, event::EV_PERSIST, Some(Duration::from_secs(1)), Box::new(Clock { ev: None })) {
+    if !base.register(
+        -1,
+        event::EV_PERSIST,
+        Some(Duration::from_secs(1)),
+        Box::new(Clock { ev: None }),
+    ) {
         eprintln!("Can't create clock event");
         return 1;
     }
-    if !base.register(-1, 0, Some(Duration::from_millis(10)), Box::new(MaxconnsRetry)) {
+    if !base.register(
+        -1,
+        0,
+        Some(Duration::from_millis(10)),
+        Box::new(MaxconnsRetry),
+    ) {
         eprintln!("Can't create maxconns event");
         return 1;
     }
@@ -591,10 +626,18 @@ pub fn main(argv: Vec<String>) -> i32 {
         let portname = std::env::var("MEMCACHED_PORT_FILENAME").ok();
         let tmpname = portname.as_ref().map(|p| format!("{}.lck", p));
         let mut portfile = match tmpname.as_ref() {
-            Some(t) => match std::fs::OpenOptions::new().append(true).create(true).open(t) {
+            Some(t) => match std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(t)
+            {
                 Ok(f) => Some(f),
                 Err(e) => {
-                    eprintln!("Failed to open \"{}\": {}", t, sys::strerror(e.raw_os_error().unwrap_or(0)));
+                    eprintln!(
+                        "Failed to open \"{}\": {}",
+                        t,
+                        sys::strerror(e.raw_os_error().unwrap_or(0))
+                    );
                     None
                 }
             },
@@ -603,14 +646,18 @@ pub fn main(argv: Vec<String>) -> i32 {
         if s.port != 0 && server_sockets(&base, s.port, Transport::Tcp, &mut portfile) {
             match s.inter.as_deref() {
                 None => daemon::vperror(&format!("failed to listen on TCP port {}", s.port)),
-                Some(i) => daemon::vperror(&format!("failed to listen on one of interface(s) {}", i)),
+                Some(i) => {
+                    daemon::vperror(&format!("failed to listen on one of interface(s) {}", i))
+                }
             }
             return daemon::EX_OSERR;
         }
         if s.udpport != 0 && server_sockets(&base, s.udpport, Transport::Udp, &mut portfile) {
             match s.inter.as_deref() {
                 None => daemon::vperror(&format!("failed to listen on UDP port {}", s.udpport)),
-                Some(i) => daemon::vperror(&format!("failed to listen on one of interface(s) {}", i)),
+                Some(i) => {
+                    daemon::vperror(&format!("failed to listen on one of interface(s) {}", i))
+                }
             }
             return daemon::EX_OSERR;
         }
@@ -660,12 +707,4 @@ pub fn main(argv: Vec<String>) -> i32 {
     }
     let _ = stats::current_time();
     retval
-}
-
-/// Features of C memcached this build does not have yet: refuse them loudly.
-fn unsupported(s: &Settings) -> Result<(), String> {
-    if s.binding_protocol == Protocol::Binary {
-        return Err("memcached: the binary protocol (-B binary) is not supported by this build yet".into());
-    }
-    Ok(())
 }

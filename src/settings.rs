@@ -140,6 +140,10 @@ pub const NOT_YET_BUILT: &[NotYetBuilt] = &[
         message: "memcached: -L (large memory pages / slab preallocation) is not supported by this build yet",
     },
     NotYetBuilt {
+        option: OptionName::Short(b'Y'),
+        message: "memcached: -Y (ascii authentication) is not supported by this build yet",
+    },
+    NotYetBuilt {
         option: OptionName::Sub("drop_privileges"),
         message: "memcached: -o drop_privileges (seccomp syscall filter) is not supported by this build yet",
     },
@@ -1996,10 +2000,6 @@ mod tests {
                 &["-o", "temporary_ttl=5,no_lru_maintainer"],
                 "temporary_ttl requires lru_maintainer to be enabled\n",
             ),
-            (
-                &["-Y", "/x", "-B", "binary"],
-                "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.\n",
-            ),
             (&["-p", "70000"], "ERROR: Invalid port number 70000.\n"),
             (&["-U", "70000"], "ERROR: Invalid port number 70000.\n"),
         ];
@@ -2030,8 +2030,10 @@ mod tests {
         // no_modern keeps an explicit chunk max.
         let s = ok(&["-o", "slab_chunk_max=256,no_modern"]);
         assert_eq!(s.slab_chunk_size_max, 256 * 1024);
-        // -Y selects ASCII unless a protocol was chosen.
-        assert_eq!(ok(&["-Y", "/x"]).binding_protocol, Protocol::Ascii);
+        // -Y (ascii auth) is refused until authentication is built.
+        assert!(
+            parse_args(&["memcached".to_string(), "-Y".to_string(), "/x".to_string()]).is_err()
+        );
         // Duplicate and contained listeners are not repeated.
         let s = ok(&["-l", "127.0.0.10", "-l", "127.0.0.1", "-l", "10.0.0.1"]);
         assert_eq!(s.inter.as_deref(), Some("127.0.0.10,10.0.0.1"));

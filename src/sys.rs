@@ -132,7 +132,10 @@ pub fn getsockopt_int(fd: RawFd, level: c_int, name: c_int) -> io::Result<c_int>
 
 /// SO_LINGER off (l_onoff = 0), as C memcached sets on listeners.
 pub fn set_linger_off(fd: RawFd) -> io::Result<()> {
-    let ling = libc::linger { l_onoff: 0, l_linger: 0 };
+    let ling = libc::linger {
+        l_onoff: 0,
+        l_linger: 0,
+    };
     // SAFETY: the option value points at a live linger struct of the stated size.
     let r = unsafe {
         libc::setsockopt(
@@ -172,7 +175,10 @@ pub struct SockAddr {
 impl SockAddr {
     pub fn empty() -> SockAddr {
         // SAFETY: sockaddr_storage is plain old data; all-zero is a valid (AF_UNSPEC) value.
-        SockAddr { storage: unsafe { mem::zeroed() }, len: 0 }
+        SockAddr {
+            storage: unsafe { mem::zeroed() },
+            len: 0,
+        }
     }
 
     pub fn family(&self) -> c_int {
@@ -181,10 +187,7 @@ impl SockAddr {
 
     /// The port of an INET/INET6 address.
     pub fn port(&self) -> Option<u16> {
-        match self.to_std() {
-            Some(a) => Some(a.port()),
-            None => None,
-        }
+        self.to_std().map(|a| a.port())
     }
 
     /// Converts an INET/INET6 address to std's type.
@@ -192,13 +195,15 @@ impl SockAddr {
         match self.family() {
             libc::AF_INET => {
                 // SAFETY: the family says the storage holds a sockaddr_in, which fits in it.
-                let a: &libc::sockaddr_in = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in) };
+                let a: &libc::sockaddr_in =
+                    unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in) };
                 let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
                 Some(std::net::SocketAddr::from((ip, u16::from_be(a.sin_port))))
             }
             libc::AF_INET6 => {
                 // SAFETY: the family says the storage holds a sockaddr_in6, which fits in it.
-                let a: &libc::sockaddr_in6 = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in6) };
+                let a: &libc::sockaddr_in6 =
+                    unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in6) };
                 let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
                 Some(std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
                     ip,
@@ -217,7 +222,13 @@ pub fn getpeername(fd: RawFd) -> io::Result<SockAddr> {
     let mut a = SockAddr::empty();
     a.len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: storage/len describe a live sockaddr_storage.
-    let r = unsafe { libc::getpeername(fd, (&mut a.storage as *mut libc::sockaddr_storage).cast(), &mut a.len) };
+    let r = unsafe {
+        libc::getpeername(
+            fd,
+            (&mut a.storage as *mut libc::sockaddr_storage).cast(),
+            &mut a.len,
+        )
+    };
     if r != 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -230,7 +241,13 @@ pub fn getsockname(fd: RawFd) -> io::Result<SockAddr> {
     let mut a = SockAddr::empty();
     a.len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: storage/len describe a live sockaddr_storage.
-    let r = unsafe { libc::getsockname(fd, (&mut a.storage as *mut libc::sockaddr_storage).cast(), &mut a.len) };
+    let r = unsafe {
+        libc::getsockname(
+            fd,
+            (&mut a.storage as *mut libc::sockaddr_storage).cast(),
+            &mut a.len,
+        )
+    };
     if r != 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -247,13 +264,18 @@ pub struct AddrInfo {
 }
 
 /// getaddrinfo(3) with AI_PASSIVE. On failure returns the EAI_* code (and errno for EAI_SYSTEM).
-pub fn getaddrinfo_passive(host: Option<&str>, port: &str, socktype: c_int) -> Result<Vec<AddrInfo>, (c_int, io::Error)> {
+pub fn getaddrinfo_passive(
+    host: Option<&str>,
+    port: &str,
+    socktype: c_int,
+) -> Result<Vec<AddrInfo>, (c_int, io::Error)> {
     let host_c = match host.map(CString::new) {
         Some(Ok(h)) => Some(h),
         Some(Err(_)) => return Err((libc::EAI_NONAME, io::Error::from_raw_os_error(0))),
         None => None,
     };
-    let port_c = CString::new(port).map_err(|_| (libc::EAI_SERVICE, io::Error::from_raw_os_error(0)))?;
+    let port_c =
+        CString::new(port).map_err(|_| (libc::EAI_SERVICE, io::Error::from_raw_os_error(0)))?;
     // SAFETY: hints is zeroed POD with the fields getaddrinfo reads set; the result list is
     // walked while valid and freed once.
     unsafe {
@@ -283,7 +305,12 @@ pub fn getaddrinfo_passive(host: Option<&str>, port: &str, socktype: c_int) -> R
                 len,
             );
             addr.len = len as libc::socklen_t;
-            out.push(AddrInfo { family: ai.ai_family, socktype: ai.ai_socktype, protocol: ai.ai_protocol, addr });
+            out.push(AddrInfo {
+                family: ai.ai_family,
+                socktype: ai.ai_socktype,
+                protocol: ai.ai_protocol,
+                addr,
+            });
             p = ai.ai_next;
         }
         libc::freeaddrinfo(res);
@@ -294,7 +321,11 @@ pub fn getaddrinfo_passive(host: Option<&str>, port: &str, socktype: c_int) -> R
 /// gai_strerror(3) text.
 pub fn gai_strerror(code: c_int) -> String {
     // SAFETY: gai_strerror returns a pointer to a static NUL-terminated string.
-    unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(code)).to_string_lossy().into_owned() }
+    unsafe {
+        std::ffi::CStr::from_ptr(libc::gai_strerror(code))
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 /// socket(2), non-blocking.
@@ -310,7 +341,13 @@ pub fn socket(family: c_int, socktype: c_int, protocol: c_int) -> io::Result<Raw
 /// bind(2) to an address.
 pub fn bind(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
     // SAFETY: the storage holds a socket address of `len` bytes.
-    let r = unsafe { libc::bind(fd, (&addr.storage as *const libc::sockaddr_storage).cast(), addr.len) };
+    let r = unsafe {
+        libc::bind(
+            fd,
+            (&addr.storage as *const libc::sockaddr_storage).cast(),
+            addr.len,
+        )
+    };
     if r != 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -344,7 +381,11 @@ pub fn umask(mask: u32) -> u32 {
 pub fn strerror(errno: i32) -> String {
     // SAFETY: strerror returns a pointer to a NUL-terminated string valid until the next call;
     // it is copied at once.
-    unsafe { std::ffi::CStr::from_ptr(libc::strerror(errno)).to_string_lossy().into_owned() }
+    unsafe {
+        std::ffi::CStr::from_ptr(libc::strerror(errno))
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 /// perror(3)-style line: "prefix: strerror(errno)" to stderr.
@@ -376,7 +417,8 @@ pub fn sendmsg_to(fd: RawFd, iov: &[IoSlice<'_>], to: &SockAddr) -> io::Result<u
     // address, all live for the call.
     unsafe {
         let mut msg: libc::msghdr = mem::zeroed();
-        msg.msg_name = (&to.storage as *const libc::sockaddr_storage as *mut libc::sockaddr_storage).cast();
+        msg.msg_name =
+            (&to.storage as *const libc::sockaddr_storage as *mut libc::sockaddr_storage).cast();
         msg.msg_namelen = to.len;
         msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
         msg.msg_iovlen = iov.len().min(1024) as _;
@@ -412,7 +454,10 @@ pub fn ignore_signal(sig: c_int) -> bool {
 
 /// Seconds of CLOCK_MONOTONIC.
 pub fn monotonic_secs() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime fills the timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec

@@ -11,7 +11,10 @@ use crate::thread;
 const MAX_VERBOSITY_LEVEL: u32 = 2;
 
 /// Admin commands looked up by name when the parser does not know the word.
-const ADMIN_COMMANDS: &[(&[u8], fn(&mut Conn, &[u8], &Request))] = &[
+/// A command handler: the connection, the request line and its tokens.
+type Handler = fn(&mut Conn, &[u8], &Request);
+
+const ADMIN_COMMANDS: &[(&[u8], Handler)] = &[
     (b"shutdown", process_shutdown_command),
     (b"verbosity", process_verbosity_command),
     #[cfg(feature = "debug-commands")]

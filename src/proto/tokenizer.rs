@@ -25,13 +25,20 @@ impl Tokens {
     /// flags: they must start with a letter or digit, else tokenizing fails (Err) and no tokens
     /// are recorded.
     pub fn tokenize(line: &[u8], mstart: usize) -> Result<Tokens, Tokens> {
-        let mut t = Tokens { mstart, ..Tokens::default() };
+        let mut t = Tokens {
+            mstart,
+            ..Tokens::default()
+        };
         let max = MAX_TOKENS - 1;
         let len = line.len().min(TOKENIZER_MAXLEN);
         if len < 2 {
             return Ok(t);
         }
-        let end = if line[len - 2] == b'\r' { len - 2 } else { len - 1 };
+        let end = if line[len - 2] == b'\r' {
+            len - 2
+        } else {
+            len - 1
+        };
         let mut cur = 0usize;
         let mut s = 0usize;
         let mut n = 0usize;
@@ -50,7 +57,10 @@ impl Tokens {
                 if s != n {
                     t.offsets[cur] = s as u16;
                     if !flag_ok(&mut t, cur, line[s]) {
-                        return Err(Tokens { mstart, ..Tokens::default() });
+                        return Err(Tokens {
+                            mstart,
+                            ..Tokens::default()
+                        });
                     }
                     cur += 1;
                     if cur == max {
@@ -70,7 +80,10 @@ impl Tokens {
         if s != n {
             t.offsets[cur] = s as u16;
             if !flag_ok(&mut t, cur, line[s]) {
-                return Err(Tokens { mstart, ..Tokens::default() });
+                return Err(Tokens {
+                    mstart,
+                    ..Tokens::default()
+                });
             }
             cur += 1;
             while s != end && line[s] != b' ' {
@@ -163,7 +176,11 @@ pub fn tok_to_i32(t: &[u8]) -> Option<i32> {
             return None;
         }
         let d = (c - b'0') as i32;
-        sum = if neg { sum.checked_mul(10)?.checked_sub(d)? } else { sum.checked_mul(10)?.checked_add(d)? };
+        sum = if neg {
+            sum.checked_mul(10)?.checked_sub(d)?
+        } else {
+            sum.checked_mul(10)?.checked_add(d)?
+        };
     }
     Some(sum)
 }
@@ -183,7 +200,11 @@ pub fn tok_to_i64(t: &[u8]) -> Option<i64> {
             return None;
         }
         let d = (c - b'0') as i64;
-        sum = if neg { sum.checked_mul(10)?.checked_sub(d)? } else { sum.checked_mul(10)?.checked_add(d)? };
+        sum = if neg {
+            sum.checked_mul(10)?.checked_sub(d)?
+        } else {
+            sum.checked_mul(10)?.checked_add(d)?
+        };
     }
     Some(sum)
 }
@@ -243,13 +264,26 @@ fn noreply_of(line: &[u8], t: &Tokens) -> bool {
 
 /// Classifies and tokenizes one request line (including its "\n"), as C's process_request.
 pub fn parse_request(line: &[u8]) -> (Parsed, Request) {
-    let mut r = Request { command: None, tokens: Tokens::default(), keytoken: 0, vlen: 0, noreply: false };
+    let mut r = Request {
+        command: None,
+        tokens: Tokens::default(),
+        keytoken: 0,
+        vlen: 0,
+        noreply: false,
+    };
     let cmdlen = line.len();
     if cmdlen < 4 {
         return (Parsed::BadFormat, r);
     }
-    let endlen = if line[cmdlen - 2] == b'\r' { cmdlen - 2 } else { cmdlen - 1 };
-    let cl = line[..endlen].iter().position(|&b| b == b' ').unwrap_or(endlen);
+    let endlen = if line[cmdlen - 2] == b'\r' {
+        cmdlen - 2
+    } else {
+        cmdlen - 1
+    };
+    let cl = line[..endlen]
+        .iter()
+        .position(|&b| b == b' ')
+        .unwrap_or(endlen);
     let cm = &line[..cl];
     let generic = |line: &[u8]| Tokens::tokenize(line, 255).unwrap_or_default();
 
@@ -270,7 +304,7 @@ pub fn parse_request(line: &[u8]) -> (Parsed, Request) {
         }
         r.keytoken = 1;
         match r.tokens.get_i32(line, 4) {
-            Some(v) if v >= 0 && v <= i32::MAX - 2 => r.vlen = v as usize + 2,
+            Some(v) if (0..=i32::MAX - 2).contains(&v) => r.vlen = v as usize + 2,
             _ => return Parsed::BadFormat,
         }
         r.noreply = noreply_of(line, &r.tokens);
@@ -302,7 +336,7 @@ pub fn parse_request(line: &[u8]) -> (Parsed, Request) {
             ret = meta(&mut r, 3, 3);
             if ret == Parsed::Ok {
                 match r.tokens.get_i32(line, 2) {
-                    Some(v) if v >= 0 && v <= i32::MAX - 2 => r.vlen = v as usize + 2,
+                    Some(v) if (0..=i32::MAX - 2).contains(&v) => r.vlen = v as usize + 2,
                     _ => ret = Parsed::BadFormat,
                 }
             }
@@ -411,13 +445,21 @@ mod tests {
 
     fn toks(line: &[u8]) -> Vec<Vec<u8>> {
         let t = Tokens::tokenize(line, 255).unwrap();
-        (0..t.ntokens).map(|i| t.get(line, i).unwrap().to_vec()).collect()
+        (0..t.ntokens)
+            .map(|i| t.get(line, i).unwrap().to_vec())
+            .collect()
     }
 
     #[test]
     fn splits_on_spaces_only() {
-        assert_eq!(toks(b"get a b\r\n"), vec![b"get".to_vec(), b"a".to_vec(), b"b".to_vec()]);
-        assert_eq!(toks(b"get  a   b  \r\n"), vec![b"get".to_vec(), b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            toks(b"get a b\r\n"),
+            vec![b"get".to_vec(), b"a".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(
+            toks(b"get  a   b  \r\n"),
+            vec![b"get".to_vec(), b"a".to_vec(), b"b".to_vec()]
+        );
         assert_eq!(toks(b"get\ta\n"), vec![b"get\ta".to_vec()]);
         assert_eq!(toks(b"stats\n"), vec![b"stats".to_vec()]);
         assert_eq!(toks(b" \r\n").len(), 0);
@@ -466,7 +508,10 @@ mod tests {
         assert!(r.noreply);
         assert_eq!(parse_request(b"set k 0 0\r\n").0, Parsed::BadFormat);
         assert_eq!(parse_request(b"set k 0 0 -1\r\n").0, Parsed::BadFormat);
-        assert_eq!(parse_request(b"version\r\n").1.command, Some(Command::Version));
+        assert_eq!(
+            parse_request(b"version\r\n").1.command,
+            Some(Command::Version)
+        );
         assert_eq!(parse_request(b"get\r\n").0, Parsed::BadFormat);
     }
 }
