@@ -363,10 +363,10 @@ pub fn conn_new(
     if transport == Transport::Udp {
         c.rbuf = vec![0; UDP_READ_BUFFER_SIZE];
     }
-    let timeout = if transport == Transport::Udp {
-        None
-    } else {
+    let timeout = if transport == Transport::Tcp {
         idle_timeout_interval(s)
+    } else {
+        None
     };
     if !base.register(fd, event::EV_READ | event::EV_PERSIST, timeout, c) {
         sys::perror("event_add", &io::Error::last_os_error());
@@ -397,7 +397,8 @@ pub fn note_conn_struct(fd: RawFd) {
 }
 
 /// The idle check runs as a timeout on the connection's own event (instead of C's scanning
-/// thread): it fires after `idle_timeout` seconds without any event on the socket.
+/// thread): it fires after `idle_timeout` seconds without any event on the socket. Only TCP
+/// clients are kicked, as in C (unix-socket and UDP conns never are).
 fn idle_timeout_interval(s: &settings::Settings) -> Option<Duration> {
     let t = s.idle_timeout;
     if t > 0 {
@@ -462,10 +463,10 @@ impl Conn {
     }
 
     fn update_event(&mut self, flags: i16) -> bool {
-        let timeout = if self.transport == Transport::Udp {
-            None
-        } else {
+        let timeout = if self.transport == Transport::Tcp {
             idle_timeout_interval(settings::get())
+        } else {
+            None
         };
         match self.ev.as_mut() {
             Some(ev) => {
