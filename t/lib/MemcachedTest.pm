@@ -50,6 +50,10 @@ use constant START_TIMEOUT => 20;
 # Seconds between two connection attempts while a server starts.
 use constant START_POLL => 0.02;
 
+# A server that drops a connection must make a test fail, not kill it:
+# writes to a closed socket return an error instead of raising SIGPIPE.
+$SIG{PIPE} = 'IGNORE' unless $SIG{PIPE};
+
 my $OWNER_PID = $$;        # only this process cleans up at exit
 my @SOCKET_FILES;          # unix socket paths we invented
 my %SERVER_PIDS;           # pid => 1 for every server we launched
@@ -328,6 +332,8 @@ sub new_memcached {
             # test must not hold the TAP pipe open (prove would wait for it),
             # and nothing it prints belongs in the TAP stream.
             open(STDOUT, '>&', \*STDERR) or POSIX::_exit(127);
+            # Ignored signals survive exec: the server starts with defaults.
+            $SIG{PIPE} = 'DEFAULT';
             exec($command) or POSIX::_exit(127);
         }
         $SERVER_PIDS{$pid} = 1;
