@@ -42,7 +42,10 @@ impl EventBase {
             if cfg.is_null() {
                 return None;
             }
-            ev::event_config_set_flag(cfg, ev::event_base_config_flag_EVENT_BASE_FLAG_NOLOCK as c_int);
+            ev::event_config_set_flag(
+                cfg,
+                ev::event_base_config_flag_EVENT_BASE_FLAG_NOLOCK as c_int,
+            );
             let base = ev::event_base_new_with_config(cfg);
             ev::event_config_free(cfg);
             NonNull::new(base).map(|raw| EventBase { raw })
@@ -75,7 +78,13 @@ impl EventBase {
     /// `Disposition::Release` (an object never released lives as long as the process).
     /// The event is added at once, with `timeout` if given (a periodic timer with EV_PERSIST).
     /// Returns false (and drops `obj`) if libevent refuses the event.
-    pub fn register<T: Handler>(&self, fd: RawFd, flags: i16, timeout: Option<Duration>, obj: Box<T>) -> bool {
+    pub fn register<T: Handler>(
+        &self,
+        fd: RawFd,
+        flags: i16,
+        timeout: Option<Duration>,
+        obj: Box<T>,
+    ) -> bool {
         let ptr = Box::into_raw(obj);
         // SAFETY: `ptr` comes from Box::into_raw and stays valid until the trampoline (or the
         // error path below) turns it back into a Box exactly once.

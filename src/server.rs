@@ -345,8 +345,9 @@ fn server_socket(
             }
         }
         if transport == Transport::Udp {
-            // One UDP "connection" per worker, each on its own dup of the socket.
-            for i in 0..s.num_threads.max(1) {
+            // One UDP "connection" per worker (per interface when several are given), each on
+            // its own dup of the socket.
+            for i in 0..s.num_threads_per_udp.max(1) {
                 let fd = if i == 0 {
                     sfd
                 } else {

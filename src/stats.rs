@@ -175,10 +175,22 @@ pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, threads: i32) {
     append_stat(out, "version", crate::VERSION);
     append_stat(out, "libevent", crate::event::version());
     append_stat(out, "pointer_size", 8 * std::mem::size_of::<usize>());
-    append_stat(out, "rusage_user", format_args!("{}.{:06}", utime.0, utime.1));
-    append_stat(out, "rusage_system", format_args!("{}.{:06}", stime.0, stime.1));
+    append_stat(
+        out,
+        "rusage_user",
+        format_args!("{}.{:06}", utime.0, utime.1),
+    );
+    append_stat(
+        out,
+        "rusage_system",
+        format_args!("{}.{:06}", stime.0, stime.1),
+    );
     append_stat(out, "max_connections", s.maxconns);
-    append_stat(out, "curr_connections", (g.curr_conns.load(Relaxed) - 1) as u64);
+    append_stat(
+        out,
+        "curr_connections",
+        (g.curr_conns.load(Relaxed) - 1) as u64,
+    );
     append_stat(out, "total_connections", g.total_conns.load(Relaxed));
     if s.maxconns_fast {
         append_stat(out, "rejected_connections", g.rejected_conns.load(Relaxed));
@@ -222,18 +234,50 @@ pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, threads: i32) {
     append_stat(out, "bytes_read", t.bytes_read);
     append_stat(out, "bytes_written", t.bytes_written);
     append_stat(out, "limit_maxbytes", s.maxbytes.load(Relaxed));
-    append_stat(out, "accepting_conns", g.accepting_conns.load(Relaxed) as u32);
-    append_stat(out, "listen_disabled_num", g.listen_disabled_num.load(Relaxed));
-    append_stat(out, "time_in_listen_disabled_us", g.time_in_listen_disabled_us.load(Relaxed));
+    append_stat(
+        out,
+        "accepting_conns",
+        g.accepting_conns.load(Relaxed) as u32,
+    );
+    append_stat(
+        out,
+        "listen_disabled_num",
+        g.listen_disabled_num.load(Relaxed),
+    );
+    append_stat(
+        out,
+        "time_in_listen_disabled_us",
+        g.time_in_listen_disabled_us.load(Relaxed),
+    );
     append_stat(out, "threads", threads);
     append_stat(out, "conn_yields", t.conn_yields);
     // The hash table, slab mover, crawler and LRU maintainer report here once they exist.
     append_stat(out, "malloc_fails", g.malloc_fails.load(Relaxed));
-    append_stat(out, "log_worker_dropped", g.log_worker_dropped.load(Relaxed));
-    append_stat(out, "log_worker_written", g.log_worker_written.load(Relaxed));
-    append_stat(out, "log_watcher_skipped", g.log_watcher_skipped.load(Relaxed));
+    append_stat(
+        out,
+        "log_worker_dropped",
+        g.log_worker_dropped.load(Relaxed),
+    );
+    append_stat(
+        out,
+        "log_worker_written",
+        g.log_worker_written.load(Relaxed),
+    );
+    append_stat(
+        out,
+        "log_watcher_skipped",
+        g.log_watcher_skipped.load(Relaxed),
+    );
     append_stat(out, "log_watcher_sent", g.log_watcher_sent.load(Relaxed));
     append_stat(out, "log_watchers", g.log_watchers.load(Relaxed));
-    append_stat(out, "unexpected_napi_ids", g.unexpected_napi_ids.load(Relaxed));
-    append_stat(out, "round_robin_fallback", g.round_robin_fallback.load(Relaxed));
+    append_stat(
+        out,
+        "unexpected_napi_ids",
+        g.unexpected_napi_ids.load(Relaxed),
+    );
+    append_stat(
+        out,
+        "round_robin_fallback",
+        g.round_robin_fallback.load(Relaxed),
+    );
 }

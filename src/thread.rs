@@ -101,14 +101,24 @@ pub fn init(n: usize) {
 }
 
 /// Hands a new connection to the next worker, round robin (C's dispatch_conn_new).
-pub fn dispatch_conn_new(fd: RawFd, init_state: ConnState, transport: Transport, protocol: Protocol) {
+pub fn dispatch_conn_new(
+    fd: RawFd,
+    init_state: ConnState,
+    transport: Transport,
+    protocol: Protocol,
+) {
     let ws = workers();
     if ws.is_empty() {
         sys::close(fd);
         return;
     }
     let i = NEXT_WORKER.fetch_add(1, Relaxed) % ws.len();
-    ws[i].notify(QueueItem::NewConn { fd, init_state, transport, protocol });
+    ws[i].notify(QueueItem::NewConn {
+        fd,
+        init_state,
+        transport,
+        protocol,
+    });
 }
 
 /// Asks every worker to stop and waits for them (graceful shutdown, C's stop_threads).
@@ -182,8 +192,14 @@ impl Handler for Notifier {
             };
             let Some(item) = item else { break };
             match item {
-                QueueItem::NewConn { fd, init_state, transport, protocol } => {
-                    if !conn::conn_new(fd, init_state, transport, protocol, self.base, &self.worker) {
+                QueueItem::NewConn {
+                    fd,
+                    init_state,
+                    transport,
+                    protocol,
+                } => {
+                    if !conn::conn_new(fd, init_state, transport, protocol, self.base, &self.worker)
+                    {
                         if transport == Transport::Udp {
                             eprintln!("Can't listen for events on UDP socket");
                             std::process::exit(1);
@@ -214,10 +230,19 @@ fn worker_main(worker: Arc<Worker>, ready: Arc<Barrier>) {
         }
     };
     conn::thread_caches_init(&worker);
-    let notifier = Box::new(Notifier { worker: Arc::clone(&worker), base, ev: None });
+    let notifier = Box::new(Notifier {
+        worker: Arc::clone(&worker),
+        base,
+        ev: None,
+    });
     let notify_fd = worker.notify_fd;
     // The notifier is never released; it owns its event and lives for the thread.
-    if !base.register(notify_fd, event::EV_READ | event::EV_PERSIST, None, notifier) {
+    if !base.register(
+        notify_fd,
+        event::EV_READ | event::EV_PERSIST,
+        None,
+        notifier,
+    ) {
         eprintln!("Can't monitor libevent notify pipe");
         std::process::exit(1);
     }
