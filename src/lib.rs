@@ -4,6 +4,7 @@
 pub mod conn;
 pub mod daemon;
 pub mod event;
+pub mod hash;
 pub mod proto;
 pub mod server;
 pub mod settings;
