@@ -8,6 +8,7 @@ pub mod hash;
 pub mod proto;
 pub mod server;
 pub mod settings;
+pub mod slabs;
 pub mod stats;
 pub mod sys;
 pub mod thread;
