@@ -1028,6 +1028,10 @@ impl Conn {
                         self.rbytes -= n;
                         continue;
                     }
+                    if !self.rbuf_alloc() {
+                        self.set_state(ConnState::Closing);
+                        continue;
+                    }
                     let want = self.rbuf.len().min(self.sbytes);
                     match sys::read(self.fd, &mut self.rbuf[..want]) {
                         Ok(0) => {
