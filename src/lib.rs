@@ -5,6 +5,7 @@ pub mod conn;
 pub mod daemon;
 pub mod event;
 pub mod hash;
+pub mod items;
 pub mod proto;
 pub mod server;
 pub mod settings;

@@ -574,13 +574,7 @@ pub fn main(argv: Vec<String>) -> i32 {
         daemon::lock_memory();
     }
 
-    // C prints the slab class table as slabs_init builds it.
-    if settings::verbose() > 1 {
-        eprint!(
-            "{}",
-            crate::slabs::format_classes(&crate::slabs::classes_for(s))
-        );
-    }
+    crate::slabs::slabs_init(s);
 
     let base = match EventBase::new() {
         Some(b) => b,

@@ -1,9 +1,18 @@
-//! Slab classes (C's slabs.c). This part computes the class table from the settings exactly as
-//! C's `slabs_init` does (`-n` chunk size, `-f` growth factor, 8-byte alignment,
-//! `slab_chunk_max`, `-I` page size, `-o slab_sizes`) and prints it at `-vv`. The page pool
-//! and per-class free lists build on it.
+//! Slab allocator (C's slabs.c): the class table, computed from the settings exactly as C's
+//! `slabs_init` does (`-n` chunk size, `-f` growth factor, 8-byte alignment, `slab_chunk_max`,
+//! page size, `-o slab_sizes`) and printed at `-vv`; pages taken from a pool limited by `-m`;
+//! and per-class free lists of chunks.
+//!
+//! Locking: one `slabs_lock` (a Mutex over `SlabAllocator`), taken after the item and LRU locks,
+//! as in C. Raw memory lives here: pages are allocated once and never returned to the system
+//! except through `adjust_mem_limit` shrinking the global page pool.
 
+use crate::items::{Item, ITEM_CHUNKED, ITEM_SLABBED};
 use crate::settings::Settings;
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Mutex, OnceLock};
 
 /// Size of an item header (C's `sizeof(item)` on 64-bit: three links, two times, value length,
 /// refcount, flags, class id, key length; 8-byte aligned).
@@ -63,6 +72,316 @@ pub fn compute_classes(
     classes
 }
 
+/// Class id of the global page pool (free pages not yet given to a class).
+pub const SLAB_GLOBAL_PAGE_POOL: usize = 0;
+
+/// One slab class's state (C's `slabclass_t`).
+struct SlabClass {
+    size: u32,
+    perslab: u32,
+    /// Free chunks, linked through the item header's `next`/`prev`.
+    slots: *mut Item,
+    sl_curr: u32,
+    /// Pages owned by this class (for the global pool: free pages).
+    slab_list: Vec<NonNull<u8>>,
+}
+
+/// The allocator state guarded by the slabs lock.
+pub struct SlabAllocator {
+    classes: Vec<SlabClass>,
+    power_largest: usize,
+    mem_limit: u64,
+    mem_malloced: u64,
+    /// Set once an allocation failed for lack of memory (a hint for the LRU maintainer).
+    pub mem_limit_reached: bool,
+    page_size: u32,
+    slab_reassign: bool,
+    slab_chunk_size_max: u32,
+    item_size_max: u32,
+}
+
+// SAFETY: the raw pointers are into pages owned by the allocator; every access happens with
+// the slabs lock held (the allocator is only reachable through its Mutex).
+unsafe impl Send for SlabAllocator {}
+
+impl SlabAllocator {
+    /// A new allocator for `classes` (as `compute_classes` returns them) with `mem_limit` bytes.
+    pub fn new(
+        classes: &[SlabClassSpec],
+        mem_limit: u64,
+        page_size: u32,
+        slab_reassign: bool,
+        slab_chunk_size_max: u32,
+        item_size_max: u32,
+    ) -> SlabAllocator {
+        let empty = |size, perslab| SlabClass {
+            size,
+            perslab,
+            slots: ptr::null_mut(),
+            sl_curr: 0,
+            slab_list: Vec::new(),
+        };
+        let mut v = vec![empty(0, 0)];
+        for c in classes {
+            v.push(empty(c.size, c.perslab));
+        }
+        SlabAllocator {
+            power_largest: classes.len(),
+            classes: v,
+            mem_limit,
+            mem_malloced: std::env::var("T_MEMD_INITIAL_MALLOC")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            mem_limit_reached: false,
+            page_size,
+            slab_reassign,
+            slab_chunk_size_max,
+            item_size_max,
+        }
+    }
+
+    /// The class for an item of `size` bytes (C's slabs_clsid): 0 if it is too large for the
+    /// cache, the largest class for items that will be chunked.
+    pub fn clsid(&self, size: usize) -> usize {
+        if size == 0 || size > self.item_size_max as usize {
+            return 0;
+        }
+        let mut res = POWER_SMALLEST;
+        while size > self.classes[res].size as usize {
+            if res == self.power_largest {
+                return self.power_largest;
+            }
+            res += 1;
+        }
+        res
+    }
+
+    /// Chunk size of a class.
+    pub fn size(&self, id: usize) -> u32 {
+        self.classes.get(id).map_or(0, |c| c.size)
+    }
+
+    /// The largest class id.
+    pub fn power_largest(&self) -> usize {
+        self.power_largest
+    }
+
+    /// Bytes taken from the system so far.
+    pub fn mem_malloced(&self) -> u64 {
+        self.mem_malloced
+    }
+
+    fn page_layout(len: usize) -> Option<Layout> {
+        Layout::from_size_align(len, 8).ok()
+    }
+
+    /// Takes memory for a new page (C's memory_allocate, without preallocation).
+    fn memory_allocate(&mut self, len: usize) -> Option<NonNull<u8>> {
+        let layout = Self::page_layout(len)?;
+        // SAFETY: the layout has a non-zero size (page sizes are at least 1 KiB).
+        let p = NonNull::new(unsafe { alloc_zeroed(layout) })?;
+        self.mem_malloced += len as u64;
+        Some(p)
+    }
+
+    /// Gives class `id` a new page, split into free chunks (C's do_slabs_newslab).
+    fn newslab(&mut self, id: usize) -> bool {
+        let len = if self.slab_reassign || self.slab_chunk_size_max != self.page_size {
+            self.page_size as usize
+        } else {
+            (self.classes[id].size * self.classes[id].perslab) as usize
+        };
+        let has_pages = !self.classes[id].slab_list.is_empty();
+        let pool_empty = self.classes[SLAB_GLOBAL_PAGE_POOL].slab_list.is_empty();
+        if self.mem_limit != 0
+            && self.mem_malloced + len as u64 > self.mem_limit
+            && has_pages
+            && pool_empty
+        {
+            self.mem_limit_reached = true;
+            return false;
+        }
+        let page = match self.classes[SLAB_GLOBAL_PAGE_POOL].slab_list.pop() {
+            Some(p) => {
+                // SAFETY: pool pages are whole pages of `page_size` bytes owned by us.
+                unsafe { ptr::write_bytes(p.as_ptr(), 0, len) };
+                p
+            }
+            None => match self.memory_allocate(len) {
+                Some(p) => p,
+                None => return false,
+            },
+        };
+        let (size, perslab) = (
+            self.classes[id].size as usize,
+            self.classes[id].perslab as usize,
+        );
+        for x in 0..perslab {
+            // SAFETY: chunk x lies within the page (perslab * size <= len) and is 8-aligned
+            // (sizes are multiples of 8, the page is 8-aligned); it is not referenced elsewhere.
+            unsafe { self.free_chunk(page.as_ptr().add(x * size) as *mut Item, id) };
+        }
+        self.classes[id].slab_list.push(page);
+        true
+    }
+
+    /// Pushes a chunk on class `id`'s free list (C's do_slabs_free for plain items).
+    ///
+    /// # Safety
+    /// `it` must be a chunk of class `id` owned by this allocator and no longer in use.
+    unsafe fn free_chunk(&mut self, it: *mut Item, id: usize) {
+        let p = &mut self.classes[id];
+        // SAFETY: per the contract `it` points at a chunk of at least header size that nobody
+        // else references; the free list head, if any, is such a chunk too.
+        unsafe {
+            (*it).it_flags = ITEM_SLABBED;
+            (*it).slabs_clsid = id as u8;
+            (*it).prev = ptr::null_mut();
+            (*it).next = p.slots;
+            if !p.slots.is_null() {
+                (*p.slots).prev = it;
+            }
+        }
+        p.slots = it;
+        p.sl_curr += 1;
+    }
+
+    /// Takes a free chunk of class `id`, growing the class by a page if allowed
+    /// (C's do_slabs_alloc). The chunk comes back with refcount 1 and no flags.
+    pub fn alloc(&mut self, id: usize, no_newpage: bool) -> Option<NonNull<Item>> {
+        if !(POWER_SMALLEST..=self.power_largest).contains(&id) {
+            return None;
+        }
+        if self.classes[id].sl_curr == 0 && !no_newpage {
+            self.newslab(id);
+        }
+        let p = &mut self.classes[id];
+        if p.sl_curr == 0 {
+            return None;
+        }
+        let it = p.slots;
+        // SAFETY: sl_curr > 0 means `slots` heads a list of free chunks of this class.
+        unsafe {
+            p.slots = (*it).next;
+            if !(*it).next.is_null() {
+                (*(*it).next).prev = ptr::null_mut();
+            }
+            (*it).it_flags &= !ITEM_SLABBED;
+            (*it).refcount.store(1, Relaxed);
+        }
+        p.sl_curr -= 1;
+        NonNull::new(it)
+    }
+
+    /// Returns an item's chunk to its class.
+    ///
+    /// # Safety
+    /// `it` must have come from `alloc(id)` of this allocator, and nothing may use it after.
+    pub unsafe fn free(&mut self, it: NonNull<Item>, id: usize) {
+        if !(POWER_SMALLEST..=self.power_largest).contains(&id) {
+            return;
+        }
+        // SAFETY: the caller hands back a chunk it owns.
+        let flags = unsafe { (*it.as_ptr()).it_flags };
+        debug_assert!(
+            flags & ITEM_CHUNKED == 0,
+            "chunked items are freed chunk by chunk"
+        );
+        // SAFETY: as above.
+        unsafe { self.free_chunk(it.as_ptr(), id) };
+    }
+
+    /// Changes the memory limit at run time (`cache_memlimit`), releasing pooled pages above
+    /// it (C's do_slabs_adjust_mem_limit).
+    pub fn adjust_mem_limit(&mut self, new_limit: u64) -> bool {
+        self.mem_limit = new_limit;
+        self.mem_limit_reached = false;
+        if self.slab_reassign {
+            while self.mem_malloced > self.mem_limit {
+                let Some(p) = self.classes[SLAB_GLOBAL_PAGE_POOL].slab_list.pop() else {
+                    break;
+                };
+                if let Some(layout) = Self::page_layout(self.page_size as usize) {
+                    // SAFETY: pool pages were allocated with exactly this layout.
+                    unsafe { dealloc(p.as_ptr(), layout) };
+                }
+                self.mem_malloced -= self.page_size as u64;
+            }
+        }
+        true
+    }
+
+    /// `stats slabs` body for classes with pages, then the totals (C's do_slabs_stats, without
+    /// the per-class command counters, which the caller supplies through `hits`).
+    pub fn write_stats(&self, out: &mut Vec<u8>, hits: &dyn Fn(usize, &mut Vec<u8>)) {
+        use std::io::Write;
+        let mut total = 0;
+        for i in POWER_SMALLEST..=self.power_largest {
+            let p = &self.classes[i];
+            let slabs = p.slab_list.len() as u32;
+            if slabs == 0 {
+                continue;
+            }
+            let _ = write!(out, "STAT {}:chunk_size {}\r\n", i, p.size);
+            let _ = write!(out, "STAT {}:chunks_per_page {}\r\n", i, p.perslab);
+            let _ = write!(out, "STAT {}:total_pages {}\r\n", i, slabs);
+            let _ = write!(out, "STAT {}:total_chunks {}\r\n", i, slabs * p.perslab);
+            let _ = write!(
+                out,
+                "STAT {}:used_chunks {}\r\n",
+                i,
+                slabs * p.perslab - p.sl_curr
+            );
+            let _ = write!(out, "STAT {}:free_chunks {}\r\n", i, p.sl_curr);
+            let _ = write!(out, "STAT {}:free_chunks_end 0\r\n", i);
+            hits(i, out);
+            total += 1;
+        }
+        let _ = write!(out, "STAT active_slabs {}\r\n", total);
+        let _ = write!(out, "STAT total_malloced {}\r\n", self.mem_malloced);
+    }
+
+    /// Free chunks and pages of a class (for the LRU maintainer and stats).
+    pub fn class_counts(&self, id: usize) -> (u32, usize) {
+        self.classes
+            .get(id)
+            .map_or((0, 0), |c| (c.sl_curr, c.slab_list.len()))
+    }
+
+    /// Pages in the global pool.
+    pub fn global_page_pool_size(&self) -> usize {
+        self.classes[SLAB_GLOBAL_PAGE_POOL].slab_list.len()
+    }
+}
+
+static SLABS: OnceLock<Mutex<SlabAllocator>> = OnceLock::new();
+
+/// Creates the process's allocator from the settings (C's slabs_init), printing the class table
+/// at `-vv` as C does. Called once at start-up.
+pub fn slabs_init(s: &Settings) {
+    let classes = classes_for(s);
+    if crate::settings::verbose() > 1 {
+        eprint!("{}", format_classes(&classes));
+    }
+    let alloc = SlabAllocator::new(
+        &classes,
+        s.maxbytes.load(Relaxed),
+        s.slab_page_size.max(1) as u32,
+        s.slab_reassign,
+        s.slab_chunk_size_max.max(1) as u32,
+        s.item_size_max.max(0) as u32,
+    );
+    let _ = SLABS.set(Mutex::new(alloc));
+}
+
+/// Runs `f` with the slabs lock held. None before `slabs_init`.
+pub fn with_slabs<R>(f: impl FnOnce(&mut SlabAllocator) -> R) -> Option<R> {
+    let m = SLABS.get()?;
+    let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+    Some(f(&mut g))
+}
+
 /// The class table for the running settings.
 pub fn classes_for(s: &Settings) -> Vec<SlabClassSpec> {
     compute_classes(
@@ -91,6 +410,74 @@ pub fn format_classes(classes: &[SlabClassSpec]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn small_allocator(limit: u64) -> SlabAllocator {
+        let classes = compute_classes(48, 1.25, 512 * 1024, 1024 * 1024, None);
+        SlabAllocator::new(&classes, limit, 1024 * 1024, true, 512 * 1024, 1024 * 1024)
+    }
+
+    #[test]
+    fn class_choice() {
+        let a = small_allocator(64 << 20);
+        assert_eq!(a.clsid(0), 0);
+        assert_eq!(a.clsid(1), 1);
+        assert_eq!(a.clsid(96), 1);
+        assert_eq!(a.clsid(97), 2);
+        assert_eq!(a.clsid(1024 * 1024), a.power_largest());
+        assert_eq!(a.clsid(1024 * 1024 + 1), 0);
+    }
+
+    #[test]
+    fn alloc_free_and_limit() {
+        // Room for two pages: the first class gets one page, then may not grow past the limit.
+        let mut a = small_allocator(2 * 1024 * 1024);
+        let perslab = a.classes[1].perslab as usize;
+        let mut got = Vec::new();
+        for _ in 0..perslab {
+            got.push(a.alloc(1, false).expect("chunk from the first page"));
+        }
+        assert_eq!(a.class_counts(1), (0, 1));
+        // A second page still fits in the limit.
+        got.push(a.alloc(1, false).expect("second page"));
+        assert_eq!(a.mem_malloced(), 2 * 1024 * 1024);
+        for _ in 1..perslab {
+            got.push(a.alloc(1, false).expect("rest of the second page"));
+        }
+        // Now the class has pages and the limit is reached: no more.
+        assert!(a.alloc(1, false).is_none());
+        assert!(a.mem_limit_reached);
+        // Another class may still get its first page (C lets every class have one).
+        assert!(a.alloc(5, false).is_some());
+        // Freed chunks are reused.
+        let first = got.pop().unwrap();
+        // SAFETY: `first` came from alloc(1) and is not used again before being reallocated.
+        unsafe { a.free(first, 1) };
+        assert_eq!(a.class_counts(1).0, 1);
+        let again = a.alloc(1, false).unwrap();
+        assert_eq!(again, first);
+        // SAFETY: `again` is a live chunk just handed out by the allocator.
+        unsafe {
+            assert_eq!((*again.as_ptr()).refcount.load(Relaxed), 1);
+            assert_eq!((*again.as_ptr()).it_flags, 0);
+        }
+        let mut out = Vec::new();
+        a.write_stats(&mut out, &|_, _| {});
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with(
+            "STAT 1:chunk_size 96\r\nSTAT 1:chunks_per_page 10922\r\nSTAT 1:total_pages 2\r\n"
+        ));
+        assert!(text.ends_with("STAT active_slabs 2\r\nSTAT total_malloced 3145728\r\n"));
+    }
+
+    #[test]
+    fn no_newpage_flag() {
+        let mut a = small_allocator(64 << 20);
+        assert!(a.alloc(3, true).is_none());
+        assert!(a.alloc(3, false).is_some());
+        assert!(a.alloc(3, true).is_some());
+        assert!(a.alloc(0, false).is_none());
+        assert!(a.alloc(a.power_largest() + 1, false).is_none());
+    }
 
     #[test]
     fn default_table_matches_c() {
