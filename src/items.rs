@@ -82,6 +82,150 @@ pub fn item_make_header_total(
     ntotal
 }
 
+/// Where the item's body starts: right after the header.
+///
+/// # Safety
+/// `it` must point at a live item chunk.
+#[inline]
+unsafe fn body(it: *const Item) -> *const u8 {
+    // SAFETY: the body follows the header inside the same chunk.
+    unsafe { (it as *const u8).add(ITEM_HEADER_SIZE) }
+}
+
+/// The item's key (C's ITEM_key).
+///
+/// # Safety
+/// `it` must point at a live item whose header and key were written, and stay so for `'a`
+/// (the caller holds a reference or the item lock).
+#[inline]
+pub unsafe fn key<'a>(it: *const Item) -> &'a [u8] {
+    // SAFETY: per the contract the item is live; the key sits after the optional CAS and is
+    // `nkey` bytes long inside the chunk.
+    unsafe {
+        let cas = if (*it).it_flags & ITEM_CAS != 0 { 8 } else { 0 };
+        std::slice::from_raw_parts(body(it).add(cas), (*it).nkey as usize)
+    }
+}
+
+/// Writes the CAS, key and client flags of a freshly allocated item and sets the matching
+/// flags (the tail of C's do_item_alloc). The value area is left for the caller to fill.
+///
+/// # Safety
+/// `it` must be an item chunk just taken from the slab allocator, large enough for
+/// `item_make_header_total(key.len(), nbytes, use_cas, client_flags)` bytes, not yet shared.
+pub unsafe fn init_body(
+    it: *mut Item,
+    key: &[u8],
+    client_flags: u32,
+    exptime: u32,
+    nbytes: i32,
+    use_cas: bool,
+) {
+    // SAFETY: per the contract the chunk is ours and big enough for header and body.
+    unsafe {
+        (*it).next = std::ptr::null_mut();
+        (*it).prev = std::ptr::null_mut();
+        (*it).h_next = std::ptr::null_mut();
+        if use_cas {
+            (*it).it_flags |= ITEM_CAS;
+        }
+        if client_flags != 0 {
+            (*it).it_flags |= ITEM_CFLAGS;
+        }
+        (*it).nkey = key.len() as u8;
+        (*it).nbytes = nbytes;
+        (*it).exptime = exptime;
+        let b = body(it) as *mut u8;
+        let cas = if use_cas { 8 } else { 0 };
+        if use_cas {
+            std::ptr::write_unaligned(b as *mut u64, 0);
+        }
+        std::ptr::copy_nonoverlapping(key.as_ptr(), b.add(cas), key.len());
+        *b.add(cas + key.len()) = 0;
+        if client_flags != 0 {
+            std::ptr::write_unaligned(b.add(cas + key.len() + 1) as *mut u32, client_flags);
+        }
+    }
+}
+
+/// The item's CAS value (0 if the item has none).
+///
+/// # Safety
+/// `it` must point at a live item.
+#[inline]
+pub unsafe fn get_cas(it: *const Item) -> u64 {
+    // SAFETY: the CAS slot exists when ITEM_CAS is set.
+    unsafe {
+        if (*it).it_flags & ITEM_CAS != 0 {
+            std::ptr::read_unaligned(body(it) as *const u64)
+        } else {
+            0
+        }
+    }
+}
+
+/// Sets the item's CAS value (ignored if the item has no CAS slot).
+///
+/// # Safety
+/// `it` must point at a live item the caller may modify (item lock held or not yet linked).
+#[inline]
+pub unsafe fn set_cas(it: *mut Item, cas: u64) {
+    // SAFETY: the CAS slot exists when ITEM_CAS is set.
+    unsafe {
+        if (*it).it_flags & ITEM_CAS != 0 {
+            std::ptr::write_unaligned(body(it) as *mut u64, cas);
+        }
+    }
+}
+
+/// The item's client flags (C's FLAGS_CONV).
+///
+/// # Safety
+/// `it` must point at a live item.
+#[inline]
+pub unsafe fn client_flags(it: *const Item) -> u32 {
+    // SAFETY: the flags slot exists when ITEM_CFLAGS is set, after the key's NUL.
+    unsafe {
+        if (*it).it_flags & ITEM_CFLAGS == 0 {
+            return 0;
+        }
+        let cas = if (*it).it_flags & ITEM_CAS != 0 { 8 } else { 0 };
+        std::ptr::read_unaligned(body(it).add(cas + (*it).nkey as usize + 1) as *const u32)
+    }
+}
+
+/// The value bytes, "\r\n" included (C's ITEM_data, for items that are not chunked).
+///
+/// # Safety
+/// `it` must point at a live, non-chunked item and stay live for `'a`.
+#[inline]
+pub unsafe fn data<'a>(it: *const Item) -> &'a [u8] {
+    // SAFETY: the value follows CAS, key, NUL and flags inside the chunk; nbytes >= 2.
+    unsafe {
+        let mut off = (*it).nkey as usize + 1;
+        if (*it).it_flags & ITEM_CAS != 0 {
+            off += 8;
+        }
+        if (*it).it_flags & ITEM_CFLAGS != 0 {
+            off += 4;
+        }
+        std::slice::from_raw_parts(body(it).add(off), (*it).nbytes.max(0) as usize)
+    }
+}
+
+/// The value area to fill while reading a value from a client.
+///
+/// # Safety
+/// As `data`, and the caller must be the only user of the item (not yet linked).
+#[inline]
+pub unsafe fn data_mut<'a>(it: *mut Item) -> &'a mut [u8] {
+    // SAFETY: as in `data`; exclusivity is the caller's contract.
+    unsafe {
+        let d = data(it);
+        std::slice::from_raw_parts_mut(d.as_ptr() as *mut u8, d.len())
+    }
+}
+
 /// The LRU id bits of a class id byte.
 #[inline]
 pub fn clsid_of(slabs_clsid: u8) -> u8 {
@@ -96,6 +240,36 @@ mod tests {
     fn header_is_c_sized() {
         assert_eq!(ITEM_HEADER_SIZE, 48);
         assert_eq!(std::mem::align_of::<Item>(), 8);
+    }
+
+    #[test]
+    fn body_accessors() {
+        use crate::slabs::{compute_classes, SlabAllocator};
+        let classes = compute_classes(48, 1.25, 512 * 1024, 1024 * 1024, None);
+        let mut a = SlabAllocator::new(
+            &classes,
+            64 << 20,
+            1024 * 1024,
+            true,
+            512 * 1024,
+            1024 * 1024,
+        );
+        for (use_cas, flags) in [(true, 0u32), (true, 0xdead_beef), (false, 0), (false, 7)] {
+            let total = item_make_header_total(3, 7, use_cas, flags);
+            let id = a.clsid(total);
+            let it = a.alloc(id, false).unwrap().as_ptr();
+            // SAFETY: `it` is a fresh chunk of a class big enough for `total` bytes.
+            unsafe {
+                init_body(it, b"foo", flags, 10, 7, use_cas);
+                data_mut(it).copy_from_slice(b"hello\r\n");
+                set_cas(it, 42);
+                assert_eq!(key(it), b"foo");
+                assert_eq!(client_flags(it), flags);
+                assert_eq!(data(it), b"hello\r\n");
+                assert_eq!(get_cas(it), if use_cas { 42 } else { 0 });
+                assert_eq!((*it).exptime, 10);
+            }
+        }
     }
 
     #[test]
