@@ -8,6 +8,8 @@
 
 use std::sync::atomic::AtomicU16;
 
+pub mod store;
+
 /// Linked into the hash table and an LRU.
 pub const ITEM_LINKED: u16 = 1;
 /// Has an 8-byte CAS value after the header.

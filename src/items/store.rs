@@ -1,0 +1,817 @@
+//! The item store (the rest of C's items.c, and the item-lock half of thread.c): item locks striped by hash,
+//! per-class LRU lists, allocation with eviction from the LRU tail, link/unlink/get/replace, and
+//! `ItemRef`, the reference-counted handle the protocol code holds.
+//!
+//! Lock order, as in C: item lock, then LRU lock, then slabs lock. Code walking an LRU tail
+//! (holding the LRU lock) only *tries* item locks.
+
+use crate::assoc::HashTable;
+use crate::items::{self, Item, ITEM_ACTIVE, ITEM_FETCHED, ITEM_LINKED, ITEM_SLABBED};
+use crate::settings::{self, Settings};
+use crate::slabs::with_slabs;
+use crate::stats::{current_time, ThreadStats};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// LRU ids live in the top two bits of `slabs_clsid`.
+pub const HOT_LRU: u8 = 0;
+pub const WARM_LRU: u8 = 64;
+pub const COLD_LRU: u8 = 128;
+pub const TEMP_LRU: u8 = 192;
+/// Number of (class, LRU) list ids.
+pub const POWER_LARGEST: usize = 256;
+
+/// Per-(class, LRU) counters (C's itemstats_t).
+#[derive(Default, Clone, Copy, Debug)]
+pub struct ItemStatsCounters {
+    pub evicted: u64,
+    pub evicted_nonzero: u64,
+    pub reclaimed: u64,
+    pub outofmemory: u64,
+    pub tailrepairs: u64,
+    pub expired_unfetched: u64,
+    pub evicted_unfetched: u64,
+    pub evicted_active: u64,
+    pub crawler_reclaimed: u64,
+    pub crawler_items_checked: u64,
+    pub lrutail_reflocked: u64,
+    pub moves_to_cold: u64,
+    pub moves_to_warm: u64,
+    pub moves_within_lru: u64,
+    pub direct_reclaims: u64,
+    pub evicted_time: u32,
+}
+
+/// One LRU list and its counters, guarded by its LRU lock.
+struct Lru {
+    head: *mut Item,
+    tail: *mut Item,
+    size: u64,
+    size_bytes: u64,
+    stats: ItemStatsCounters,
+}
+
+// SAFETY: the list pointers are only followed with the list's mutex held.
+unsafe impl Send for Lru {}
+
+/// Items and bytes currently linked (C's stats_state.curr_items / curr_bytes) and items ever
+/// linked (stats.total_items).
+pub static CURR_ITEMS: AtomicI64 = AtomicI64::new(0);
+pub static CURR_BYTES: AtomicI64 = AtomicI64::new(0);
+pub static TOTAL_ITEMS: AtomicU64 = AtomicU64::new(0);
+
+/// The store's shared state.
+pub struct Store {
+    assoc: HashTable,
+    item_locks: Box<[Mutex<()>]>,
+    item_lock_mask: u32,
+    lrus: Box<[Mutex<Lru>]>,
+    cas_id: AtomicU64,
+    hash: fn(&[u8]) -> u32,
+    use_cas: bool,
+    slab_chunk_size_max: usize,
+}
+
+static STORE: OnceLock<Store> = OnceLock::new();
+
+/// Item-lock stripes for a worker count (C's memcached_thread_init choice).
+fn item_lock_power(nthreads: i32) -> u32 {
+    match nthreads {
+        ..=2 => 10,
+        3 => 11,
+        4 => 12,
+        5..=8 => 13,
+        9..=16 => 14,
+        _ => 15,
+    }
+}
+
+impl Store {
+    /// A store for these settings (slabs must be initialised by the caller).
+    pub fn new(s: &Settings) -> Store {
+        let hashpower = if s.hashpower_init > 0 {
+            s.hashpower_init as u32
+        } else {
+            crate::assoc::HASHPOWER_DEFAULT
+        };
+        let lock_power = item_lock_power(s.num_threads).min(hashpower.saturating_sub(1));
+        let locks = (0..1u32 << lock_power).map(|_| Mutex::new(())).collect();
+        let lrus = (0..POWER_LARGEST)
+            .map(|_| {
+                Mutex::new(Lru {
+                    head: ptr::null_mut(),
+                    tail: ptr::null_mut(),
+                    size: 0,
+                    size_bytes: 0,
+                    stats: ItemStatsCounters::default(),
+                })
+            })
+            .collect();
+        Store {
+            assoc: HashTable::new(hashpower),
+            item_locks: locks,
+            item_lock_mask: (1u32 << lock_power) - 1,
+            lrus,
+            cas_id: AtomicU64::new(0),
+            hash: crate::hash::hash_fn(s.hash_algorithm),
+            use_cas: s.use_cas,
+            slab_chunk_size_max: s.slab_chunk_size_max.max(1) as usize,
+        }
+    }
+
+    /// The key's hash with the configured algorithm.
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u32 {
+        (self.hash)(key)
+    }
+
+    /// Takes the item lock for `hv`.
+    #[inline]
+    pub fn item_lock(&self, hv: u32) -> MutexGuard<'_, ()> {
+        let m = &self.item_locks[(hv & self.item_lock_mask) as usize];
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn item_trylock(&self, hv: u32) -> Option<MutexGuard<'_, ()>> {
+        self.item_locks[(hv & self.item_lock_mask) as usize]
+            .try_lock()
+            .ok()
+    }
+
+    fn lru(&self, id: u8) -> MutexGuard<'_, Lru> {
+        self.lrus[id as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The hash table (for stats).
+    pub fn assoc(&self) -> &HashTable {
+        &self.assoc
+    }
+
+    /// Next CAS value (C's get_cas_id).
+    pub fn next_cas(&self) -> u64 {
+        self.cas_id.fetch_add(1, Relaxed) + 1
+    }
+
+    /// Counters of one LRU id.
+    pub fn lru_stats(&self, id: u8) -> (u64, u64, ItemStatsCounters) {
+        let l = self.lru(id);
+        (l.size, l.size_bytes, l.stats)
+    }
+
+    // ---- LRU lists (caller holds the list's lock) ----
+
+    /// # Safety
+    /// `it` is live, not on a list; `l` is the list of `it.slabs_clsid`.
+    unsafe fn link_q(l: &mut Lru, it: *mut Item) {
+        // SAFETY: per the contract.
+        unsafe {
+            (*it).prev = ptr::null_mut();
+            (*it).next = l.head;
+            if !l.head.is_null() {
+                (*l.head).prev = it;
+            }
+            l.head = it;
+            if l.tail.is_null() {
+                l.tail = it;
+            }
+            l.size += 1;
+            l.size_bytes += ntotal(it) as u64;
+        }
+    }
+
+    /// # Safety
+    /// `it` is live and on list `l`.
+    unsafe fn unlink_q(l: &mut Lru, it: *mut Item) {
+        // SAFETY: per the contract.
+        unsafe {
+            if l.head == it {
+                l.head = (*it).next;
+            }
+            if l.tail == it {
+                l.tail = (*it).prev;
+            }
+            if !(*it).next.is_null() {
+                (*(*it).next).prev = (*it).prev;
+            }
+            if !(*it).prev.is_null() {
+                (*(*it).prev).next = (*it).next;
+            }
+            (*it).next = ptr::null_mut();
+            (*it).prev = ptr::null_mut();
+            l.size -= 1;
+            l.size_bytes -= ntotal(it) as u64;
+        }
+    }
+
+    // ---- allocation ----
+
+    /// Allocates an unlinked item for `key` with room for `nbytes` of value (C's
+    /// do_item_alloc). None: too large for any class, or no memory could be freed.
+    pub fn alloc(
+        &self,
+        key: &[u8],
+        client_flags: u32,
+        exptime: u32,
+        nbytes: i32,
+    ) -> Option<ItemRef> {
+        if nbytes < 2 || key.len() > 250 {
+            return None;
+        }
+        let ntotal =
+            items::item_make_header_total(key.len(), nbytes as usize, self.use_cas, client_flags);
+        let id = with_slabs(|s| s.clsid(ntotal))?;
+        if id == 0 || ntotal > self.slab_chunk_size_max {
+            // Values larger than a chunk are stored as chunked items; not built yet.
+            return None;
+        }
+        let it = match self.alloc_pull(id) {
+            Some(it) => it,
+            None => {
+                self.lru(id as u8).stats.outofmemory += 1;
+                return None;
+            }
+        };
+        let s = settings::get();
+        let lru = if s.temp_lru.load(Relaxed)
+            && exptime.wrapping_sub(current_time()) <= s.temporary_ttl.load(Relaxed)
+        {
+            TEMP_LRU
+        } else if s.lru_segmented.load(Relaxed) {
+            HOT_LRU
+        } else {
+            COLD_LRU
+        };
+        let p = it.as_ptr();
+        // SAFETY: a fresh chunk of a class holding `ntotal` bytes; nobody else has it.
+        unsafe {
+            (*p).slabs_clsid = id as u8 | lru;
+            items::init_body(p, key, client_flags, exptime, nbytes, self.use_cas);
+        }
+        Some(ItemRef { it })
+    }
+
+    /// Takes a chunk, evicting or reclaiming from the LRU tails when the class is full
+    /// (C's do_item_alloc_pull).
+    fn alloc_pull(&self, id: usize) -> Option<NonNull<Item>> {
+        let segmented = settings::get().lru_segmented.load(Relaxed);
+        let mut got = None;
+        let mut tries = 0;
+        for i in 0..10 {
+            tries = i;
+            if !segmented {
+                self.pull_tail(id as u8, COLD_LRU, 0, false);
+            }
+            got = with_slabs(|s| s.alloc(id, false)).flatten();
+            if got.is_some() {
+                break;
+            }
+            if self.pull_tail(id as u8, COLD_LRU, 0, true) <= 0 {
+                if segmented {
+                    self.pull_tail(id as u8, HOT_LRU, 0, false);
+                } else {
+                    break;
+                }
+            }
+        }
+        if tries > 0 {
+            self.lru(id as u8).stats.direct_reclaims += tries as u64;
+        }
+        got
+    }
+
+    /// Walks up to five items from the tail of (class `cls`, `lru`): reclaims expired ones,
+    /// moves HOT/WARM items to COLD (or active ones to WARM), and with `evict` evicts from
+    /// COLD (C's lru_pull_tail without the maintainer's age limits). Returns items removed.
+    pub fn pull_tail(&self, cls: u8, lru: u8, total_bytes: u64, evict: bool) -> i32 {
+        if cls == 0 {
+            return 0;
+        }
+        let s = settings::get();
+        let id = cls | lru;
+        let mut removed = 0;
+        let mut move_to: Option<(*mut Item, u8)> = None;
+        let now = current_time();
+        let oldest_live = s.oldest_live.load(Relaxed);
+        let mut l = self.lru(id);
+        let mut search = l.tail;
+        let mut tries = 5;
+        while tries > 0 && !search.is_null() {
+            tries -= 1;
+            // SAFETY: items on the list are live while its lock is held.
+            let (next_it, hv) = unsafe { ((*search).prev, self.hash(items::key(search))) };
+            let Some(_ilock) = self.item_trylock(hv) else {
+                search = next_it;
+                continue;
+            };
+            // SAFETY: the item lock for `search` is held; refcount is atomic.
+            unsafe {
+                if (*search).refcount.fetch_add(1, Relaxed) + 1 != 2 {
+                    l.stats.lrutail_reflocked += 1;
+                }
+                let it_time = (*search).time;
+                let exp = (*search).exptime;
+                let flushed = it_time <= oldest_live && oldest_live <= now;
+                if (exp != 0 && exp < now) || flushed {
+                    l.stats.reclaimed += 1;
+                    if (*search).it_flags & ITEM_FETCHED == 0 {
+                        l.stats.expired_unfetched += 1;
+                    }
+                    self.unlink_locked(&mut l, search, hv);
+                    release(search);
+                    removed += 1;
+                    search = next_it;
+                    continue;
+                }
+                let mut stop = true;
+                match lru {
+                    HOT_LRU | WARM_LRU => {
+                        let pct = if lru == HOT_LRU {
+                            s.hot_lru_pct.load(Relaxed)
+                        } else {
+                            s.warm_lru_pct.load(Relaxed)
+                        };
+                        let limit = total_bytes * pct.max(0) as u64 / 100;
+                        if (*search).it_flags & ITEM_ACTIVE != 0 {
+                            (*search).it_flags &= !ITEM_ACTIVE;
+                            removed += 1;
+                            if lru == WARM_LRU {
+                                l.stats.moves_within_lru += 1;
+                                Self::unlink_q(&mut l, search);
+                                Self::link_q(&mut l, search);
+                                release(search);
+                                search = next_it;
+                                stop = false;
+                            } else {
+                                l.stats.moves_to_warm += 1;
+                                Self::unlink_q(&mut l, search);
+                                move_to = Some((search, WARM_LRU));
+                            }
+                        } else if l.size_bytes > limit {
+                            l.stats.moves_to_cold += 1;
+                            Self::unlink_q(&mut l, search);
+                            move_to = Some((search, COLD_LRU));
+                            removed += 1;
+                        } else {
+                            release(search);
+                        }
+                    }
+                    COLD_LRU => {
+                        if evict && s.evict_to_free {
+                            l.stats.evicted += 1;
+                            l.stats.evicted_time = now.wrapping_sub(it_time);
+                            if exp != 0 {
+                                l.stats.evicted_nonzero += 1;
+                            }
+                            if (*search).it_flags & ITEM_FETCHED == 0 {
+                                l.stats.evicted_unfetched += 1;
+                            }
+                            if (*search).it_flags & ITEM_ACTIVE != 0 {
+                                l.stats.evicted_active += 1;
+                            }
+                            self.unlink_locked(&mut l, search, hv);
+                            removed += 1;
+                            release(search);
+                        } else if (*search).it_flags & ITEM_ACTIVE != 0
+                            && s.lru_segmented.load(Relaxed)
+                        {
+                            l.stats.moves_to_warm += 1;
+                            (*search).it_flags &= !ITEM_ACTIVE;
+                            Self::unlink_q(&mut l, search);
+                            move_to = Some((search, WARM_LRU));
+                            removed += 1;
+                        } else {
+                            release(search);
+                        }
+                    }
+                    _ => release(search),
+                }
+                if stop {
+                    if let Some((it, to)) = move_to {
+                        drop(l);
+                        (*it).slabs_clsid = cls | to;
+                        let mut dest = self.lru(cls | to);
+                        Self::link_q(&mut dest, it);
+                        drop(dest);
+                        release(it);
+                    }
+                    return removed;
+                }
+            }
+        }
+        removed
+    }
+
+    /// Unlinks an item whose own LRU lock (`l`) and item lock are held (C's
+    /// do_item_unlink_nolock). Drops the table's reference.
+    ///
+    /// # Safety
+    /// As stated: both locks held, `it` live and on list `l`.
+    unsafe fn unlink_locked(&self, l: &mut Lru, it: *mut Item, hv: u32) {
+        // SAFETY: per the contract.
+        unsafe {
+            if (*it).it_flags & ITEM_LINKED != 0 {
+                (*it).it_flags &= !ITEM_LINKED;
+                CURR_BYTES.fetch_sub(ntotal(it) as i64, Relaxed);
+                CURR_ITEMS.fetch_sub(1, Relaxed);
+                self.assoc.delete(items::key(it), hv);
+                Self::unlink_q(l, it);
+                release(it);
+            }
+        }
+    }
+
+    // ---- link / unlink / get (caller holds the item lock for hv) ----
+
+    /// Links a new item into the table and its LRU (C's do_item_link); the table takes a
+    /// reference. `cas` 0 means "assign the next CAS".
+    ///
+    /// # Safety
+    /// The item lock for `hv` is held and `it` is an unlinked item from `alloc`.
+    pub unsafe fn link(&self, it: &ItemRef, hv: u32, cas: u64) {
+        let p = it.as_ptr();
+        // SAFETY: per the contract.
+        unsafe {
+            (*p).it_flags |= ITEM_LINKED;
+            (*p).time = current_time();
+            CURR_BYTES.fetch_add(ntotal(p) as i64, Relaxed);
+            CURR_ITEMS.fetch_add(1, Relaxed);
+            TOTAL_ITEMS.fetch_add(1, Relaxed);
+            items::set_cas(
+                p,
+                if cas != 0 {
+                    cas
+                } else if self.use_cas {
+                    self.next_cas()
+                } else {
+                    0
+                },
+            );
+            self.assoc.insert(p, hv);
+            let mut l = self.lru((*p).slabs_clsid);
+            Self::link_q(&mut l, p);
+            (*p).refcount.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Unlinks an item from the table and its LRU (C's do_item_unlink); drops the table's
+    /// reference.
+    ///
+    /// # Safety
+    /// The item lock for `hv` is held and `it` is live.
+    pub unsafe fn unlink(&self, it: *mut Item, hv: u32) {
+        // SAFETY: per the contract; the LRU lock is taken after the item lock.
+        unsafe {
+            if (*it).it_flags & ITEM_LINKED == 0 {
+                return;
+            }
+            let mut l = self.lru((*it).slabs_clsid);
+            self.unlink_locked(&mut l, it, hv);
+        }
+    }
+
+    /// Replaces `old` with `new` under the same key (C's do_item_replace).
+    ///
+    /// # Safety
+    /// The item lock for `hv` is held; `old` is live and `new` unlinked.
+    pub unsafe fn replace(&self, old: *mut Item, new: &ItemRef, hv: u32, cas: u64) {
+        // SAFETY: per the contract.
+        unsafe {
+            self.unlink(old, hv);
+            self.link(new, hv, cas);
+        }
+    }
+
+    /// Looks a key up, dropping it if expired or flushed (C's do_item_get). With `do_update`
+    /// the item's activity bits are bumped as a fetch does.
+    ///
+    /// # Safety
+    /// The item lock for `hv` is held.
+    pub unsafe fn get_locked(
+        &self,
+        key: &[u8],
+        hv: u32,
+        stats: Option<&ThreadStats>,
+        do_update: bool,
+    ) -> Option<ItemRef> {
+        // SAFETY: under the item lock the chain is stable; the reference taken keeps the
+        // item alive after the lock is released.
+        unsafe {
+            let it = self.assoc.find(key, hv);
+            if it.is_null() {
+                return None;
+            }
+            (*it).refcount.fetch_add(1, Relaxed);
+            let r = ItemRef {
+                it: NonNull::new_unchecked(it),
+            };
+            let s = settings::get();
+            let now = current_time();
+            let oldest_live = s.oldest_live.load(Relaxed);
+            if (*it).time <= oldest_live && oldest_live <= now {
+                self.unlink(it, hv);
+                if let Some(st) = stats {
+                    crate::stats::bump(&st.get_flushed, 1);
+                }
+                return None;
+            }
+            if (*it).exptime != 0 && (*it).exptime <= now {
+                self.unlink(it, hv);
+                if let Some(st) = stats {
+                    crate::stats::bump(&st.get_expired, 1);
+                }
+                return None;
+            }
+            if do_update {
+                self.bump(it);
+            }
+            Some(r)
+        }
+    }
+
+    /// Marks a fetch (C's do_item_bump without the async COLD bump queue: a COLD hit moves
+    /// to WARM at once).
+    ///
+    /// # Safety
+    /// The item lock is held and `it` is live.
+    unsafe fn bump(&self, it: *mut Item) {
+        // SAFETY: per the contract.
+        unsafe {
+            if settings::get().lru_segmented.load(Relaxed) {
+                if (*it).it_flags & ITEM_ACTIVE == 0 {
+                    if (*it).it_flags & ITEM_FETCHED == 0 {
+                        (*it).it_flags |= ITEM_FETCHED;
+                    } else {
+                        (*it).it_flags |= ITEM_ACTIVE;
+                        if (*it).slabs_clsid & TEMP_LRU != COLD_LRU {
+                            (*it).time = current_time();
+                        } else if (*it).it_flags & ITEM_LINKED != 0 {
+                            let cls = items::clsid_of((*it).slabs_clsid);
+                            {
+                                let mut l = self.lru((*it).slabs_clsid);
+                                Self::unlink_q(&mut l, it);
+                            }
+                            (*it).time = current_time();
+                            (*it).slabs_clsid = cls | WARM_LRU;
+                            (*it).it_flags &= !ITEM_ACTIVE;
+                            let mut l = self.lru(cls | WARM_LRU);
+                            Self::link_q(&mut l, it);
+                            l.stats.moves_to_warm += 1;
+                        }
+                    }
+                }
+            } else {
+                (*it).it_flags |= ITEM_FETCHED;
+                let now = current_time();
+                if (*it).time < now.wrapping_sub(crate::stats::ITEM_UPDATE_INTERVAL)
+                    && (*it).it_flags & ITEM_LINKED != 0
+                {
+                    (*it).time = now;
+                    let mut l = self.lru((*it).slabs_clsid);
+                    Self::unlink_q(&mut l, it);
+                    Self::link_q(&mut l, it);
+                }
+            }
+        }
+    }
+
+    /// Looks a key up under its item lock.
+    pub fn get(&self, key: &[u8], stats: Option<&ThreadStats>, do_update: bool) -> Option<ItemRef> {
+        let hv = self.hash(key);
+        let _g = self.item_lock(hv);
+        // SAFETY: the item lock for hv is held.
+        unsafe { self.get_locked(key, hv, stats, do_update) }
+    }
+
+    /// Removes a key if present (the storage half of `delete`). Returns whether it existed.
+    pub fn delete(&self, key: &[u8]) -> bool {
+        let hv = self.hash(key);
+        let _g = self.item_lock(hv);
+        // SAFETY: the item lock for hv is held; the reference keeps the item alive.
+        unsafe {
+            match self.get_locked(key, hv, None, false) {
+                Some(r) => {
+                    self.unlink(r.as_ptr(), hv);
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+}
+
+/// Total bytes of an item (C's ITEM_ntotal).
+///
+/// # Safety
+/// `it` is live.
+#[inline]
+unsafe fn ntotal(it: *const Item) -> usize {
+    // SAFETY: reads header fields of a live item.
+    unsafe {
+        let f = (*it).it_flags;
+        items::item_make_header_total(
+            (*it).nkey as usize,
+            (*it).nbytes.max(0) as usize,
+            f & items::ITEM_CAS != 0,
+            if f & items::ITEM_CFLAGS != 0 { 1 } else { 0 },
+        )
+    }
+}
+
+/// Drops one reference; the last one returns the chunk to its slab class (C's do_item_remove
+/// and item_free).
+///
+/// # Safety
+/// The caller owns one reference to the live item `it` and gives it up.
+unsafe fn release(it: *mut Item) {
+    // SAFETY: the caller's reference keeps `it` live until the decrement.
+    unsafe {
+        debug_assert!((*it).it_flags & ITEM_SLABBED == 0);
+        if (*it).refcount.fetch_sub(1, Relaxed) == 1 {
+            debug_assert!((*it).it_flags & ITEM_LINKED == 0);
+            let cls = items::clsid_of((*it).slabs_clsid) as usize;
+            if let Some(nn) = NonNull::new(it) {
+                with_slabs(|s| s.free(nn, cls));
+            }
+        }
+    }
+}
+
+/// A counted reference to an item: the item cannot be freed while one exists. Dropping it
+/// releases the reference (and frees the item if it was the last one).
+pub struct ItemRef {
+    it: NonNull<Item>,
+}
+
+// SAFETY: the reference count is atomic and the item memory is shared; a reference may be
+// released on any thread (the free goes through the slabs lock).
+unsafe impl Send for ItemRef {}
+
+impl ItemRef {
+    pub fn as_ptr(&self) -> *mut Item {
+        self.it.as_ptr()
+    }
+
+    /// The key.
+    pub fn key(&self) -> &[u8] {
+        // SAFETY: the reference keeps the item live and its key is immutable once written.
+        unsafe { items::key(self.it.as_ptr()) }
+    }
+
+    /// The value with its "\r\n".
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: as in `key`; values of linked items are not modified in place.
+        unsafe { items::data(self.it.as_ptr()) }
+    }
+
+    /// The value area of an item being filled from a client (not linked yet).
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: an unlinked item from `alloc` is only reachable through this reference.
+        unsafe { items::data_mut(self.it.as_ptr()) }
+    }
+
+    pub fn client_flags(&self) -> u32 {
+        // SAFETY: the reference keeps the item live.
+        unsafe { items::client_flags(self.it.as_ptr()) }
+    }
+
+    pub fn cas(&self) -> u64 {
+        // SAFETY: the reference keeps the item live.
+        unsafe { items::get_cas(self.it.as_ptr()) }
+    }
+
+    pub fn exptime(&self) -> u32 {
+        // SAFETY: the reference keeps the item live.
+        unsafe { (*self.it.as_ptr()).exptime }
+    }
+}
+
+impl Drop for ItemRef {
+    fn drop(&mut self) {
+        // SAFETY: this handle owns one reference.
+        unsafe { release(self.it.as_ptr()) }
+    }
+}
+
+/// Creates the process's store (after `slabs::slabs_init`).
+pub fn init(s: &Settings) {
+    let _ = STORE.set(Store::new(s));
+}
+
+/// The process's store, if initialised.
+pub fn store() -> Option<&'static Store> {
+    STORE.get()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_settings(args: &[&str]) -> &'static Settings {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let mut argv = vec!["memcached".to_string()];
+            argv.extend(args.iter().map(|s| s.to_string()));
+            let s = settings::parse_args(&argv).expect("settings");
+            settings::init_global(s);
+            crate::slabs::slabs_init(settings::get());
+            // The server clock never reads 0 once running (it starts 62 seconds in).
+            crate::stats::CURRENT_TIME.store(100, Relaxed);
+        });
+        settings::get()
+    }
+
+    #[test]
+    fn store_get_delete_and_evict() {
+        let s = test_settings(&["-m", "2"]);
+        let st = Store::new(s);
+        // Fill far more than 2 MB of 1000-byte values in one class: the oldest get evicted.
+        let value = vec![b'x'; 998];
+        let mut kept = 0;
+        for i in 0..5000 {
+            let key = format!("key{}", i);
+            let mut r = st
+                .alloc(key.as_bytes(), 5, 0, 1000)
+                .expect("allocation evicts when full");
+            r.data_mut()[..998].copy_from_slice(&value);
+            r.data_mut()[998..].copy_from_slice(b"\r\n");
+            let hv = st.hash(key.as_bytes());
+            let _g = st.item_lock(hv);
+            // SAFETY: item lock held; `r` is a fresh unlinked item.
+            unsafe { st.link(&r, hv, 0) };
+        }
+        for i in 0..5000 {
+            let key = format!("key{}", i);
+            if let Some(r) = st.get(key.as_bytes(), None, true) {
+                assert_eq!(r.key(), key.as_bytes());
+                assert_eq!(r.client_flags(), 5);
+                assert_eq!(&r.data()[998..], b"\r\n");
+                kept += 1;
+            }
+        }
+        assert!(kept > 500 && kept < 5000, "kept {}", kept);
+        assert!(st.get(b"key4999", None, false).is_some(), "newest survives");
+        assert!(st.get(b"key0", None, false).is_none(), "oldest evicted");
+        assert!(st.delete(b"key4999"));
+        assert!(!st.delete(b"key4999"));
+        assert!(st.get(b"key4999", None, false).is_none());
+        let evicted: u64 = (0..POWER_LARGEST as u16)
+            .map(|id| st.lru_stats(id as u8).2.evicted)
+            .sum();
+        assert!(evicted > 0);
+    }
+
+    #[test]
+    fn concurrent_set_get_delete_under_eviction() {
+        let s = test_settings(&["-m", "2"]);
+        let st = std::sync::Arc::new(Store::new(s));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let st = std::sync::Arc::clone(&st);
+                std::thread::spawn(move || {
+                    for i in 0..4000u32 {
+                        let key = format!("k{}", (i * 7 + t * 13) % 900);
+                        match i % 3 {
+                            0 | 1 => {
+                                let n = 100 + (i % 7) as i32 * 300;
+                                if let Some(mut r) = st.alloc(key.as_bytes(), t, 0, n) {
+                                    let d = r.data_mut();
+                                    let len = d.len();
+                                    d[..len - 2].fill(b'a' + t as u8);
+                                    d[len - 2..].copy_from_slice(b"\r\n");
+                                    let hv = st.hash(key.as_bytes());
+                                    let _g = st.item_lock(hv);
+                                    // SAFETY: item lock held; `r` is unlinked.
+                                    unsafe {
+                                        match st.get_locked(key.as_bytes(), hv, None, false) {
+                                            Some(old) => st.replace(old.as_ptr(), &r, hv, 0),
+                                            None => st.link(&r, hv, 0),
+                                        }
+                                    }
+                                }
+                            }
+                            _ => {
+                                if let Some(r) = st.get(key.as_bytes(), None, true) {
+                                    let d = r.data();
+                                    assert_eq!(r.key(), key.as_bytes());
+                                    assert_eq!(&d[d.len() - 2..], b"\r\n");
+                                    let c = d[0];
+                                    assert!(d[..d.len() - 2].iter().all(|&b| b == c), "torn value");
+                                }
+                                if i % 9 == 2 {
+                                    st.delete(key.as_bytes());
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("worker thread");
+        }
+        assert!(CURR_ITEMS.load(Relaxed) >= 0);
+    }
+}
