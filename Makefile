@@ -14,9 +14,10 @@ all: build
 build:
 	$(CARGO) build --release --locked --bins
 	$(CARGO) build --release --locked --bin memcached --features debug-commands --target-dir $(DEBUG_TARGET_DIR)
-	cp target/release/memcached memcached
-	cp target/release/timedrun timedrun
-	cp $(DEBUG_TARGET_DIR)/release/memcached memcached-debug
+	@# copy then rename, so a running server's binary can be replaced
+	cp target/release/memcached memcached.new && mv -f memcached.new memcached
+	cp target/release/timedrun timedrun.new && mv -f timedrun.new timedrun
+	cp $(DEBUG_TARGET_DIR)/release/memcached memcached-debug.new && mv -f memcached-debug.new memcached-debug
 
 # Installs what a fresh Debian machine with the Rust toolchain lacks: cmake and libclang for
 # building libevent from libevent-sys's bundled source, and Perl's prove and modules for t/.

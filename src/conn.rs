@@ -7,6 +7,7 @@
 //! queue, registered with that worker's event base and freed there.
 
 use crate::event::{self, Disposition, Event, EventBase, Handler};
+use crate::items::store::ItemRef;
 use crate::settings::{self, Protocol};
 use crate::stats::{self, current_time, STATS};
 use crate::sys;
@@ -103,10 +104,16 @@ pub fn prot_text(p: Protocol) -> &'static str {
     }
 }
 
-/// One queued reply (C's mc_resp): a line buffer and optionally a larger owned body.
+/// One queued reply (C's mc_resp). It is written as up to four parts, in this order: the line
+/// buffer, the value of a held item (pointing into item memory; the reference is released when
+/// the reply is done), an owned body, and a static tail such as "END\r\n".
 pub struct Resp {
     /// Reply line(s) built in place; at most WRITE_BUFFER_SIZE for out_string replies.
     pub wbuf: Vec<u8>,
+    /// An item whose value is sent after `wbuf`.
+    pub item: Option<ItemRef>,
+    /// Static bytes sent last.
+    pub tail: &'static [u8],
     /// A large body written after `wbuf` (C's write_and_free), e.g. a stats dump.
     pub body: Vec<u8>,
     /// Bytes of this response already written.
@@ -124,6 +131,8 @@ impl Resp {
     fn new() -> Resp {
         Resp {
             wbuf: Vec::with_capacity(WRITE_BUFFER_SIZE),
+            item: None,
+            tail: b"",
             body: Vec::new(),
             sent: 0,
             skip: false,
@@ -136,6 +145,8 @@ impl Resp {
 
     fn reset(&mut self) {
         self.wbuf.clear();
+        self.item = None;
+        self.tail = b"";
         if self.body.capacity() > READ_BUFFER_SIZE {
             self.body = Vec::new();
         } else {
@@ -147,8 +158,16 @@ impl Resp {
         self.udp_total = 0;
     }
 
+    fn parts(&self) -> [&[u8]; 4] {
+        let value = match &self.item {
+            Some(it) => it.data(),
+            None => &[],
+        };
+        [&self.wbuf[..], value, &self.body[..], self.tail]
+    }
+
     fn total(&self) -> usize {
-        self.wbuf.len() + self.body.len()
+        self.parts().iter().map(|p| p.len()).sum()
     }
 }
 
@@ -304,6 +323,15 @@ pub struct Conn {
     nreqs: i32,
     /// UDP: request id of the datagram being processed.
     request_id: u16,
+    /// The item a storage command is reading its value into (conn_nread).
+    pub item: Option<ItemRef>,
+    /// Value bytes read so far / still to read.
+    pub ritem: usize,
+    pub rlbytes: usize,
+    /// The storage command waiting for its value.
+    pub store_cmd: crate::proto::text::StoreCmd,
+    /// The CAS a `cas` command compares against.
+    pub cas: u64,
 }
 
 /// Creates a connection on the calling worker (C's conn_new). Returns false if the event could
@@ -359,6 +387,11 @@ pub fn conn_new(
         request_addr,
         nreqs: 0,
         request_id: 0,
+        item: None,
+        ritem: 0,
+        rlbytes: 0,
+        store_cmd: crate::proto::text::StoreCmd::Set,
+        cas: 0,
     });
     if transport == Transport::Udp {
         c.rbuf = vec![0; UDP_READ_BUFFER_SIZE];
@@ -570,6 +603,12 @@ impl Conn {
         self.set_state(ConnState::NewCmd);
     }
 
+    /// Drops every queued reply, releasing the items they hold (C's conn_release_items).
+    pub fn release_items(&mut self) {
+        self.item = None;
+        self.release_resps();
+    }
+
     fn release_resps(&mut self) {
         while let Some(r) = self.resps.pop_front() {
             resp_give(r);
@@ -760,6 +799,7 @@ impl Conn {
 
     fn reset_cmd_handler(&mut self) {
         self.noreply = false;
+        self.item = None;
         if self.rbytes > 0 {
             self.set_state(ConnState::ParseCmd);
         } else if !self.resps.is_empty() {
@@ -779,11 +819,11 @@ impl Conn {
             if r.skip {
                 continue;
             }
-            if n + 2 > iovs.len().min(IOV_MAX) {
+            if n + 4 > iovs.len().min(IOV_MAX) {
                 break;
             }
             let mut skip = r.sent;
-            for part in [&r.wbuf[..], &r.body[..]] {
+            for part in r.parts() {
                 if skip >= part.len() {
                     skip -= part.len();
                     continue;
@@ -852,11 +892,17 @@ impl Conn {
         hdr[4..6].copy_from_slice(&r.udp_total.to_be_bytes());
         r.udp_sequence = r.udp_sequence.wrapping_add(1);
         let r: &Resp = r;
-        let mut iovs: [IoSlice<'_>; 3] = [IoSlice::new(&hdr), IoSlice::new(&[]), IoSlice::new(&[])];
+        let mut iovs: [IoSlice<'_>; 5] = [
+            IoSlice::new(&hdr),
+            IoSlice::new(&[]),
+            IoSlice::new(&[]),
+            IoSlice::new(&[]),
+            IoSlice::new(&[]),
+        ];
         let mut n = 1;
         let mut room = UDP_DATA_SIZE;
         let mut skip = r.sent;
-        for part in [&r.wbuf[..], &r.body[..]] {
+        for part in r.parts() {
             if skip >= part.len() {
                 skip -= part.len();
                 continue;
@@ -931,7 +977,7 @@ impl Conn {
         if settings::verbose() > 1 {
             eprintln!("<{} connection closed.", self.fd);
         }
-        self.release_resps();
+        self.release_items();
         self.rbytes = 0;
         self.rbuf_release();
         self.rbuf = Vec::new();
@@ -1013,8 +1059,62 @@ impl Conn {
                     }
                 }
                 ConnState::Nread => {
-                    // Value reads arrive with the storage commands.
-                    self.set_state(ConnState::Closing);
+                    let Some(mut it) = self.item.take() else {
+                        self.set_state(ConnState::Closing);
+                        continue;
+                    };
+                    if self.rlbytes == 0 {
+                        crate::proto::text::complete_nread_ascii(self, it);
+                        continue;
+                    }
+                    // Leftovers in the read buffer first, then straight from the socket into
+                    // the item.
+                    if self.rbytes > 0 {
+                        let n = self.rbytes.min(self.rlbytes);
+                        let (ri, rc) = (self.ritem, self.rcurr);
+                        it.data_mut()[ri..ri + n].copy_from_slice(&self.rbuf[rc..rc + n]);
+                        self.ritem += n;
+                        self.rlbytes -= n;
+                        self.rcurr += n;
+                        self.rbytes -= n;
+                        self.item = Some(it);
+                        continue;
+                    }
+                    let (ri, want) = (self.ritem, self.rlbytes);
+                    let res = sys::read(self.fd, &mut it.data_mut()[ri..ri + want]);
+                    self.item = Some(it);
+                    match res {
+                        Ok(0) => {
+                            self.close_reason = CloseReason::Normal;
+                            self.set_state(ConnState::Closing);
+                        }
+                        Ok(n) => {
+                            stats::bump(&self.worker.stats.bytes_read, n as u64);
+                            self.ritem += n;
+                            self.rlbytes -= n;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if !self.update_event(event::EV_READ | event::EV_PERSIST) {
+                                if settings::verbose() > 0 {
+                                    eprintln!("Couldn't update event");
+                                }
+                                self.set_state(ConnState::Closing);
+                                continue;
+                            }
+                            stop = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            if settings::verbose() > 0 {
+                                eprintln!(
+                                    "Failed to read, and not due to blocking:\nerrno: {} {} ",
+                                    e.raw_os_error().unwrap_or(0),
+                                    sys::strerror(e.raw_os_error().unwrap_or(0))
+                                );
+                            }
+                            self.set_state(ConnState::Closing);
+                        }
+                    }
                 }
                 ConnState::Swallow => {
                     if self.sbytes == 0 {

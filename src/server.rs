@@ -575,6 +575,7 @@ pub fn main(argv: Vec<String>) -> i32 {
     }
 
     crate::slabs::slabs_init(s);
+    crate::items::store::init(s);
 
     let base = match EventBase::new() {
         Some(b) => b,

@@ -129,6 +129,15 @@ thread_stats!(
     read_buf_oom,
     store_too_large,
     store_no_memory,
+    // C keeps these per slab class; the totals are what `stats` shows
+    get_hits,
+    set_cmds,
+    delete_hits,
+    incr_hits,
+    decr_hits,
+    cas_hits,
+    cas_badval,
+    touch_hits,
     // buffer cache gauges (C reads them from the thread's rbuf cache)
     read_buf_count,
     read_buf_bytes,
@@ -205,24 +214,24 @@ pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, threads: i32) {
     append_stat(out, "read_buf_oom", t.read_buf_oom);
     append_stat(out, "reserved_fds", g.reserved_fds.load(Relaxed));
     append_stat(out, "cmd_get", t.get_cmds);
-    append_stat(out, "cmd_set", 0u64);
+    append_stat(out, "cmd_set", t.set_cmds);
     append_stat(out, "cmd_flush", t.flush_cmds);
     append_stat(out, "cmd_touch", t.touch_cmds);
     append_stat(out, "cmd_meta", t.meta_cmds);
-    append_stat(out, "get_hits", 0u64);
+    append_stat(out, "get_hits", t.get_hits);
     append_stat(out, "get_misses", t.get_misses);
     append_stat(out, "get_expired", t.get_expired);
     append_stat(out, "get_flushed", t.get_flushed);
     append_stat(out, "delete_misses", t.delete_misses);
-    append_stat(out, "delete_hits", 0u64);
+    append_stat(out, "delete_hits", t.delete_hits);
     append_stat(out, "incr_misses", t.incr_misses);
-    append_stat(out, "incr_hits", 0u64);
+    append_stat(out, "incr_hits", t.incr_hits);
     append_stat(out, "decr_misses", t.decr_misses);
-    append_stat(out, "decr_hits", 0u64);
+    append_stat(out, "decr_hits", t.decr_hits);
     append_stat(out, "cas_misses", t.cas_misses);
-    append_stat(out, "cas_hits", 0u64);
-    append_stat(out, "cas_badval", 0u64);
-    append_stat(out, "touch_hits", 0u64);
+    append_stat(out, "cas_hits", t.cas_hits);
+    append_stat(out, "cas_badval", t.cas_badval);
+    append_stat(out, "touch_hits", t.touch_hits);
     append_stat(out, "touch_misses", t.touch_misses);
     append_stat(out, "store_too_large", t.store_too_large);
     append_stat(out, "store_no_memory", t.store_no_memory);
@@ -251,7 +260,14 @@ pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, threads: i32) {
     );
     append_stat(out, "threads", threads);
     append_stat(out, "conn_yields", t.conn_yields);
-    // The hash table, slab mover, crawler and LRU maintainer report here once they exist.
+    let store = crate::items::store::store();
+    if let Some(st) = store {
+        append_stat(out, "hash_power_level", st.assoc().power());
+        append_stat(out, "hash_bytes", st.assoc().bytes());
+        // The table does not grow yet (the expansion thread comes with the LRU maintainer).
+        append_stat(out, "hash_is_expanding", 0);
+    }
+    // The slab mover, crawler and LRU maintainer report here once they exist.
     append_stat(out, "malloc_fails", g.malloc_fails.load(Relaxed));
     append_stat(
         out,
@@ -280,4 +296,7 @@ pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, threads: i32) {
         "round_robin_fallback",
         g.round_robin_fallback.load(Relaxed),
     );
+    if let Some(st) = store {
+        st.write_stats_totals(out);
+    }
 }

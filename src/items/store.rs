@@ -113,7 +113,8 @@ impl Store {
             item_locks: locks,
             item_lock_mask: (1u32 << lock_power) - 1,
             lrus,
-            cas_id: AtomicU64::new(0),
+            // C's counter starts at 1 and is pre-incremented: the first CAS handed out is 2.
+            cas_id: AtomicU64::new(1),
             hash: crate::hash::hash_fn(s.hash_algorithm),
             use_cas: s.use_cas,
             slab_chunk_size_max: s.slab_chunk_size_max.max(1) as usize,
@@ -159,6 +160,55 @@ impl Store {
     pub fn lru_stats(&self, id: u8) -> (u64, u64, ItemStatsCounters) {
         let l = self.lru(id);
         (l.size, l.size_bytes, l.stats)
+    }
+
+    /// The item part of `stats` (C's get_stats(NULL) and item_stats_totals).
+    pub fn write_stats_totals(&self, out: &mut Vec<u8>) {
+        use crate::stats::append_stat;
+        let mut t = ItemStatsCounters::default();
+        for id in 0..POWER_LARGEST {
+            let l = self.lru(id as u8);
+            let c = &l.stats;
+            t.evicted += c.evicted;
+            t.reclaimed += c.reclaimed;
+            t.expired_unfetched += c.expired_unfetched;
+            t.evicted_unfetched += c.evicted_unfetched;
+            t.evicted_active += c.evicted_active;
+            t.crawler_reclaimed += c.crawler_reclaimed;
+            t.crawler_items_checked += c.crawler_items_checked;
+            t.lrutail_reflocked += c.lrutail_reflocked;
+            t.moves_to_cold += c.moves_to_cold;
+            t.moves_to_warm += c.moves_to_warm;
+            t.moves_within_lru += c.moves_within_lru;
+            t.direct_reclaims += c.direct_reclaims;
+        }
+        let maintainer = settings::get().lru_maintainer_thread.load(Relaxed);
+        append_stat(out, "bytes", CURR_BYTES.load(Relaxed).max(0));
+        append_stat(out, "curr_items", CURR_ITEMS.load(Relaxed).max(0));
+        append_stat(out, "total_items", TOTAL_ITEMS.load(Relaxed));
+        append_stat(
+            out,
+            "slab_global_page_pool",
+            with_slabs(|s| s.global_page_pool_size()).unwrap_or(0),
+        );
+        append_stat(out, "expired_unfetched", t.expired_unfetched);
+        append_stat(out, "evicted_unfetched", t.evicted_unfetched);
+        if maintainer {
+            append_stat(out, "evicted_active", t.evicted_active);
+        }
+        append_stat(out, "evictions", t.evicted);
+        append_stat(out, "reclaimed", t.reclaimed);
+        append_stat(out, "crawler_reclaimed", t.crawler_reclaimed);
+        append_stat(out, "crawler_items_checked", t.crawler_items_checked);
+        append_stat(out, "lrutail_reflocked", t.lrutail_reflocked);
+        if maintainer {
+            append_stat(out, "moves_to_cold", t.moves_to_cold);
+            append_stat(out, "moves_to_warm", t.moves_to_warm);
+            append_stat(out, "moves_within_lru", t.moves_within_lru);
+            append_stat(out, "direct_reclaims", t.direct_reclaims);
+            // No asynchronous bump queue exists: COLD hits move to WARM at once.
+            append_stat(out, "lru_bumps_dropped", 0);
+        }
     }
 
     // ---- LRU lists (caller holds the list's lock) ----
@@ -577,6 +627,43 @@ impl Store {
         }
     }
 
+    /// Refreshes an item's access time, moving an active COLD item to WARM (C's do_item_update,
+    /// used when `add` finds the key).
+    ///
+    /// # Safety
+    /// The item lock is held and `it` is live.
+    pub unsafe fn touch_time(&self, it: *mut Item) {
+        // SAFETY: per the contract; LRU locks are taken after the item lock.
+        unsafe {
+            let now = current_time();
+            if settings::get().lru_segmented.load(Relaxed) {
+                if (*it).it_flags & ITEM_LINKED == 0 {
+                    return;
+                }
+                (*it).time = now;
+                if (*it).slabs_clsid & TEMP_LRU == COLD_LRU && (*it).it_flags & ITEM_ACTIVE != 0 {
+                    let cls = items::clsid_of((*it).slabs_clsid);
+                    {
+                        let mut l = self.lru((*it).slabs_clsid);
+                        Self::unlink_q(&mut l, it);
+                    }
+                    (*it).slabs_clsid = cls | WARM_LRU;
+                    (*it).it_flags &= !ITEM_ACTIVE;
+                    let mut l = self.lru(cls | WARM_LRU);
+                    Self::link_q(&mut l, it);
+                    l.stats.moves_to_warm += 1;
+                }
+            } else if (*it).time < now.wrapping_sub(crate::stats::ITEM_UPDATE_INTERVAL)
+                && (*it).it_flags & ITEM_LINKED != 0
+            {
+                (*it).time = now;
+                let mut l = self.lru((*it).slabs_clsid);
+                Self::unlink_q(&mut l, it);
+                Self::link_q(&mut l, it);
+            }
+        }
+    }
+
     /// Looks a key up under its item lock.
     pub fn get(&self, key: &[u8], stats: Option<&ThreadStats>, do_update: bool) -> Option<ItemRef> {
         let hv = self.hash(key);
@@ -680,6 +767,16 @@ impl ItemRef {
     pub fn cas(&self) -> u64 {
         // SAFETY: the reference keeps the item live.
         unsafe { items::get_cas(self.it.as_ptr()) }
+    }
+
+    /// Sets the CAS slot of an item that is not linked yet (a storage command keeps the
+    /// client's CAS there to compare against, as C does).
+    pub fn set_cas_unlinked(&mut self, cas: u64) {
+        // SAFETY: an unlinked item is only reachable through this reference.
+        unsafe {
+            debug_assert!((*self.it.as_ptr()).it_flags & ITEM_LINKED == 0);
+            items::set_cas(self.it.as_ptr(), cas);
+        }
     }
 
     pub fn exptime(&self) -> u32 {

@@ -3,7 +3,9 @@
 
 use super::tokenizer::{parse_request, Command, Parsed, Request};
 use crate::conn::{CloseReason, Conn, ConnState};
+use crate::items::store::{self, ItemRef};
 use crate::settings;
+use crate::settings::cnum;
 use crate::stats;
 use crate::thread;
 
@@ -39,6 +41,15 @@ pub fn process_command(c: &mut Conn, line: &[u8]) {
             }
             Some(Command::Version) => c.out_string(concat!("VERSION ", "1.6.45")),
             Some(Command::Stats) => process_stat(c, line, &req),
+            Some(Command::Get) => process_get_command(c, line, &req, false),
+            Some(Command::Gets) => process_get_command(c, line, &req, true),
+            Some(Command::Set) => process_update_command(c, line, &req, StoreCmd::Set),
+            Some(Command::Add) => process_update_command(c, line, &req, StoreCmd::Add),
+            Some(Command::Replace) => process_update_command(c, line, &req, StoreCmd::Replace),
+            Some(Command::Append) => process_update_command(c, line, &req, StoreCmd::Append),
+            Some(Command::Prepend) => process_update_command(c, line, &req, StoreCmd::Prepend),
+            Some(Command::Cas) => process_update_command(c, line, &req, StoreCmd::Cas),
+            Some(Command::Delete) => process_delete_command(c, line, &req),
             // Data, meta and watch commands are built by later work; until then the server
             // answers as for an unknown command.
             _ => c.out_string("ERROR"),
@@ -150,4 +161,312 @@ fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
     }
     out.extend_from_slice(b"END\r\n");
     c.write_body(out);
+}
+
+/// Longest key (C's KEY_MAX_LENGTH).
+const KEY_MAX_LENGTH: usize = 250;
+/// Largest relative expiry; larger values are absolute unix times (C's REALTIME_MAXDELTA).
+const REALTIME_MAXDELTA: i64 = 60 * 60 * 24 * 30;
+
+/// Converts a client exptime to server time (C's realtime with EXPTIME_TO_POSITIVE_TIME).
+pub fn realtime(exptime: i32) -> u32 {
+    let exptime = if exptime < 0 {
+        REALTIME_MAXDELTA + 1
+    } else {
+        exptime as i64
+    };
+    if exptime == 0 {
+        return 0;
+    }
+    if exptime > REALTIME_MAXDELTA {
+        let started = stats::PROCESS_STARTED.load(std::sync::atomic::Ordering::Relaxed);
+        if exptime <= started {
+            return 1;
+        }
+        return (exptime - started) as u32;
+    }
+    (exptime + stats::current_time() as i64) as u32
+}
+
+/// The storage commands (C's NREAD_*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreCmd {
+    Add,
+    Set,
+    Replace,
+    Append,
+    Prepend,
+    Cas,
+}
+
+/// What a store did (C's store_item_type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreResult {
+    Stored,
+    NotStored,
+    Exists,
+    NotFound,
+}
+
+/// `get`/`gets` (C's process_get_command): one reply per hit, pointing into item memory, and
+/// END after the last key. Keys are read from the raw line, so any number may be asked for.
+fn process_get_command(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool) {
+    let Some(st) = store::store() else {
+        c.out_string("SERVER_ERROR out of memory");
+        return;
+    };
+    let end = if line.len() >= 2 && line[line.len() - 2] == b'\r' {
+        line.len() - 2
+    } else {
+        line.len() - 1
+    };
+    let mut pos = req.tokens.offset(req.keytoken);
+    let worker = std::sync::Arc::clone(&c.worker);
+    let tstats = &worker.stats;
+    let mut first = true;
+    while pos < end {
+        if line[pos] == b' ' {
+            pos += 1;
+            continue;
+        }
+        let klen = line[pos..end]
+            .iter()
+            .position(|&b| b == b' ')
+            .unwrap_or(end - pos);
+        let key = &line[pos..pos + klen];
+        pos += klen;
+        if !first {
+            c.resp_start();
+        }
+        first = false;
+        if key.len() > KEY_MAX_LENGTH {
+            // C drops every reply queued so far and answers only the error, which it re-sends
+            // with its line ending already included: the reply ends in two "\r\n".
+            c.release_items();
+            c.resp_start();
+            c.out_string("CLIENT_ERROR bad command line format\r\n");
+            return;
+        }
+        match st.get(key, Some(tstats), true) {
+            Some(it) => {
+                use std::io::Write;
+                stats::bump(&tstats.get_hits, 1);
+                stats::bump(&tstats.get_cmds, 1);
+                if settings::verbose() > 1 {
+                    eprintln!(">{} sending key {}", c.fd, String::from_utf8_lossy(key));
+                }
+                let fd_resp = c.resp();
+                fd_resp.wbuf.extend_from_slice(b"VALUE ");
+                fd_resp.wbuf.extend_from_slice(it.key());
+                let _ = write!(
+                    fd_resp.wbuf,
+                    " {} {}",
+                    it.client_flags(),
+                    it.data().len().saturating_sub(2)
+                );
+                if return_cas {
+                    let _ = write!(fd_resp.wbuf, " {}", it.cas());
+                }
+                fd_resp.wbuf.extend_from_slice(b"\r\n");
+                fd_resp.item = Some(it);
+            }
+            None => {
+                stats::bump(&tstats.get_misses, 1);
+                stats::bump(&tstats.get_cmds, 1);
+            }
+        }
+    }
+    if settings::verbose() > 1 {
+        eprintln!(">{} END", c.fd);
+    }
+    c.resp().tail = b"END\r\n";
+    c.set_state(ConnState::NewCmd);
+}
+
+/// `set`/`add`/`replace`/`append`/`prepend`/`cas`: allocate the item and read the value
+/// straight into it (C's process_update_command).
+fn process_update_command(c: &mut Conn, line: &[u8], req: &Request, cmd: StoreCmd) {
+    let t = &req.tokens;
+    let key = t.get(line, 1).unwrap_or(b"");
+    let vlen = req.vlen;
+    let fail = |c: &mut Conn, msg: &str| {
+        c.out_string(msg);
+        c.sbytes = vlen;
+        c.set_state(ConnState::Swallow);
+    };
+    if key.len() > KEY_MAX_LENGTH {
+        return fail(c, "CLIENT_ERROR bad command line format");
+    }
+    let flags = t.get(line, 2).and_then(cnum::safe_strtoul);
+    let exptime = t.get(line, 3).and_then(cnum::safe_strtol);
+    let (Some(flags), Some(exptime)) = (flags, exptime) else {
+        return fail(c, "CLIENT_ERROR bad command line format");
+    };
+    let mut req_cas = 0;
+    if cmd == StoreCmd::Cas {
+        match t.get(line, 5).and_then(super::tokenizer::tok_to_u64) {
+            Some(v) => req_cas = v,
+            None => return fail(c, "CLIENT_ERROR bad command line format"),
+        }
+    }
+    let Some(st) = store::store() else {
+        return fail(c, "SERVER_ERROR out of memory storing object");
+    };
+    let exptime = realtime(exptime);
+    match st.alloc(key, flags, exptime, vlen as i32) {
+        Some(mut it) => {
+            // The client's CAS waits in the new item's CAS slot; it gets a fresh one on link.
+            it.set_cas_unlinked(req_cas);
+            stats::bump(&c.worker.stats.set_cmds, 1);
+            c.item = Some(it);
+            c.ritem = 0;
+            c.rlbytes = vlen;
+            c.store_cmd = cmd;
+            c.set_state(ConnState::Nread);
+        }
+        None => {
+            let too_large = key.len() + vlen + 48 + 1 + 8 + 4
+                > settings::get().item_size_max.max(0) as usize
+                || vlen + key.len() + 64 > settings::get().slab_chunk_size_max.max(0) as usize;
+            if too_large {
+                stats::bump(&c.worker.stats.store_too_large, 1);
+                fail(c, "SERVER_ERROR object too large for cache");
+            } else {
+                stats::bump(&c.worker.stats.store_no_memory, 1);
+                fail(c, "SERVER_ERROR out of memory storing object");
+            }
+            // A failed set must not leave the old value behind.
+            if cmd == StoreCmd::Set {
+                st.delete(key);
+            }
+        }
+    }
+}
+
+/// The value has been read: check its "\r\n" and store it (C's complete_nread_ascii).
+pub fn complete_nread_ascii(c: &mut Conn, it: ItemRef) {
+    let d = it.data();
+    if d.len() < 2 || &d[d.len() - 2..] != b"\r\n" {
+        c.out_string("CLIENT_ERROR bad data chunk");
+        return;
+    }
+    let Some(st) = store::store() else {
+        c.out_string("SERVER_ERROR out of memory storing object");
+        return;
+    };
+    // C takes the next CAS whether or not the store succeeds.
+    let cas_in = if c.cas != 0 {
+        std::mem::take(&mut c.cas)
+    } else {
+        st.next_cas()
+    };
+    let worker = std::sync::Arc::clone(&c.worker);
+    let ret = store_item(st, it, c.store_cmd, cas_in, &worker.stats);
+    c.out_string(match ret {
+        StoreResult::Stored => "STORED",
+        StoreResult::Exists => "EXISTS",
+        StoreResult::NotFound => "NOT_FOUND",
+        StoreResult::NotStored => "NOT_STORED",
+    });
+}
+
+/// Applies a storage command under the key's item lock (C's do_store_item).
+fn store_item(
+    st: &store::Store,
+    it: ItemRef,
+    cmd: StoreCmd,
+    cas_in: u64,
+    tstats: &crate::stats::ThreadStats,
+) -> StoreResult {
+    let key = it.key().to_vec();
+    let req_cas = it.cas();
+    let hv = st.hash(&key);
+    let _g = st.item_lock(hv);
+    // SAFETY: the item lock for hv is held for every store call below.
+    unsafe {
+        match st.get_locked(&key, hv, None, false) {
+            Some(old) => {
+                let old_cas = old.cas();
+                let cas_match = req_cas != 0 && req_cas == old_cas;
+                match cmd {
+                    StoreCmd::Add => {
+                        st.touch_time(old.as_ptr());
+                        StoreResult::NotStored
+                    }
+                    StoreCmd::Cas => {
+                        if cas_match {
+                            stats::bump(&tstats.cas_hits, 1);
+                            st.replace(old.as_ptr(), &it, hv, cas_in);
+                            StoreResult::Stored
+                        } else {
+                            stats::bump(&tstats.cas_badval, 1);
+                            if settings::verbose() > 1 {
+                                eprintln!("CAS:  failure: expected {}, got {}", old_cas, req_cas);
+                            }
+                            StoreResult::Exists
+                        }
+                    }
+                    StoreCmd::Append | StoreCmd::Prepend => {
+                        if req_cas != 0 && !cas_match {
+                            return StoreResult::Exists;
+                        }
+                        let (a, b) = (old.data(), it.data());
+                        let total = a.len() + b.len() - 2;
+                        let Some(mut new_it) =
+                            st.alloc(&key, old.client_flags(), old.exptime(), total as i32)
+                        else {
+                            return StoreResult::NotStored;
+                        };
+                        let (first, second) = if cmd == StoreCmd::Append {
+                            (a, b)
+                        } else {
+                            (b, a)
+                        };
+                        let d = new_it.data_mut();
+                        d[..first.len() - 2].copy_from_slice(&first[..first.len() - 2]);
+                        d[first.len() - 2..].copy_from_slice(second);
+                        st.replace(old.as_ptr(), &new_it, hv, cas_in);
+                        StoreResult::Stored
+                    }
+                    StoreCmd::Replace | StoreCmd::Set => {
+                        st.replace(old.as_ptr(), &it, hv, cas_in);
+                        StoreResult::Stored
+                    }
+                }
+            }
+            None => match cmd {
+                StoreCmd::Add | StoreCmd::Set => {
+                    st.link(&it, hv, cas_in);
+                    StoreResult::Stored
+                }
+                StoreCmd::Cas => {
+                    stats::bump(&tstats.cas_misses, 1);
+                    StoreResult::NotFound
+                }
+                StoreCmd::Replace | StoreCmd::Append | StoreCmd::Prepend => StoreResult::NotStored,
+            },
+        }
+    }
+}
+
+/// `delete <key> [noreply]` (C's process_delete_cmd).
+fn process_delete_command(c: &mut Conn, line: &[u8], req: &Request) {
+    // Extra tokens (the old delay argument) are ignored, as in 1.6.45.
+    let t = &req.tokens;
+    let key = t.get(line, 1).unwrap_or(b"");
+    if key.len() > KEY_MAX_LENGTH {
+        c.out_string("CLIENT_ERROR bad command line format");
+        return;
+    }
+    let Some(st) = store::store() else {
+        c.out_string("NOT_FOUND");
+        return;
+    };
+    if st.delete(key) {
+        stats::bump(&c.worker.stats.delete_hits, 1);
+        c.out_string("DELETED");
+    } else {
+        stats::bump(&c.worker.stats.delete_misses, 1);
+        c.out_string("NOT_FOUND");
+    }
 }

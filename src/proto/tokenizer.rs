@@ -108,6 +108,11 @@ impl Tokens {
         Some(&line[s..e])
     }
 
+    /// Where token `idx` starts in the line (the end cap for idx == ntokens).
+    pub fn offset(&self, idx: usize) -> usize {
+        self.offsets[idx.min(self.ntokens)] as usize
+    }
+
     /// Where the text after the indexed tokens starts (the end cap).
     pub fn end_offset(&self) -> usize {
         self.offsets[self.ntokens] as usize
