@@ -664,6 +664,75 @@ impl Store {
         }
     }
 
+    /// Unlinks every item stored at or after `oldest_live` (C's item_flush_expired): those are
+    /// the ones `flush_all` must drop that the lazy age check on fetch would miss. Candidates are
+    /// collected under each LRU lock, then unlinked under their item locks.
+    pub fn flush_expired(&self, oldest_live: u32) {
+        if oldest_live == 0 {
+            return;
+        }
+        for id in 0..POWER_LARGEST {
+            let mut victims = Vec::new();
+            {
+                let l = self.lru(id as u8);
+                let mut it = l.head;
+                // SAFETY: items on the list are live under its lock; the reference taken
+                // keeps each one alive after the lock is released.
+                unsafe {
+                    while !it.is_null() && (*it).time >= oldest_live {
+                        (*it).refcount.fetch_add(1, Relaxed);
+                        victims.push(ItemRef {
+                            it: NonNull::new_unchecked(it),
+                        });
+                        it = (*it).next;
+                    }
+                }
+            }
+            for r in victims {
+                let hv = self.hash(r.key());
+                let _g = self.item_lock(hv);
+                // SAFETY: the item lock is held and our reference keeps the item live.
+                unsafe {
+                    if (*r.as_ptr()).time >= oldest_live {
+                        self.unlink(r.as_ptr(), hv);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rewrites a linked item's value in place (C's incr/decr fast path) and gives it a new
+    /// CAS. Returns false, changing nothing, if another reference exists or it does not fit.
+    ///
+    /// # Safety
+    /// The item lock for the item's key is held (so no new reference can appear).
+    pub unsafe fn rewrite_in_place(&self, it: &ItemRef, digits: &[u8]) -> bool {
+        let p = it.as_ptr();
+        // SAFETY: under the item lock, a refcount of 2 (the table's and ours) means no reader
+        // holds the item, so its value can change; the bytes stay inside the value area.
+        unsafe {
+            if (*p).refcount.load(Relaxed) != 2 || digits.len() + 2 > (*p).nbytes.max(0) as usize {
+                return false;
+            }
+            items::set_cas(p, if self.use_cas { self.next_cas() } else { 0 });
+            let d = items::data_mut(p);
+            let n = d.len();
+            d[..digits.len()].copy_from_slice(digits);
+            d[digits.len()..n - 2].fill(b' ');
+            self.touch_time(p);
+        }
+        true
+    }
+
+    /// Sets a linked item's expiry (`touch`, `gat`).
+    ///
+    /// # Safety
+    /// The item lock for the item's key is held.
+    pub unsafe fn set_exptime(&self, it: &ItemRef, exptime: u32) {
+        // SAFETY: per the contract.
+        unsafe { (*it.as_ptr()).exptime = exptime };
+    }
+
     /// Looks a key up under its item lock.
     pub fn get(&self, key: &[u8], stats: Option<&ThreadStats>, do_update: bool) -> Option<ItemRef> {
         let hv = self.hash(key);

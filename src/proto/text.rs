@@ -19,6 +19,7 @@ type Handler = fn(&mut Conn, &[u8], &Request);
 const ADMIN_COMMANDS: &[(&[u8], Handler)] = &[
     (b"shutdown", process_shutdown_command),
     (b"verbosity", process_verbosity_command),
+    (b"flush_all", process_flush_all_command),
     #[cfg(feature = "debug-commands")]
     (b"debugtime", process_debugtime_command),
 ];
@@ -50,6 +51,11 @@ pub fn process_command(c: &mut Conn, line: &[u8]) {
             Some(Command::Prepend) => process_update_command(c, line, &req, StoreCmd::Prepend),
             Some(Command::Cas) => process_update_command(c, line, &req, StoreCmd::Cas),
             Some(Command::Delete) => process_delete_command(c, line, &req),
+            Some(Command::Incr) => process_arithmetic_command(c, line, &req, true),
+            Some(Command::Decr) => process_arithmetic_command(c, line, &req, false),
+            Some(Command::Touch) => process_touch_command(c, line, &req),
+            Some(Command::Gat) => process_gat_command(c, line, &req, false),
+            Some(Command::Gats) => process_gat_command(c, line, &req, true),
             // Data, meta and watch commands are built by later work; until then the server
             // answers as for an unknown command.
             _ => c.out_string("ERROR"),
@@ -211,6 +217,19 @@ enum StoreResult {
 /// `get`/`gets` (C's process_get_command): one reply per hit, pointing into item memory, and
 /// END after the last key. Keys are read from the raw line, so any number may be asked for.
 fn process_get_command(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool) {
+    get_keys(c, line, req, return_cas, None);
+}
+
+/// `gat`/`gats <exptime> <key>*`: get and touch.
+fn process_gat_command(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool) {
+    match req.tokens.get_i32(line, 1) {
+        Some(e) => get_keys(c, line, req, return_cas, Some(realtime(e))),
+        None => c.out_string("CLIENT_ERROR invalid exptime argument"),
+    }
+}
+
+/// The key loop shared by get, gets, gat and gats.
+fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: Option<u32>) {
     let Some(st) = store::store() else {
         c.out_string("SERVER_ERROR out of memory");
         return;
@@ -247,11 +266,31 @@ fn process_get_command(c: &mut Conn, line: &[u8], req: &Request, return_cas: boo
             c.out_string("CLIENT_ERROR bad command line format\r\n");
             return;
         }
-        match st.get(key, Some(tstats), true) {
+        let found = match touch {
+            None => st.get(key, Some(tstats), true),
+            Some(exptime) => {
+                let hv = st.hash(key);
+                let _g = st.item_lock(hv);
+                // SAFETY: the item lock for hv is held.
+                unsafe {
+                    let r = st.get_locked(key, hv, Some(tstats), true);
+                    if let Some(r) = &r {
+                        st.set_exptime(r, exptime);
+                    }
+                    r
+                }
+            }
+        };
+        match found {
             Some(it) => {
                 use std::io::Write;
-                stats::bump(&tstats.get_hits, 1);
-                stats::bump(&tstats.get_cmds, 1);
+                if touch.is_some() {
+                    stats::bump(&tstats.touch_cmds, 1);
+                    stats::bump(&tstats.touch_hits, 1);
+                } else {
+                    stats::bump(&tstats.get_hits, 1);
+                    stats::bump(&tstats.get_cmds, 1);
+                }
                 if settings::verbose() > 1 {
                     eprintln!(">{} sending key {}", c.fd, String::from_utf8_lossy(key));
                 }
@@ -271,8 +310,13 @@ fn process_get_command(c: &mut Conn, line: &[u8], req: &Request, return_cas: boo
                 fd_resp.item = Some(it);
             }
             None => {
-                stats::bump(&tstats.get_misses, 1);
-                stats::bump(&tstats.get_cmds, 1);
+                if touch.is_some() {
+                    stats::bump(&tstats.touch_cmds, 1);
+                    stats::bump(&tstats.touch_misses, 1);
+                } else {
+                    stats::bump(&tstats.get_misses, 1);
+                    stats::bump(&tstats.get_cmds, 1);
+                }
             }
         }
     }
@@ -469,4 +513,175 @@ fn process_delete_command(c: &mut Conn, line: &[u8], req: &Request) {
         stats::bump(&c.worker.stats.delete_misses, 1);
         c.out_string("NOT_FOUND");
     }
+}
+
+/// memcached's safe_strtoull over a value: digits (after optional spaces and sign) followed by
+/// whitespace.
+fn safe_strtoull(s: &[u8]) -> Option<u64> {
+    let (v, consumed, erange) = cnum::strtoul(s);
+    if erange || consumed == 0 || !s.get(consumed).is_none_or(|&b| cnum::is_c_space(b)) {
+        return None;
+    }
+    if (v as i64) < 0 && s[..consumed].contains(&b'-') {
+        return None;
+    }
+    Some(v)
+}
+
+/// `incr`/`decr <key> <delta> [noreply]` (C's process_arithmetic_cmd and do_add_delta).
+fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bool) {
+    let t = &req.tokens;
+    let key = t.get(line, 1).unwrap_or(b"");
+    if key.len() > KEY_MAX_LENGTH {
+        c.out_string("CLIENT_ERROR bad command line format");
+        return;
+    }
+    let Some(delta) = t.get(line, 2).and_then(super::tokenizer::tok_to_u64) else {
+        c.out_string("CLIENT_ERROR invalid numeric delta argument");
+        return;
+    };
+    let Some(st) = store::store() else {
+        c.out_string("NOT_FOUND");
+        return;
+    };
+    let worker = std::sync::Arc::clone(&c.worker);
+    let ts = &worker.stats;
+    let hv = st.hash(key);
+    let guard = st.item_lock(hv);
+    // SAFETY: the item lock for hv is held until `guard` is dropped.
+    let it = unsafe { st.get_locked(key, hv, None, false) };
+    let Some(it) = it else {
+        drop(guard);
+        stats::bump(
+            if incr {
+                &ts.incr_misses
+            } else {
+                &ts.decr_misses
+            },
+            1,
+        );
+        c.out_string("NOT_FOUND");
+        return;
+    };
+    let data = it.data();
+    let Some(value) = (if data.len() <= 2 {
+        None
+    } else {
+        safe_strtoull(data)
+    }) else {
+        drop(it);
+        drop(guard);
+        c.out_string("CLIENT_ERROR cannot increment or decrement non-numeric value");
+        return;
+    };
+    let value = if incr {
+        value.wrapping_add(delta)
+    } else {
+        value.saturating_sub(delta)
+    };
+    stats::bump(if incr { &ts.incr_hits } else { &ts.decr_hits }, 1);
+    let digits = value.to_string();
+    // SAFETY: the item lock for hv is held.
+    let done = unsafe { st.rewrite_in_place(&it, digits.as_bytes()) };
+    if !done {
+        let Some(mut new_it) = st.alloc(
+            key,
+            it.client_flags(),
+            it.exptime(),
+            digits.len() as i32 + 2,
+        ) else {
+            drop(it);
+            drop(guard);
+            c.out_string("SERVER_ERROR out of memory");
+            return;
+        };
+        let d = new_it.data_mut();
+        d[..digits.len()].copy_from_slice(digits.as_bytes());
+        d[digits.len()..].copy_from_slice(b"\r\n");
+        let cas = if settings::get().use_cas {
+            st.next_cas()
+        } else {
+            0
+        };
+        // SAFETY: the item lock for hv is held.
+        unsafe { st.replace(it.as_ptr(), &new_it, hv, cas) };
+    }
+    drop(it);
+    drop(guard);
+    c.out_string(&digits);
+}
+
+/// `touch <key> <exptime> [noreply]` (C's process_touch_cmd).
+fn process_touch_command(c: &mut Conn, line: &[u8], req: &Request) {
+    let t = &req.tokens;
+    let key = t.get(line, 1).unwrap_or(b"");
+    if key.len() > KEY_MAX_LENGTH {
+        c.out_string("CLIENT_ERROR bad command line format");
+        return;
+    }
+    let Some(exptime) = t.get_i32(line, 2) else {
+        c.out_string("CLIENT_ERROR invalid exptime argument");
+        return;
+    };
+    let exptime = realtime(exptime);
+    let Some(st) = store::store() else {
+        c.out_string("NOT_FOUND");
+        return;
+    };
+    let worker = std::sync::Arc::clone(&c.worker);
+    let ts = &worker.stats;
+    let hv = st.hash(key);
+    let found = {
+        let _g = st.item_lock(hv);
+        // SAFETY: the item lock for hv is held.
+        unsafe {
+            match st.get_locked(key, hv, Some(ts), true) {
+                Some(r) => {
+                    st.set_exptime(&r, exptime);
+                    true
+                }
+                None => false,
+            }
+        }
+    };
+    stats::bump(&ts.touch_cmds, 1);
+    if found {
+        stats::bump(&ts.touch_hits, 1);
+        c.out_string("TOUCHED");
+    } else {
+        stats::bump(&ts.touch_misses, 1);
+        c.out_string("NOT_FOUND");
+    }
+}
+
+/// `flush_all [delay] [noreply]` (C's process_flush_all_command).
+fn process_flush_all_command(c: &mut Conn, line: &[u8], req: &Request) {
+    let s = settings::get();
+    stats::bump(&c.worker.stats.flush_cmds, 1);
+    if !s.flush_enabled {
+        c.out_string("CLIENT_ERROR flush_all not allowed");
+        return;
+    }
+    let t = &req.tokens;
+    let mut exptime = 0;
+    if t.ntokens != if c.noreply { 2 } else { 1 } {
+        match t.get_i32(line, 1) {
+            Some(e) => exptime = e,
+            None => {
+                c.out_string("CLIENT_ERROR invalid exptime argument");
+                return;
+            }
+        }
+    }
+    let new_oldest = if exptime > 0 {
+        realtime(exptime).wrapping_sub(1)
+    } else {
+        stats::current_time().wrapping_sub(1)
+    };
+    s.oldest_live
+        .store(new_oldest, std::sync::atomic::Ordering::Relaxed);
+    if let Some(st) = store::store() {
+        st.flush_expired(new_oldest);
+    }
+    c.out_string("OK");
 }

@@ -1,0 +1,68 @@
+#!/usr/bin/env perl
+# incr/decr (64-bit wrap, floor at 0, in-place rewrite padded with spaces), touch, gat/gats
+# and flush_all, byte for byte as C 1.6.45.
+
+use strict;
+use warnings;
+
+use Test::More;
+use FindBin qw($Bin);
+use lib "$Bin/lib";
+use MemcachedTest;
+
+my $server = new_memcached();
+my $sock = $server->sock;
+
+sub req {
+    my ($send, $lines) = @_;
+    print $sock $send;
+    my $got = '';
+    for (1 .. $lines) {
+        my $l = <$sock>;
+        last unless defined $l;
+        $got .= $l;
+    }
+    return $got;
+}
+
+is(req("set n 0 0 2\r\n10\r\n", 1), "STORED\r\n", "set a number");
+is(req("incr n 5\r\n", 1), "15\r\n", "incr");
+is(req("gets n\r\n", 3), "VALUE n 0 2 3\r\n15\r\nEND\r\n", "incr takes a new CAS");
+is(req("decr n 100\r\n", 1), "0\r\n", "decr floors at 0");
+is(req("get n\r\n", 3), "VALUE n 0 2\r\n0 \r\nEND\r\n", "a shorter number is padded with spaces");
+is(req("incr n 18446744073709551615\r\n", 1), "18446744073709551615\r\n", "up to 2^64-1");
+is(req("incr n 2\r\n", 1), "1\r\n", "incr wraps around 2^64");
+is(req("incr nope 1\r\n", 1), "NOT_FOUND\r\n", "incr a missing key");
+is(req("incr n abc\r\n", 1), "CLIENT_ERROR invalid numeric delta argument\r\n", "bad delta");
+is(req("set s 0 0 2\r\nab\r\nincr s 1\r\n", 2),
+    "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n", "non-numeric value");
+is(req("set w 0 0 1\r\n9\r\nincr w 1\r\n", 2), "STORED\r\n10\r\n", "a longer number needs a new item");
+is(req("get w\r\n", 3), "VALUE w 0 2\r\n10\r\nEND\r\n", "grown value");
+is(req("decr w 1 noreply\r\nget w\r\n", 3), "VALUE w 0 2\r\n9 \r\nEND\r\n", "decr noreply");
+
+is(req("touch n 100\r\n", 1), "TOUCHED\r\n", "touch");
+is(req("touch nope 1\r\n", 1), "NOT_FOUND\r\n", "touch a missing key");
+is(req("touch n abc\r\n", 1), "CLIENT_ERROR invalid exptime argument\r\n", "touch with a bad exptime");
+is(req("gat 100 w nope\r\n", 3), "VALUE w 0 2\r\n9 \r\nEND\r\n", "gat");
+like(req("gats 0 w\r\n", 3), qr/^VALUE w 0 2 \d+\r\n9 \r\nEND\r\n$/, "gats");
+is(req("gat x w\r\n", 1), "CLIENT_ERROR invalid exptime argument\r\n", "gat with a bad exptime");
+is(req("touch w -1\r\nget w\r\n", 2), "TOUCHED\r\nEND\r\n", "a negative exptime expires at once");
+
+is(req("flush_all\r\n", 1), "OK\r\n", "flush_all");
+is(req("get n s\r\n", 1), "END\r\n", "everything is gone");
+is(req("set z 0 0 1\r\nz\r\nget z\r\n", 4), "STORED\r\nVALUE z 0 1\r\nz\r\nEND\r\n",
+    "new items after a flush live");
+is(req("flush_all noreply\r\nflush_all abc\r\n", 1), "CLIENT_ERROR invalid exptime argument\r\n",
+    "flush_all noreply is silent; a bad delay is refused");
+is(req("flush_all 0\r\n", 1), "OK\r\n", "flush_all 0 is immediate");
+
+my $stats = mem_stats($sock);
+is($stats->{incr_hits}, 4, "incr_hits");
+is($stats->{incr_misses}, 1, "incr_misses");
+is($stats->{decr_hits}, 2, "decr_hits");
+is($stats->{touch_hits}, 4, "touch_hits");
+is($stats->{touch_misses}, 2, "touch_misses");
+is($stats->{cmd_touch}, 6, "cmd_touch");
+is($stats->{cmd_flush}, 4, "cmd_flush");
+
+done_testing();
