@@ -290,9 +290,6 @@ fn resp_give(mut r: Box<Resp>) {
     })
 }
 
-/// Nothing to do at worker exit: the process ends right after and the kernel closes sockets.
-pub fn close_all_on_thread() {}
-
 /// A client connection (or a UDP socket's per-worker reader).
 pub struct Conn {
     pub fd: RawFd,

@@ -247,7 +247,6 @@ fn worker_main(worker: Arc<Worker>, ready: Arc<Barrier>) {
         std::process::exit(1);
     }
     ready.wait();
+    // Returns on a graceful stop; the process exits right after, closing the sockets.
     base.dispatch();
-    // Graceful stop: close this worker's connections.
-    conn::close_all_on_thread();
 }

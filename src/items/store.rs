@@ -303,6 +303,15 @@ impl Store {
         Some(ItemRef { it })
     }
 
+    /// Whether an item of this size could be stored at all (C's item_size_ok). Values larger
+    /// than a slab chunk need chunked items, which this build does not have yet, so they are
+    /// reported as too large too.
+    pub fn item_size_ok(&self, nkey: usize, client_flags: u32, nbytes: usize) -> bool {
+        let ntotal = items::item_make_header_total(nkey, nbytes, self.use_cas, client_flags);
+        let id = with_slabs(|s| s.clsid(ntotal)).unwrap_or(0);
+        id != 0 && ntotal <= self.slab_chunk_size_max
+    }
+
     /// Takes a chunk, evicting or reclaiming from the LRU tails when the class is full
     /// (C's do_item_alloc_pull).
     fn alloc_pull(&self, id: usize) -> Option<NonNull<Item>> {

@@ -369,10 +369,7 @@ fn process_update_command(c: &mut Conn, line: &[u8], req: &Request, cmd: StoreCm
             c.set_state(ConnState::Nread);
         }
         None => {
-            let too_large = key.len() + vlen + 48 + 1 + 8 + 4
-                > settings::get().item_size_max.max(0) as usize
-                || vlen + key.len() + 64 > settings::get().slab_chunk_size_max.max(0) as usize;
-            if too_large {
+            if !st.item_size_ok(key.len(), flags, vlen) {
                 stats::bump(&c.worker.stats.store_too_large, 1);
                 fail(c, "SERVER_ERROR object too large for cache");
             } else {
