@@ -129,20 +129,122 @@ thread_stats!(
     read_buf_oom,
     store_too_large,
     store_no_memory,
-    // C keeps these per slab class; the totals are what `stats` shows
-    get_hits,
-    set_cmds,
-    delete_hits,
-    incr_hits,
-    decr_hits,
-    cas_hits,
-    cas_badval,
-    touch_hits,
     // buffer cache gauges (C reads them from the thread's rbuf cache)
     read_buf_count,
     read_buf_bytes,
     read_buf_bytes_free,
 );
+
+/// Most slab classes (C's MAX_NUMBER_OF_SLAB_CLASSES) and (class, LRU) ids (POWER_LARGEST).
+pub const MAX_CLASSES: usize = 64;
+pub const LRU_IDS: usize = 256;
+
+/// Per-class command counters of one worker (C's `struct slab_stats`).
+#[derive(Default)]
+pub struct SlabCounters {
+    pub set_cmds: AtomicU64,
+    pub delete_hits: AtomicU64,
+    pub incr_hits: AtomicU64,
+    pub decr_hits: AtomicU64,
+    pub cas_hits: AtomicU64,
+    pub cas_badval: AtomicU64,
+    pub touch_hits: AtomicU64,
+}
+
+/// A worker's per-class counters: fetch hits per (class, LRU) id and command counters per
+/// class. Only the worker increments them.
+pub struct ClassStats {
+    pub lru_hits: Box<[AtomicU64]>,
+    pub slab: Box<[SlabCounters]>,
+}
+
+impl Default for ClassStats {
+    fn default() -> Self {
+        ClassStats {
+            lru_hits: (0..LRU_IDS).map(|_| AtomicU64::new(0)).collect(),
+            slab: (0..MAX_CLASSES).map(|_| SlabCounters::default()).collect(),
+        }
+    }
+}
+
+impl ClassStats {
+    pub fn reset(&self) {
+        for h in self.lru_hits.iter() {
+            h.store(0, Relaxed);
+        }
+        for c in self.slab.iter() {
+            for f in [
+                &c.set_cmds,
+                &c.delete_hits,
+                &c.incr_hits,
+                &c.decr_hits,
+                &c.cas_hits,
+                &c.cas_badval,
+                &c.touch_hits,
+            ] {
+                f.store(0, Relaxed);
+            }
+        }
+    }
+
+    /// The counters of class `cls` (its LRU bits stripped).
+    #[inline]
+    pub fn class(&self, cls: u8) -> &SlabCounters {
+        &self.slab[(cls & 63) as usize]
+    }
+}
+
+/// Per-class sums over all workers: [set, delete, incr, decr, cas_hits, cas_badval, touch] per
+/// class, and fetch hits per (class, LRU) id.
+pub struct ClassTotals {
+    pub lru_hits: Vec<u64>,
+    pub slab: Vec<[u64; 7]>,
+}
+
+impl ClassTotals {
+    pub fn new() -> Self {
+        ClassTotals {
+            lru_hits: vec![0; LRU_IDS],
+            slab: vec![[0; 7]; MAX_CLASSES],
+        }
+    }
+
+    pub fn add(&mut self, c: &ClassStats) {
+        for (t, h) in self.lru_hits.iter_mut().zip(c.lru_hits.iter()) {
+            *t += h.load(Relaxed);
+        }
+        for (t, s) in self.slab.iter_mut().zip(c.slab.iter()) {
+            let v = [
+                &s.set_cmds,
+                &s.delete_hits,
+                &s.incr_hits,
+                &s.decr_hits,
+                &s.cas_hits,
+                &s.cas_badval,
+                &s.touch_hits,
+            ];
+            for (i, f) in v.iter().enumerate() {
+                t[i] += f.load(Relaxed);
+            }
+        }
+    }
+
+    /// Fetch hits of a class over its four LRUs.
+    pub fn get_hits(&self, cls: usize) -> u64 {
+        (0..4).map(|l| self.lru_hits[cls | (l << 6)]).sum()
+    }
+
+    /// Sum of one column over all classes.
+    pub fn total(&self, col: usize) -> u64 {
+        self.slab.iter().map(|r| r[col]).sum()
+    }
+}
+
+impl Default for ClassTotals {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Adds `n` to a counter owned by the calling thread.
 #[inline]
@@ -171,7 +273,7 @@ pub fn append_stat(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display)
 }
 
 /// The general `stats` report (C's `server_stats`), given the summed thread counters.
-pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, threads: i32) {
+pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, ct: &ClassTotals, threads: i32) {
     let s = settings::get();
     let now = current_time();
     let started = PROCESS_STARTED.load(Relaxed);
@@ -214,24 +316,24 @@ pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, threads: i32) {
     append_stat(out, "read_buf_oom", t.read_buf_oom);
     append_stat(out, "reserved_fds", g.reserved_fds.load(Relaxed));
     append_stat(out, "cmd_get", t.get_cmds);
-    append_stat(out, "cmd_set", t.set_cmds);
+    append_stat(out, "cmd_set", ct.total(0));
     append_stat(out, "cmd_flush", t.flush_cmds);
     append_stat(out, "cmd_touch", t.touch_cmds);
     append_stat(out, "cmd_meta", t.meta_cmds);
-    append_stat(out, "get_hits", t.get_hits);
+    append_stat(out, "get_hits", ct.lru_hits.iter().sum::<u64>());
     append_stat(out, "get_misses", t.get_misses);
     append_stat(out, "get_expired", t.get_expired);
     append_stat(out, "get_flushed", t.get_flushed);
     append_stat(out, "delete_misses", t.delete_misses);
-    append_stat(out, "delete_hits", t.delete_hits);
+    append_stat(out, "delete_hits", ct.total(1));
     append_stat(out, "incr_misses", t.incr_misses);
-    append_stat(out, "incr_hits", t.incr_hits);
+    append_stat(out, "incr_hits", ct.total(2));
     append_stat(out, "decr_misses", t.decr_misses);
-    append_stat(out, "decr_hits", t.decr_hits);
+    append_stat(out, "decr_hits", ct.total(3));
     append_stat(out, "cas_misses", t.cas_misses);
-    append_stat(out, "cas_hits", t.cas_hits);
-    append_stat(out, "cas_badval", t.cas_badval);
-    append_stat(out, "touch_hits", t.touch_hits);
+    append_stat(out, "cas_hits", ct.total(4));
+    append_stat(out, "cas_badval", ct.total(5));
+    append_stat(out, "touch_hits", ct.total(6));
     append_stat(out, "touch_misses", t.touch_misses);
     append_stat(out, "store_too_large", t.store_too_large);
     append_stat(out, "store_no_memory", t.store_no_memory);

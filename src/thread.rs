@@ -8,7 +8,7 @@
 use crate::conn::{self, ConnState, Transport};
 use crate::event::{self, Disposition, Event, EventBase, Handler};
 use crate::settings::Protocol;
-use crate::stats::{ThreadStats, ThreadStatsTotals, STATS};
+use crate::stats::{ClassStats, ClassTotals, ThreadStats, ThreadStatsTotals, STATS};
 use crate::sys;
 use std::collections::VecDeque;
 use std::os::unix::io::RawFd;
@@ -33,6 +33,8 @@ pub struct Worker {
     queue: Mutex<VecDeque<QueueItem>>,
     notify_fd: RawFd,
     pub stats: ThreadStats,
+    /// Per-class counters (C's slab_stats and lru_hits of thread_stats).
+    pub class_stats: ClassStats,
 }
 
 impl Worker {
@@ -73,6 +75,7 @@ pub fn init(n: usize) {
             queue: Mutex::new(VecDeque::new()),
             notify_fd,
             stats: ThreadStats::default(),
+            class_stats: ClassStats::default(),
         }));
         // Each worker reserves descriptors for its own use, as C counts them.
         STATS.reserved_fds.fetch_add(5, Relaxed);
@@ -144,6 +147,15 @@ pub fn stats_aggregate() -> ThreadStatsTotals {
     t
 }
 
+/// Sums every worker's per-class counters.
+pub fn class_totals() -> ClassTotals {
+    let mut t = ClassTotals::new();
+    for w in workers() {
+        t.add(&w.class_stats);
+    }
+    t
+}
+
 /// `stats reset` of the per-thread counters, keeping the buffer gauges.
 pub fn stats_reset() {
     for w in workers() {
@@ -155,6 +167,7 @@ pub fn stats_reset() {
             w.stats.response_obj_bytes.load(Relaxed),
         );
         w.stats.reset();
+        w.class_stats.reset();
         w.stats.read_buf_count.store(a, Relaxed);
         w.stats.read_buf_bytes.store(b, Relaxed);
         w.stats.read_buf_bytes_free.store(c, Relaxed);

@@ -211,6 +211,108 @@ impl Store {
         }
     }
 
+    /// `stats items`: per-class LRU sizes, ages and counters (C's item_stats).
+    pub fn write_item_stats(&self, out: &mut Vec<u8>, ct: &crate::stats::ClassTotals) {
+        use crate::stats::append_stat;
+        let s = settings::get();
+        let maintainer = s.lru_maintainer_thread.load(Relaxed);
+        let now = current_time();
+        for n in 0..crate::stats::MAX_CLASSES {
+            let mut t = ItemStatsCounters::default();
+            let (mut size, mut mem_requested) = (0u64, 0u64);
+            let (mut age, mut age_hot, mut age_warm) = (0u32, 0u32, 0u32);
+            let mut sizes = [0u64; 4];
+            let mut hits = [0u64; 4];
+            for (x, lru) in [HOT_LRU, WARM_LRU, COLD_LRU, TEMP_LRU]
+                .into_iter()
+                .enumerate()
+            {
+                let id = n as u8 | lru;
+                let l = self.lru(id);
+                let c = &l.stats;
+                t.evicted += c.evicted;
+                t.evicted_nonzero += c.evicted_nonzero;
+                t.reclaimed += c.reclaimed;
+                t.outofmemory += c.outofmemory;
+                t.tailrepairs += c.tailrepairs;
+                t.expired_unfetched += c.expired_unfetched;
+                t.evicted_unfetched += c.evicted_unfetched;
+                t.evicted_active += c.evicted_active;
+                t.crawler_reclaimed += c.crawler_reclaimed;
+                t.crawler_items_checked += c.crawler_items_checked;
+                t.lrutail_reflocked += c.lrutail_reflocked;
+                t.moves_to_cold += c.moves_to_cold;
+                t.moves_to_warm += c.moves_to_warm;
+                t.moves_within_lru += c.moves_within_lru;
+                t.direct_reclaims += c.direct_reclaims;
+                mem_requested += l.size_bytes;
+                size += l.size;
+                sizes[x] = l.size;
+                // SAFETY: the tail is live while the list's lock is held.
+                let tail_age = if l.tail.is_null() {
+                    None
+                } else {
+                    Some(now.wrapping_sub(unsafe { (*l.tail).time }))
+                };
+                match lru {
+                    COLD_LRU => {
+                        if let Some(a) = tail_age {
+                            age = a;
+                        }
+                        t.evicted_time = c.evicted_time;
+                    }
+                    HOT_LRU => age_hot = tail_age.unwrap_or(age_hot),
+                    WARM_LRU => age_warm = tail_age.unwrap_or(age_warm),
+                    _ => {}
+                }
+                hits[x] = ct.lru_hits[id as usize];
+            }
+            if size == 0 {
+                continue;
+            }
+            let mut st = |name: &str, v: &dyn std::fmt::Display| {
+                append_stat(out, &format!("items:{}:{}", n, name), v)
+            };
+            st("number", &size);
+            if maintainer {
+                st("number_hot", &sizes[0]);
+                st("number_warm", &sizes[1]);
+                st("number_cold", &sizes[2]);
+                if s.temp_lru.load(Relaxed) {
+                    st("number_temp", &sizes[3]);
+                }
+                st("age_hot", &age_hot);
+                st("age_warm", &age_warm);
+            }
+            st("age", &age);
+            st("mem_requested", &mem_requested);
+            st("evicted", &t.evicted);
+            st("evicted_nonzero", &t.evicted_nonzero);
+            st("evicted_time", &t.evicted_time);
+            st("outofmemory", &t.outofmemory);
+            st("tailrepairs", &t.tailrepairs);
+            st("reclaimed", &t.reclaimed);
+            st("expired_unfetched", &t.expired_unfetched);
+            st("evicted_unfetched", &t.evicted_unfetched);
+            if maintainer {
+                st("evicted_active", &t.evicted_active);
+            }
+            st("crawler_reclaimed", &t.crawler_reclaimed);
+            st("crawler_items_checked", &t.crawler_items_checked);
+            st("lrutail_reflocked", &t.lrutail_reflocked);
+            if maintainer {
+                st("moves_to_cold", &t.moves_to_cold);
+                st("moves_to_warm", &t.moves_to_warm);
+                st("moves_within_lru", &t.moves_within_lru);
+                st("direct_reclaims", &t.direct_reclaims);
+                st("hits_to_hot", &hits[0]);
+                st("hits_to_warm", &hits[1]);
+                st("hits_to_cold", &hits[2]);
+                st("hits_to_temp", &hits[3]);
+            }
+        }
+    }
+
     // ---- LRU lists (caller holds the list's lock) ----
 
     /// # Safety
@@ -750,6 +852,18 @@ impl Store {
         unsafe { self.get_locked(key, hv, stats, do_update) }
     }
 
+    /// Removes a key if present, returning the class it was in (for per-class stats).
+    pub fn delete_class(&self, key: &[u8]) -> Option<u8> {
+        let hv = self.hash(key);
+        let _g = self.item_lock(hv);
+        // SAFETY: the item lock for hv is held; the reference keeps the item alive.
+        unsafe {
+            let r = self.get_locked(key, hv, None, false)?;
+            self.unlink(r.as_ptr(), hv);
+            Some(r.clsid())
+        }
+    }
+
     /// Removes a key if present (the storage half of `delete`). Returns whether it existed.
     pub fn delete(&self, key: &[u8]) -> bool {
         let hv = self.hash(key);
@@ -855,6 +969,13 @@ impl ItemRef {
             debug_assert!((*self.it.as_ptr()).it_flags & ITEM_LINKED == 0);
             items::set_cas(self.it.as_ptr(), cas);
         }
+    }
+
+    /// The class id byte: slab class in the low 6 bits, LRU in the top 2.
+    pub fn clsid(&self) -> u8 {
+        // SAFETY: the reference keeps the item live; the id changes only under the item lock
+        // and an LRU lock, and a stale read only misfiles a statistic.
+        unsafe { (*self.it.as_ptr()).slabs_clsid }
     }
 
     pub fn exptime(&self) -> u32 {

@@ -144,7 +144,12 @@ fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
     let mut out = Vec::with_capacity(4096);
     if t.ntokens <= 1 {
         let totals = thread::stats_aggregate();
-        stats::server_stats(&mut out, &totals, settings::get().num_threads);
+        stats::server_stats(
+            &mut out,
+            &totals,
+            &thread::class_totals(),
+            settings::get().num_threads,
+        );
     } else {
         // C compares only as many bytes as the client sent ("stats set" means settings).
         let sub = t.get(line, 1).unwrap_or(b"");
@@ -159,8 +164,34 @@ fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
             return;
         } else if is(b"settings") {
             settings::write_stats_settings(&mut out);
+        } else if sub == b"items" {
+            if let Some(st) = store::store() {
+                st.write_item_stats(&mut out, &thread::class_totals());
+            }
+        } else if sub == b"slabs" {
+            let ct = thread::class_totals();
+            crate::slabs::with_slabs(|s| {
+                s.write_stats(&mut out, &|cls, o| {
+                    let r = &ct.slab[cls];
+                    stats::append_stat(o, &format!("{}:get_hits", cls), ct.get_hits(cls));
+                    for (i, name) in [
+                        "cmd_set",
+                        "delete_hits",
+                        "incr_hits",
+                        "decr_hits",
+                        "cas_hits",
+                        "cas_badval",
+                        "touch_hits",
+                    ]
+                    .iter()
+                    .enumerate()
+                    {
+                        stats::append_stat(o, &format!("{}:{}", cls, name), r[i]);
+                    }
+                })
+            });
         } else {
-            // detail, cachedump, conns, items, slabs, sizes... arrive with their subsystems.
+            // detail, cachedump, conns and sizes arrive with their subsystems.
             c.out_string("ERROR");
             return;
         }
@@ -286,9 +317,9 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
                 use std::io::Write;
                 if touch.is_some() {
                     stats::bump(&tstats.touch_cmds, 1);
-                    stats::bump(&tstats.touch_hits, 1);
+                    stats::bump(&worker.class_stats.class(it.clsid()).touch_hits, 1);
                 } else {
-                    stats::bump(&tstats.get_hits, 1);
+                    stats::bump(&worker.class_stats.lru_hits[it.clsid() as usize], 1);
                     stats::bump(&tstats.get_cmds, 1);
                 }
                 if settings::verbose() > 1 {
@@ -361,7 +392,7 @@ fn process_update_command(c: &mut Conn, line: &[u8], req: &Request, cmd: StoreCm
         Some(mut it) => {
             // The client's CAS waits in the new item's CAS slot; it gets a fresh one on link.
             it.set_cas_unlinked(req_cas);
-            stats::bump(&c.worker.stats.set_cmds, 1);
+            stats::bump(&c.worker.class_stats.class(it.clsid()).set_cmds, 1);
             c.item = Some(it);
             c.ritem = 0;
             c.rlbytes = vlen;
@@ -402,7 +433,7 @@ pub fn complete_nread_ascii(c: &mut Conn, it: ItemRef) {
         st.next_cas()
     };
     let worker = std::sync::Arc::clone(&c.worker);
-    let ret = store_item(st, it, c.store_cmd, cas_in, &worker.stats);
+    let ret = store_item(st, it, c.store_cmd, cas_in, &worker);
     c.out_string(match ret {
         StoreResult::Stored => "STORED",
         StoreResult::Exists => "EXISTS",
@@ -417,8 +448,9 @@ fn store_item(
     it: ItemRef,
     cmd: StoreCmd,
     cas_in: u64,
-    tstats: &crate::stats::ThreadStats,
+    worker: &thread::Worker,
 ) -> StoreResult {
+    let tstats = &worker.stats;
     let key = it.key().to_vec();
     let req_cas = it.cas();
     let hv = st.hash(&key);
@@ -436,11 +468,11 @@ fn store_item(
                     }
                     StoreCmd::Cas => {
                         if cas_match {
-                            stats::bump(&tstats.cas_hits, 1);
+                            stats::bump(&worker.class_stats.class(old.clsid()).cas_hits, 1);
                             st.replace(old.as_ptr(), &it, hv, cas_in);
                             StoreResult::Stored
                         } else {
-                            stats::bump(&tstats.cas_badval, 1);
+                            stats::bump(&worker.class_stats.class(old.clsid()).cas_badval, 1);
                             if settings::verbose() > 1 {
                                 eprintln!("CAS:  failure: expected {}, got {}", old_cas, req_cas);
                             }
@@ -503,8 +535,8 @@ fn process_delete_command(c: &mut Conn, line: &[u8], req: &Request) {
         c.out_string("NOT_FOUND");
         return;
     };
-    if st.delete(key) {
-        stats::bump(&c.worker.stats.delete_hits, 1);
+    if let Some(cls) = st.delete_class(key) {
+        stats::bump(&c.worker.class_stats.class(cls).delete_hits, 1);
         c.out_string("DELETED");
     } else {
         stats::bump(&c.worker.stats.delete_misses, 1);
@@ -576,7 +608,8 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
     } else {
         value.saturating_sub(delta)
     };
-    stats::bump(if incr { &ts.incr_hits } else { &ts.decr_hits }, 1);
+    let sc = worker.class_stats.class(it.clsid());
+    stats::bump(if incr { &sc.incr_hits } else { &sc.decr_hits }, 1);
     let digits = value.to_string();
     // SAFETY: the item lock for hv is held.
     let done = unsafe { st.rewrite_in_place(&it, digits.as_bytes()) };
@@ -635,15 +668,15 @@ fn process_touch_command(c: &mut Conn, line: &[u8], req: &Request) {
             match st.get_locked(key, hv, Some(ts), true) {
                 Some(r) => {
                     st.set_exptime(&r, exptime);
-                    true
+                    Some(r.clsid())
                 }
-                None => false,
+                None => None,
             }
         }
     };
     stats::bump(&ts.touch_cmds, 1);
-    if found {
-        stats::bump(&ts.touch_hits, 1);
+    if let Some(cls) = found {
+        stats::bump(&worker.class_stats.class(cls).touch_hits, 1);
         c.out_string("TOUCHED");
     } else {
         stats::bump(&ts.touch_misses, 1);
