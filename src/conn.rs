@@ -811,7 +811,6 @@ impl Conn {
     fn transmit(&mut self) -> TransmitResult {
         let mut iovs: [IoSlice<'_>; 64] = [IoSlice::new(&[]); 64];
         let mut n = 0;
-        let mut tosend = 0usize;
         for r in self.resps.iter() {
             if r.skip {
                 continue;
@@ -826,7 +825,6 @@ impl Conn {
                     continue;
                 }
                 iovs[n] = IoSlice::new(&part[skip..]);
-                tosend += part.len() - skip;
                 skip = 0;
                 n += 1;
             }
@@ -836,36 +834,8 @@ impl Conn {
             self.transmit_post(0);
             return TransmitResult::Complete;
         }
-        let _ = tosend;
-        match sys::writev(self.fd, &iovs[..n]) {
-            Ok(written) => {
-                stats::bump(&self.worker.stats.bytes_written, written as u64);
-                self.transmit_post(written);
-                if self.resps.is_empty() {
-                    TransmitResult::Complete
-                } else {
-                    TransmitResult::Incomplete
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !self.update_event(event::EV_WRITE | event::EV_PERSIST) {
-                    if settings::verbose() > 0 {
-                        eprintln!("Couldn't update event");
-                    }
-                    self.set_state(ConnState::Closing);
-                    return TransmitResult::HardError;
-                }
-                TransmitResult::SoftError
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => TransmitResult::Incomplete,
-            Err(e) => {
-                if settings::verbose() > 0 {
-                    sys::perror("Failed to write, and not due to blocking", &e);
-                }
-                self.set_state(ConnState::Closing);
-                TransmitResult::HardError
-            }
-        }
+        let res = sys::writev(self.fd, &iovs[..n]);
+        self.transmit_done(res, 0)
     }
 
     /// Sends one datagram of the oldest response (C's transmit_udp).
@@ -913,10 +883,17 @@ impl Conn {
                 break;
             }
         }
-        match sys::sendmsg_to(self.fd, &iovs[..n], &r.request_addr) {
+        let res = sys::sendmsg_to(self.fd, &iovs[..n], &r.request_addr);
+        self.transmit_done(res, UDP_HEADER_SIZE)
+    }
+
+    /// Accounts for a write (`header` bytes of it were frame header, not reply) and decides
+    /// what the state machine does next (the common tail of C's transmit and transmit_udp).
+    fn transmit_done(&mut self, res: io::Result<usize>, header: usize) -> TransmitResult {
+        match res {
             Ok(written) => {
                 stats::bump(&self.worker.stats.bytes_written, written as u64);
-                self.transmit_post(written.saturating_sub(UDP_HEADER_SIZE));
+                self.transmit_post(written.saturating_sub(header));
                 if self.resps.is_empty() {
                     TransmitResult::Complete
                 } else {
@@ -933,6 +910,7 @@ impl Conn {
                 }
                 TransmitResult::SoftError
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => TransmitResult::Incomplete,
             Err(e) => {
                 if settings::verbose() > 0 {
                     sys::perror("Failed to write, and not due to blocking", &e);

@@ -217,13 +217,14 @@ impl SockAddr {
     }
 }
 
-/// getpeername(2).
-pub fn getpeername(fd: RawFd) -> io::Result<SockAddr> {
+type SockNameFn = unsafe extern "C" fn(c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> c_int;
+
+fn sock_name(fd: RawFd, f: SockNameFn) -> io::Result<SockAddr> {
     let mut a = SockAddr::empty();
     a.len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: storage/len describe a live sockaddr_storage.
+    // SAFETY: storage/len describe a live sockaddr_storage; `f` is getpeername or getsockname.
     let r = unsafe {
-        libc::getpeername(
+        f(
             fd,
             (&mut a.storage as *mut libc::sockaddr_storage).cast(),
             &mut a.len,
@@ -236,23 +237,14 @@ pub fn getpeername(fd: RawFd) -> io::Result<SockAddr> {
     }
 }
 
+/// getpeername(2).
+pub fn getpeername(fd: RawFd) -> io::Result<SockAddr> {
+    sock_name(fd, libc::getpeername)
+}
+
 /// getsockname(2).
 pub fn getsockname(fd: RawFd) -> io::Result<SockAddr> {
-    let mut a = SockAddr::empty();
-    a.len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: storage/len describe a live sockaddr_storage.
-    let r = unsafe {
-        libc::getsockname(
-            fd,
-            (&mut a.storage as *mut libc::sockaddr_storage).cast(),
-            &mut a.len,
-        )
-    };
-    if r != 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(a)
-    }
+    sock_name(fd, libc::getsockname)
 }
 
 /// One result of getaddrinfo(3), copied out of the C list.

@@ -43,6 +43,27 @@ pub struct ItemStatsCounters {
     pub evicted_time: u32,
 }
 
+impl ItemStatsCounters {
+    /// Adds another list's counters (all but `evicted_time`, which is a last value).
+    fn add(&mut self, c: &ItemStatsCounters) {
+        self.evicted += c.evicted;
+        self.evicted_nonzero += c.evicted_nonzero;
+        self.reclaimed += c.reclaimed;
+        self.outofmemory += c.outofmemory;
+        self.tailrepairs += c.tailrepairs;
+        self.expired_unfetched += c.expired_unfetched;
+        self.evicted_unfetched += c.evicted_unfetched;
+        self.evicted_active += c.evicted_active;
+        self.crawler_reclaimed += c.crawler_reclaimed;
+        self.crawler_items_checked += c.crawler_items_checked;
+        self.lrutail_reflocked += c.lrutail_reflocked;
+        self.moves_to_cold += c.moves_to_cold;
+        self.moves_to_warm += c.moves_to_warm;
+        self.moves_within_lru += c.moves_within_lru;
+        self.direct_reclaims += c.direct_reclaims;
+    }
+}
+
 /// One LRU list and its counters, guarded by its LRU lock.
 struct Lru {
     head: *mut Item,
@@ -167,20 +188,7 @@ impl Store {
         use crate::stats::append_stat;
         let mut t = ItemStatsCounters::default();
         for id in 0..POWER_LARGEST {
-            let l = self.lru(id as u8);
-            let c = &l.stats;
-            t.evicted += c.evicted;
-            t.reclaimed += c.reclaimed;
-            t.expired_unfetched += c.expired_unfetched;
-            t.evicted_unfetched += c.evicted_unfetched;
-            t.evicted_active += c.evicted_active;
-            t.crawler_reclaimed += c.crawler_reclaimed;
-            t.crawler_items_checked += c.crawler_items_checked;
-            t.lrutail_reflocked += c.lrutail_reflocked;
-            t.moves_to_cold += c.moves_to_cold;
-            t.moves_to_warm += c.moves_to_warm;
-            t.moves_within_lru += c.moves_within_lru;
-            t.direct_reclaims += c.direct_reclaims;
+            t.add(&self.lru(id as u8).stats);
         }
         let maintainer = settings::get().lru_maintainer_thread.load(Relaxed);
         append_stat(out, "bytes", CURR_BYTES.load(Relaxed).max(0));
@@ -230,21 +238,7 @@ impl Store {
                 let id = n as u8 | lru;
                 let l = self.lru(id);
                 let c = &l.stats;
-                t.evicted += c.evicted;
-                t.evicted_nonzero += c.evicted_nonzero;
-                t.reclaimed += c.reclaimed;
-                t.outofmemory += c.outofmemory;
-                t.tailrepairs += c.tailrepairs;
-                t.expired_unfetched += c.expired_unfetched;
-                t.evicted_unfetched += c.evicted_unfetched;
-                t.evicted_active += c.evicted_active;
-                t.crawler_reclaimed += c.crawler_reclaimed;
-                t.crawler_items_checked += c.crawler_items_checked;
-                t.lrutail_reflocked += c.lrutail_reflocked;
-                t.moves_to_cold += c.moves_to_cold;
-                t.moves_to_warm += c.moves_to_warm;
-                t.moves_within_lru += c.moves_within_lru;
-                t.direct_reclaims += c.direct_reclaims;
+                t.add(c);
                 mem_requested += l.size_bytes;
                 size += l.size;
                 sizes[x] = l.size;

@@ -136,82 +136,61 @@ impl Tokens {
     }
 }
 
-/// Digits-only u32 conversion of at most 11 characters (no sign, no spaces).
-pub fn tok_to_u32(t: &[u8]) -> Option<u32> {
-    if t.len() > 11 {
+/// Digits-only conversion of at most `max_len` characters (the parser's rules: no sign, no
+/// spaces, no overflow).
+fn tok_to_unsigned(t: &[u8], max_len: usize) -> Option<u64> {
+    if t.len() > max_len {
         return None;
     }
-    let mut sum: u32 = 0;
-    for &c in t {
+    t.iter().try_fold(0u64, |sum, &c| {
         if !c.is_ascii_digit() {
             return None;
         }
-        sum = sum.checked_mul(10)?.checked_add((c - b'0') as u32)?;
-    }
-    Some(sum)
+        sum.checked_mul(10)?.checked_add((c - b'0') as u64)
+    })
 }
 
-/// Digits-only u64 conversion of at most 22 characters.
-pub fn tok_to_u64(t: &[u8]) -> Option<u64> {
-    if t.len() > 22 {
-        return None;
-    }
-    let mut sum: u64 = 0;
-    for &c in t {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        sum = sum.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(sum)
-}
-
-/// Signed i32 conversion of at most 11 characters with an optional leading '-'.
-pub fn tok_to_i32(t: &[u8]) -> Option<i32> {
-    if t.len() > 11 {
+/// Conversion with an optional leading '-', at most `max_len` characters, no overflow.
+fn tok_to_signed(t: &[u8], max_len: usize) -> Option<i64> {
+    if t.len() > max_len {
         return None;
     }
     let (neg, digits) = match t.first() {
         Some(b'-') => (true, &t[1..]),
         _ => (false, t),
     };
-    let mut sum: i32 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        let d = (c - b'0') as i32;
-        sum = if neg {
-            sum.checked_mul(10)?.checked_sub(d)?
-        } else {
-            sum.checked_mul(10)?.checked_add(d)?
-        };
-    }
-    Some(sum)
-}
-
-/// Signed i64 conversion of at most 22 characters with an optional leading '-'.
-pub fn tok_to_i64(t: &[u8]) -> Option<i64> {
-    if t.len() > 22 {
-        return None;
-    }
-    let (neg, digits) = match t.first() {
-        Some(b'-') => (true, &t[1..]),
-        _ => (false, t),
-    };
-    let mut sum: i64 = 0;
-    for &c in digits {
+    digits.iter().try_fold(0i64, |sum, &c| {
         if !c.is_ascii_digit() {
             return None;
         }
         let d = (c - b'0') as i64;
-        sum = if neg {
-            sum.checked_mul(10)?.checked_sub(d)?
+        let sum = sum.checked_mul(10)?;
+        if neg {
+            sum.checked_sub(d)
         } else {
-            sum.checked_mul(10)?.checked_add(d)?
-        };
-    }
-    Some(sum)
+            sum.checked_add(d)
+        }
+    })
+}
+
+/// Digits-only u32 of at most 11 characters.
+pub fn tok_to_u32(t: &[u8]) -> Option<u32> {
+    tok_to_unsigned(t, 11).and_then(|v| u32::try_from(v).ok())
+}
+
+/// Digits-only u64 of at most 22 characters.
+pub fn tok_to_u64(t: &[u8]) -> Option<u64> {
+    tok_to_unsigned(t, 22)
+}
+
+/// i32 of at most 11 characters with an optional leading '-'.
+pub fn tok_to_i32(t: &[u8]) -> Option<i32> {
+    tok_to_signed(t, 11).and_then(|v| i32::try_from(v).ok())
+}
+
+/// i64 of at most 22 characters with an optional leading '-'.
+pub fn tok_to_i64(t: &[u8]) -> Option<i64> {
+    tok_to_signed(t, 22)
 }
 
 /// The commands the parser recognises by name.
