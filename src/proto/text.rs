@@ -20,6 +20,7 @@ const ADMIN_COMMANDS: &[(&[u8], Handler)] = &[
     (b"shutdown", process_shutdown_command),
     (b"verbosity", process_verbosity_command),
     (b"flush_all", process_flush_all_command),
+    (b"cache_memlimit", process_memlimit_command),
     #[cfg(feature = "debug-commands")]
     (b"debugtime", process_debugtime_command),
 ];
@@ -714,4 +715,32 @@ fn process_flush_all_command(c: &mut Conn, line: &[u8], req: &Request) {
         st.flush_expired(new_oldest);
     }
     c.out_string("OK");
+}
+
+/// `cache_memlimit <megabytes>`: changes the memory limit at run time (C's
+/// process_memlimit_command).
+fn process_memlimit_command(c: &mut Conn, line: &[u8], req: &Request) {
+    let Some(mb) = req.tokens.get_u32(line, 1) else {
+        c.out_string("ERROR");
+        return;
+    };
+    if mb < 8 {
+        c.out_string("MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m");
+    } else if mb > 1_000_000_000 {
+        c.out_string("MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes");
+    } else {
+        let bytes = mb as u64 * 1024 * 1024;
+        let adjusted = crate::slabs::with_slabs(|s| s.adjust_mem_limit(bytes)).unwrap_or(false);
+        if adjusted {
+            settings::get()
+                .maxbytes
+                .store(bytes, std::sync::atomic::Ordering::Relaxed);
+            if settings::verbose() > 0 {
+                eprintln!("maxbytes adjusted to {}m", mb);
+            }
+            c.out_string("OK");
+        } else {
+            c.out_string("MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust");
+        }
+    }
 }
