@@ -444,6 +444,16 @@ enum ReadResult {
     Error,
 }
 
+/// What a value or swallow read led to.
+enum ReadStep {
+    /// `n` bytes arrived (already counted in bytes_read).
+    Data(usize),
+    /// Nothing to read now: wait for the socket.
+    Wait,
+    /// Run the state machine again (interrupted, or the state changed to closing).
+    Again,
+}
+
 enum TransmitResult {
     Complete,
     Incomplete,
@@ -691,6 +701,49 @@ impl Conn {
             }
         }
         gotdata
+    }
+
+    /// Interprets a read made in conn_nread (`nread`) or conn_swallow: counts the bytes, or
+    /// closes on end of stream or error, or re-arms the read event (C's shared tails).
+    fn read_outcome(&mut self, res: io::Result<usize>, nread: bool) -> ReadStep {
+        match res {
+            Ok(0) => {
+                self.close_reason = CloseReason::Normal;
+                self.set_state(ConnState::Closing);
+                ReadStep::Again
+            }
+            Ok(n) => {
+                stats::bump(&self.worker.stats.bytes_read, n as u64);
+                ReadStep::Data(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !self.update_event(event::EV_READ | event::EV_PERSIST) {
+                    if settings::verbose() > 0 {
+                        eprintln!("Couldn't update event");
+                    }
+                    self.set_state(ConnState::Closing);
+                    return ReadStep::Again;
+                }
+                ReadStep::Wait
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => ReadStep::Again,
+            Err(e) => {
+                if settings::verbose() > 0 {
+                    if nread {
+                        let errno = e.raw_os_error().unwrap_or(0);
+                        eprintln!(
+                            "Failed to read, and not due to blocking:\nerrno: {} {} ",
+                            errno,
+                            sys::strerror(errno)
+                        );
+                    } else {
+                        eprintln!("Failed to read, and not due to blocking");
+                    }
+                }
+                self.set_state(ConnState::Closing);
+                ReadStep::Again
+            }
+        }
     }
 
     /// Reads one datagram and strips its frame header (C's try_read_udp).
@@ -1058,37 +1111,13 @@ impl Conn {
                     let (ri, want) = (self.ritem, self.rlbytes);
                     let res = sys::read(self.fd, &mut it.data_mut()[ri..ri + want]);
                     self.item = Some(it);
-                    match res {
-                        Ok(0) => {
-                            self.close_reason = CloseReason::Normal;
-                            self.set_state(ConnState::Closing);
-                        }
-                        Ok(n) => {
-                            stats::bump(&self.worker.stats.bytes_read, n as u64);
+                    match self.read_outcome(res, true) {
+                        ReadStep::Data(n) => {
                             self.ritem += n;
                             self.rlbytes -= n;
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            if !self.update_event(event::EV_READ | event::EV_PERSIST) {
-                                if settings::verbose() > 0 {
-                                    eprintln!("Couldn't update event");
-                                }
-                                self.set_state(ConnState::Closing);
-                                continue;
-                            }
-                            stop = true;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            if settings::verbose() > 0 {
-                                eprintln!(
-                                    "Failed to read, and not due to blocking:\nerrno: {} {} ",
-                                    e.raw_os_error().unwrap_or(0),
-                                    sys::strerror(e.raw_os_error().unwrap_or(0))
-                                );
-                            }
-                            self.set_state(ConnState::Closing);
-                        }
+                        ReadStep::Wait => stop = true,
+                        ReadStep::Again => {}
                     }
                 }
                 ConnState::Swallow => {
@@ -1108,32 +1137,11 @@ impl Conn {
                         continue;
                     }
                     let want = self.rbuf.len().min(self.sbytes);
-                    match sys::read(self.fd, &mut self.rbuf[..want]) {
-                        Ok(0) => {
-                            self.close_reason = CloseReason::Normal;
-                            self.set_state(ConnState::Closing);
-                        }
-                        Ok(n) => {
-                            stats::bump(&self.worker.stats.bytes_read, n as u64);
-                            self.sbytes -= n;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            if !self.update_event(event::EV_READ | event::EV_PERSIST) {
-                                if settings::verbose() > 0 {
-                                    eprintln!("Couldn't update event");
-                                }
-                                self.set_state(ConnState::Closing);
-                                continue;
-                            }
-                            stop = true;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => {
-                            if settings::verbose() > 0 {
-                                eprintln!("Failed to read, and not due to blocking");
-                            }
-                            self.set_state(ConnState::Closing);
-                        }
+                    let res = sys::read(self.fd, &mut self.rbuf[..want]);
+                    match self.read_outcome(res, false) {
+                        ReadStep::Data(n) => self.sbytes -= n,
+                        ReadStep::Wait => stop = true,
+                        ReadStep::Again => {}
                     }
                 }
                 ConnState::Write | ConnState::Mwrite => match if self.transport == Transport::Udp {

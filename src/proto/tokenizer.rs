@@ -271,156 +271,139 @@ pub fn parse_request(line: &[u8]) -> (Parsed, Request) {
     let cm = &line[..cl];
     let generic = |line: &[u8]| Tokens::tokenize(line, 255).unwrap_or_default();
 
-    let mut ret = Parsed::Ok;
-    let simple = |r: &mut Request, min: usize| -> Parsed {
-        r.tokens = generic(line);
-        if r.tokens.ntokens < min {
-            return Parsed::BadFormat;
-        }
-        r.keytoken = 1;
-        r.noreply = noreply_of(line, &r.tokens);
-        Parsed::Ok
-    };
-    let storage = |r: &mut Request| -> Parsed {
-        r.tokens = generic(line);
-        if r.tokens.ntokens < 5 {
-            return Parsed::BadFormat;
-        }
-        r.keytoken = 1;
-        match r.tokens.get_i32(line, 4) {
-            Some(v) if (0..=i32::MAX - 2).contains(&v) => r.vlen = v as usize + 2,
-            _ => return Parsed::BadFormat,
-        }
-        r.noreply = noreply_of(line, &r.tokens);
-        Parsed::Ok
-    };
-    let meta = |r: &mut Request, min: usize, mstart: usize| -> Parsed {
-        r.tokens = Tokens::tokenize(line, mstart).unwrap_or_else(|e| e);
-        if r.tokens.ntokens < min {
-            return Parsed::BadFormat;
-        }
-        r.keytoken = 1;
-        Parsed::Ok
-    };
-    let gat = |r: &mut Request| -> Parsed {
-        r.tokens = generic(line);
-        if r.tokens.ntokens < 3 {
-            return Parsed::BadFormat;
-        }
-        r.keytoken = 2;
-        Parsed::Ok
-    };
-
-    let cmd = match cm {
-        b"mg" => {
-            ret = meta(&mut r, 2, 2);
-            Some(Command::Mg)
-        }
-        b"ms" => {
-            ret = meta(&mut r, 3, 3);
-            if ret == Parsed::Ok {
-                match r.tokens.get_i32(line, 2) {
-                    Some(v) if (0..=i32::MAX - 2).contains(&v) => r.vlen = v as usize + 2,
-                    _ => ret = Parsed::BadFormat,
-                }
-            }
-            Some(Command::Ms)
-        }
-        b"md" => {
-            ret = meta(&mut r, 2, 2);
-            Some(Command::Md)
-        }
-        b"mn" => Some(Command::Mn),
-        b"ma" => {
-            ret = meta(&mut r, 2, 2);
-            Some(Command::Ma)
-        }
-        b"me" => {
-            ret = meta(&mut r, 2, 2);
-            Some(Command::Me)
-        }
-        b"get" => {
-            ret = simple(&mut r, 2);
-            Some(Command::Get)
-        }
-        b"gat" => {
-            ret = gat(&mut r);
-            Some(Command::Gat)
-        }
-        b"set" => {
-            ret = storage(&mut r);
-            Some(Command::Set)
-        }
-        b"add" => {
-            ret = storage(&mut r);
-            Some(Command::Add)
-        }
-        b"cas" => {
-            ret = storage(&mut r);
-            Some(Command::Cas)
-        }
-        b"gets" => {
-            ret = simple(&mut r, 2);
-            Some(Command::Gets)
-        }
-        b"incr" => {
-            ret = simple(&mut r, 3);
-            Some(Command::Incr)
-        }
-        b"decr" => {
-            ret = simple(&mut r, 3);
-            Some(Command::Decr)
-        }
-        b"gats" => {
-            ret = gat(&mut r);
-            Some(Command::Gats)
-        }
-        b"quit" => Some(Command::Quit),
-        b"touch" => {
-            ret = simple(&mut r, 3);
-            Some(Command::Touch)
-        }
-        b"stats" => {
-            r.tokens = generic(line);
-            Some(Command::Stats)
-        }
-        b"watch" => {
-            r.tokens = generic(line);
-            Some(Command::Watch)
-        }
-        b"delete" => {
-            ret = simple(&mut r, 2);
-            Some(Command::Delete)
-        }
-        b"append" => {
-            ret = storage(&mut r);
-            Some(Command::Append)
-        }
-        b"replace" => {
-            ret = storage(&mut r);
-            Some(Command::Replace)
-        }
-        b"prepend" => {
-            ret = storage(&mut r);
-            Some(Command::Prepend)
-        }
-        b"version" => {
-            r.tokens = generic(line);
-            Some(Command::Version)
-        }
-        _ => None,
-    };
-    match cmd {
-        None => {
+    // How each command's line is tokenized and checked (C's _process_request_* helpers).
+    enum Shape {
+        /// Key at token 1, at least `min` tokens, optional noreply.
+        Simple(usize),
+        /// `<cmd> <key> <flags> <exptime> <bytes> [...]`.
+        Storage,
+        /// Meta: flags from token `mstart`, at least `min` tokens; `ms` also has a length.
+        Meta {
+            min: usize,
+            mstart: usize,
+            has_len: bool,
+        },
+        /// `gat[s] <exptime> <key>*`.
+        Gat,
+        /// Just the tokens.
+        Plain,
+        /// No tokenizing at all.
+        Bare,
+    }
+    use Command as C;
+    let (cmd, shape) = match cm {
+        b"mg" => (
+            C::Mg,
+            Shape::Meta {
+                min: 2,
+                mstart: 2,
+                has_len: false,
+            },
+        ),
+        b"ms" => (
+            C::Ms,
+            Shape::Meta {
+                min: 3,
+                mstart: 3,
+                has_len: true,
+            },
+        ),
+        b"md" => (
+            C::Md,
+            Shape::Meta {
+                min: 2,
+                mstart: 2,
+                has_len: false,
+            },
+        ),
+        b"mn" => (C::Mn, Shape::Bare),
+        b"ma" => (
+            C::Ma,
+            Shape::Meta {
+                min: 2,
+                mstart: 2,
+                has_len: false,
+            },
+        ),
+        b"me" => (
+            C::Me,
+            Shape::Meta {
+                min: 2,
+                mstart: 2,
+                has_len: false,
+            },
+        ),
+        b"get" => (C::Get, Shape::Simple(2)),
+        b"gat" => (C::Gat, Shape::Gat),
+        b"set" => (C::Set, Shape::Storage),
+        b"add" => (C::Add, Shape::Storage),
+        b"cas" => (C::Cas, Shape::Storage),
+        b"gets" => (C::Gets, Shape::Simple(2)),
+        b"incr" => (C::Incr, Shape::Simple(3)),
+        b"decr" => (C::Decr, Shape::Simple(3)),
+        b"gats" => (C::Gats, Shape::Gat),
+        b"quit" => (C::Quit, Shape::Bare),
+        b"touch" => (C::Touch, Shape::Simple(3)),
+        b"stats" => (C::Stats, Shape::Plain),
+        b"watch" => (C::Watch, Shape::Plain),
+        b"delete" => (C::Delete, Shape::Simple(2)),
+        b"append" => (C::Append, Shape::Storage),
+        b"replace" => (C::Replace, Shape::Storage),
+        b"prepend" => (C::Prepend, Shape::Storage),
+        b"version" => (C::Version, Shape::Plain),
+        _ => {
             r.tokens = generic(line);
             r.noreply = noreply_of(line, &r.tokens);
-            (Parsed::NotFound, r)
+            return (Parsed::NotFound, r);
         }
-        Some(c) => {
-            r.command = Some(c);
-            (ret, r)
+    };
+    r.command = Some(cmd);
+    // A value length token: non-negative and room for the trailing "\r\n".
+    let vlen_at = |r: &mut Request, idx: usize| match r.tokens.get_i32(line, idx) {
+        Some(v) if (0..=i32::MAX - 2).contains(&v) => {
+            r.vlen = v as usize + 2;
+            true
         }
-    }
+        _ => false,
+    };
+    let ok = match shape {
+        Shape::Bare => true,
+        Shape::Plain => {
+            r.tokens = generic(line);
+            true
+        }
+        // noreply is only looked for once the line passed its checks, as in C, so a malformed
+        // line always gets its error.
+        Shape::Simple(min) => {
+            r.tokens = generic(line);
+            r.keytoken = 1;
+            let ok = r.tokens.ntokens >= min;
+            r.noreply = ok && noreply_of(line, &r.tokens);
+            ok
+        }
+        Shape::Storage => {
+            r.tokens = generic(line);
+            r.keytoken = 1;
+            let ok = r.tokens.ntokens >= 5 && vlen_at(&mut r, 4);
+            r.noreply = ok && noreply_of(line, &r.tokens);
+            ok
+        }
+        Shape::Gat => {
+            r.tokens = generic(line);
+            r.keytoken = 2;
+            r.tokens.ntokens >= 3
+        }
+        Shape::Meta {
+            min,
+            mstart,
+            has_len,
+        } => {
+            r.tokens = Tokens::tokenize(line, mstart).unwrap_or_else(|e| e);
+            r.keytoken = 1;
+            r.tokens.ntokens >= min && (!has_len || vlen_at(&mut r, 2))
+        }
+    };
+    (if ok { Parsed::Ok } else { Parsed::BadFormat }, r)
 }
 
 #[cfg(test)]
@@ -497,5 +480,9 @@ mod tests {
             Some(Command::Version)
         );
         assert_eq!(parse_request(b"get\r\n").0, Parsed::BadFormat);
+        // A malformed line never counts as noreply.
+        let (p, r) = parse_request(b"set k 0 0 -1 noreply\r\n");
+        assert_eq!(p, Parsed::BadFormat);
+        assert!(!r.noreply);
     }
 }
