@@ -13,17 +13,7 @@ use MemcachedTest;
 my $server = new_memcached();
 my $sock = $server->sock;
 
-sub req {
-    my ($send, $lines) = @_;
-    print $sock $send;
-    my $got = '';
-    for (1 .. $lines) {
-        my $l = <$sock>;
-        last unless defined $l;
-        $got .= $l;
-    }
-    return $got;
-}
+sub req { return mem_request($sock, @_) }
 
 is(req("set n 0 0 2\r\n10\r\n", 1), "STORED\r\n", "set a number");
 is(req("incr n 5\r\n", 1), "15\r\n", "incr");

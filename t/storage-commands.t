@@ -13,17 +13,7 @@ use MemcachedTest;
 my $server = new_memcached();
 my $sock = $server->sock;
 
-sub req {
-    my ($send, $lines) = @_;
-    print $sock $send;
-    my $got = '';
-    for (1 .. $lines) {
-        my $l = <$sock>;
-        last unless defined $l;
-        $got .= $l;
-    }
-    return $got;
-}
+sub req { return mem_request($sock, @_) }
 
 is(req("set foo 0 0 3\r\nbar\r\n", 1), "STORED\r\n", "set");
 is(req("get foo\r\n", 3), "VALUE foo 0 3\r\nbar\r\nEND\r\n", "get");

@@ -23,6 +23,7 @@ our @EXPORT = qw(
     supports_sasl free_port supports_drop_priv supports_extstore
     wait_ext_flush supports_tls enabled_tls_testing run_help
     supports_unix_socket get_memcached_exe supports_proxy
+    mem_request
 );
 our @EXPORT_OK = qw(supports_udp is_running);
 
@@ -493,6 +494,20 @@ END {
 
 ############################################################################
 # A started (or external) server.
+# Not in upstream's module: sends raw bytes and returns the next $lines reply lines joined,
+# for tests that compare replies byte for byte.
+sub mem_request {
+    my ($sock, $send, $lines) = @_;
+    print $sock $send;
+    my $got = '';
+    for (1 .. $lines) {
+        my $l = <$sock>;
+        last unless defined $l;
+        $got .= $l;
+    }
+    return $got;
+}
+
 package Memcached::Handle;
 
 use strict;
