@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod event;
 pub mod hash;
 pub mod items;
+pub mod lru_maintainer;
 pub mod proto;
 pub mod server;
 pub mod settings;

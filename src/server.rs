@@ -600,6 +600,10 @@ pub fn main(argv: Vec<String>) -> i32 {
 
     ignore_sigpipe();
     thread::init(s.num_threads.max(1) as usize);
+    if s.start_lru_maintainer && crate::lru_maintainer::start().is_err() {
+        eprintln!("Failed to enable LRU maintainer thread");
+        return 1;
+    }
 
     clock_tick();
     if !base.register(

@@ -29,6 +29,8 @@ pub struct GlobalStats {
     pub log_watcher_sent: AtomicU64,
     pub unexpected_napi_ids: AtomicU64,
     pub round_robin_fallback: AtomicU64,
+    /// Passes of the LRU maintainer thread.
+    pub lru_maintainer_juggles: AtomicU64,
     // stats_state: not reset by `stats reset`
     pub curr_conns: AtomicI64,
     pub conn_structs: AtomicU32,
@@ -50,6 +52,7 @@ pub static STATS: GlobalStats = GlobalStats {
     log_watcher_sent: AtomicU64::new(0),
     unexpected_napi_ids: AtomicU64::new(0),
     round_robin_fallback: AtomicU64::new(0),
+    lru_maintainer_juggles: AtomicU64::new(0),
     curr_conns: AtomicI64::new(0),
     conn_structs: AtomicU32::new(0),
     reserved_fds: AtomicU32::new(0),
@@ -72,6 +75,8 @@ impl GlobalStats {
             &self.log_watcher_sent,
             &self.unexpected_napi_ids,
             &self.round_robin_fallback,
+            &self.lru_maintainer_juggles,
+            &crate::items::store::TOTAL_ITEMS,
         ] {
             c.store(0, Relaxed);
         }
@@ -369,7 +374,14 @@ pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, ct: &ClassTotals, 
         // The table does not grow yet (the expansion thread comes with the LRU maintainer).
         append_stat(out, "hash_is_expanding", 0);
     }
-    // The slab mover, crawler and LRU maintainer report here once they exist.
+    // The slab mover and crawler report here once they exist (issue 7).
+    if settings::get().lru_maintainer_thread.load(Relaxed) {
+        append_stat(
+            out,
+            "lru_maintainer_juggles",
+            g.lru_maintainer_juggles.load(Relaxed),
+        );
+    }
     append_stat(out, "malloc_fails", g.malloc_fails.load(Relaxed));
     append_stat(
         out,

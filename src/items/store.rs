@@ -10,9 +10,11 @@ use crate::items::{self, Item, ITEM_ACTIVE, ITEM_FETCHED, ITEM_LINKED, ITEM_SLAB
 use crate::settings::{self, Settings};
 use crate::slabs::with_slabs;
 use crate::stats::{current_time, ThreadStats};
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// LRU ids live in the top two bits of `slabs_clsid`.
 pub const HOT_LRU: u8 = 0;
@@ -82,6 +84,21 @@ pub static CURR_ITEMS: AtomicI64 = AtomicI64::new(0);
 pub static CURR_BYTES: AtomicI64 = AtomicI64::new(0);
 pub static TOTAL_ITEMS: AtomicU64 = AtomicU64::new(0);
 
+/// Entries one thread's bump queue holds before dropping bumps (C's LRU_BUMP_BUF_SIZE).
+const BUMP_BUF_SIZE: usize = 8192;
+
+/// One thread's queue of COLD hits waiting for the LRU maintainer to move them to WARM (C's
+/// lru_bump_buf): a fetch never takes a second LRU lock. Each entry holds a reference.
+struct BumpBuf {
+    queue: Mutex<VecDeque<(ItemRef, u32)>>,
+    dropped: AtomicU64,
+}
+
+thread_local! {
+    /// This thread's bump queue, per store (tests build several stores in one process).
+    static BUMP_BUF: RefCell<Option<(usize, Arc<BumpBuf>)>> = const { RefCell::new(None) };
+}
+
 /// The store's shared state.
 pub struct Store {
     assoc: HashTable,
@@ -92,6 +109,8 @@ pub struct Store {
     hash: fn(&[u8]) -> u32,
     use_cas: bool,
     slab_chunk_size_max: usize,
+    /// Every thread's bump queue (C's bump_buf_head list).
+    bump_bufs: Mutex<Vec<Arc<BumpBuf>>>,
 }
 
 static STORE: OnceLock<Store> = OnceLock::new();
@@ -139,6 +158,7 @@ impl Store {
             hash: crate::hash::hash_fn(s.hash_algorithm),
             use_cas: s.use_cas,
             slab_chunk_size_max: s.slab_chunk_size_max.max(1) as usize,
+            bump_bufs: Mutex::new(Vec::new()),
         }
     }
 
@@ -183,6 +203,13 @@ impl Store {
         (l.size, l.size_bytes, l.stats)
     }
 
+    /// `stats reset` of the per-LRU counters (C's item_stats_reset).
+    pub fn reset_item_stats(&self) {
+        for id in 0..POWER_LARGEST {
+            self.lru(id as u8).stats = ItemStatsCounters::default();
+        }
+    }
+
     /// The item part of `stats` (C's get_stats(NULL) and item_stats_totals).
     pub fn write_stats_totals(&self, out: &mut Vec<u8>) {
         use crate::stats::append_stat;
@@ -214,8 +241,7 @@ impl Store {
             append_stat(out, "moves_to_warm", t.moves_to_warm);
             append_stat(out, "moves_within_lru", t.moves_within_lru);
             append_stat(out, "direct_reclaims", t.direct_reclaims);
-            // No asynchronous bump queue exists: COLD hits move to WARM at once.
-            append_stat(out, "lru_bumps_dropped", 0);
+            append_stat(out, "lru_bumps_dropped", self.bumps_dropped());
         }
     }
 
@@ -417,15 +443,15 @@ impl Store {
         for i in 0..10 {
             tries = i;
             if !segmented {
-                self.pull_tail(id as u8, COLD_LRU, 0, false);
+                self.pull_tail(id as u8, COLD_LRU, 0, false, 0);
             }
             got = with_slabs(|s| s.alloc(id, false)).flatten();
             if got.is_some() {
                 break;
             }
-            if self.pull_tail(id as u8, COLD_LRU, 0, true) <= 0 {
+            if self.pull_tail(id as u8, COLD_LRU, 0, true, 0) <= 0 {
                 if segmented {
-                    self.pull_tail(id as u8, HOT_LRU, 0, false);
+                    self.pull_tail(id as u8, HOT_LRU, 0, false, 0);
                 } else {
                     break;
                 }
@@ -438,9 +464,10 @@ impl Store {
     }
 
     /// Walks up to five items from the tail of (class `cls`, `lru`): reclaims expired ones,
-    /// moves HOT/WARM items to COLD (or active ones to WARM), and with `evict` evicts from
-    /// COLD (C's lru_pull_tail without the maintainer's age limits). Returns items removed.
-    pub fn pull_tail(&self, cls: u8, lru: u8, total_bytes: u64, evict: bool) -> i32 {
+    /// moves HOT/WARM items to COLD when the list is over its share of `total_bytes` or its
+    /// tail is older than `max_age` (active ones go to WARM), and with `evict` evicts from
+    /// COLD (C's lru_pull_tail). Returns items removed or moved.
+    pub fn pull_tail(&self, cls: u8, lru: u8, total_bytes: u64, evict: bool, max_age: u32) -> i32 {
         if cls == 0 {
             return 0;
         }
@@ -483,12 +510,14 @@ impl Store {
                 let mut stop = true;
                 match lru {
                     HOT_LRU | WARM_LRU => {
-                        let pct = if lru == HOT_LRU {
-                            s.hot_lru_pct.load(Relaxed)
-                        } else {
-                            s.warm_lru_pct.load(Relaxed)
-                        };
-                        let limit = total_bytes * pct.max(0) as u64 / 100;
+                        // C computes HOT's limit, then falls through to WARM's when it is 0.
+                        let mut limit = 0;
+                        if lru == HOT_LRU {
+                            limit = total_bytes * s.hot_lru_pct.load(Relaxed).max(0) as u64 / 100;
+                        }
+                        if limit == 0 {
+                            limit = total_bytes * s.warm_lru_pct.load(Relaxed).max(0) as u64 / 100;
+                        }
                         if (*search).it_flags & ITEM_ACTIVE != 0 {
                             (*search).it_flags &= !ITEM_ACTIVE;
                             removed += 1;
@@ -504,7 +533,7 @@ impl Store {
                                 Self::unlink_q(&mut l, search);
                                 move_to = Some((search, WARM_LRU));
                             }
-                        } else if l.size_bytes > limit {
+                        } else if l.size_bytes > limit || now.wrapping_sub(it_time) > max_age {
                             l.stats.moves_to_cold += 1;
                             Self::unlink_q(&mut l, search);
                             move_to = Some((search, COLD_LRU));
@@ -680,18 +709,18 @@ impl Store {
                 return None;
             }
             if do_update {
-                self.bump(it);
+                self.bump(it, hv);
             }
             Some(r)
         }
     }
 
-    /// Marks a fetch (C's do_item_bump without the async COLD bump queue: a COLD hit moves
-    /// to WARM at once).
+    /// Marks a fetch (C's do_item_bump): a second hit makes an item active; an active COLD
+    /// item is queued for the maintainer to move to WARM.
     ///
     /// # Safety
-    /// The item lock is held and `it` is live.
-    unsafe fn bump(&self, it: *mut Item) {
+    /// The item lock for `hv` is held and `it` is live.
+    unsafe fn bump(&self, it: *mut Item, hv: u32) {
         // SAFETY: per the contract.
         unsafe {
             if settings::get().lru_segmented.load(Relaxed) {
@@ -702,18 +731,9 @@ impl Store {
                         (*it).it_flags |= ITEM_ACTIVE;
                         if (*it).slabs_clsid & TEMP_LRU != COLD_LRU {
                             (*it).time = current_time();
-                        } else if (*it).it_flags & ITEM_LINKED != 0 {
-                            let cls = items::clsid_of((*it).slabs_clsid);
-                            {
-                                let mut l = self.lru((*it).slabs_clsid);
-                                Self::unlink_q(&mut l, it);
-                            }
-                            (*it).time = current_time();
-                            (*it).slabs_clsid = cls | WARM_LRU;
+                        } else if !self.bump_async(it, hv) {
+                            // The flag is set before queueing so the maintainer sees it.
                             (*it).it_flags &= !ITEM_ACTIVE;
-                            let mut l = self.lru(cls | WARM_LRU);
-                            Self::link_q(&mut l, it);
-                            l.stats.moves_to_warm += 1;
                         }
                     }
                 }
@@ -730,6 +750,124 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Queues a COLD hit for the maintainer (C's lru_bump_async). False when the queue is full.
+    ///
+    /// # Safety
+    /// The item lock for `hv` is held and `it` is live.
+    unsafe fn bump_async(&self, it: *mut Item, hv: u32) -> bool {
+        let key = self as *const Store as usize;
+        let buf = BUMP_BUF.with(|b| {
+            let mut b = b.borrow_mut();
+            match &*b {
+                Some((k, buf)) if *k == key => Arc::clone(buf),
+                _ => {
+                    let buf = Arc::new(BumpBuf {
+                        queue: Mutex::new(VecDeque::with_capacity(BUMP_BUF_SIZE)),
+                        dropped: AtomicU64::new(0),
+                    });
+                    lock(&self.bump_bufs).push(Arc::clone(&buf));
+                    *b = Some((key, Arc::clone(&buf)));
+                    buf
+                }
+            }
+        });
+        let mut q = lock(&buf.queue);
+        if q.len() >= BUMP_BUF_SIZE {
+            buf.dropped.fetch_add(1, Relaxed);
+            return false;
+        }
+        // SAFETY: per the contract the item is live; the new reference keeps it so.
+        unsafe { (*it).refcount.fetch_add(1, Relaxed) };
+        q.push_back((
+            ItemRef {
+                // SAFETY: `it` is non-null (a live item).
+                it: unsafe { NonNull::new_unchecked(it) },
+            },
+            hv,
+        ));
+        true
+    }
+
+    /// Applies queued COLD hits (C's lru_maintainer_bumps). `batch` is the caller's scratch
+    /// space. Returns whether any were queued.
+    pub fn process_bumps(&self, batch: &mut Vec<(ItemRef, u32)>) -> bool {
+        let bufs: Vec<Arc<BumpBuf>> = lock(&self.bump_bufs).clone();
+        let mut bumped = false;
+        for b in bufs {
+            batch.extend(lock(&b.queue).drain(..));
+            bumped |= !batch.is_empty();
+            for (r, hv) in batch.drain(..) {
+                let _g = self.item_lock(hv);
+                // SAFETY: the item lock is held and the queued reference keeps it live; the
+                // reference is released (dropped) under the lock, as C does.
+                unsafe { self.touch_time(r.as_ptr()) };
+                drop(r);
+            }
+        }
+        bumped
+    }
+
+    /// Bumps dropped because a thread's queue was full (stat lru_bumps_dropped).
+    pub fn bumps_dropped(&self) -> u64 {
+        lock(&self.bump_bufs)
+            .iter()
+            .map(|b| b.dropped.load(Relaxed))
+            .sum()
+    }
+
+    /// One maintainer pass over a class (C's lru_maintainer_juggle): reclaims expired TEMP
+    /// items, then moves items HOT -> COLD and WARM -> COLD while those lists are over their
+    /// share or older than their age limit, and active COLD items to WARM. Returns how many
+    /// rounds did something.
+    pub fn juggle(&self, cls: u8) -> u32 {
+        let s = settings::get();
+        let mut did_moves = 0;
+        if s.temp_lru.load(Relaxed) {
+            for _ in 0..500 {
+                if self.pull_tail(cls, TEMP_LRU, 0, false, 0) <= 0 {
+                    break;
+                }
+                did_moves += 1;
+            }
+        }
+        let segmented = s.lru_segmented.load(Relaxed);
+        let (mut hot_age, mut warm_age, mut total_bytes) = (0u32, 0u32, 0u64);
+        if segmented {
+            let now = current_time();
+            let cold_age = {
+                let l = self.lru(cls | COLD_LRU);
+                total_bytes += l.size_bytes;
+                if l.tail.is_null() {
+                    0
+                } else {
+                    // SAFETY: the tail is live while the list's lock is held.
+                    now.wrapping_sub(unsafe { (*l.tail).time })
+                }
+            };
+            // C converts through double and truncates back to rel_time_t.
+            hot_age = (cold_age as f64 * s.hot_max_factor.load()) as u32;
+            warm_age = (cold_age as f64 * s.warm_max_factor.load()) as u32;
+            total_bytes += self.lru(cls | HOT_LRU).size_bytes;
+            total_bytes += self.lru(cls | WARM_LRU).size_bytes;
+        }
+        for _ in 0..500 {
+            let mut do_more = 0;
+            if self.pull_tail(cls, HOT_LRU, total_bytes, false, hot_age) != 0
+                || self.pull_tail(cls, WARM_LRU, total_bytes, false, warm_age) != 0
+            {
+                do_more += 1;
+            }
+            if segmented {
+                do_more += self.pull_tail(cls, COLD_LRU, total_bytes, false, 0);
+            }
+            if do_more == 0 {
+                break;
+            }
+            did_moves += 1;
+        }
+        did_moves
     }
 
     /// Refreshes an item's access time, moving an active COLD item to WARM (C's do_item_update,
@@ -873,6 +1011,11 @@ impl Store {
             }
         }
     }
+}
+
+/// Locks a mutex, ignoring poisoning (no code panics while holding these).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Total bytes of an item (C's ITEM_ntotal).

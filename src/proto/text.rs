@@ -160,6 +160,9 @@ fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
                 let _g = stats::RESET_LOCK.lock();
                 stats::STATS.reset();
                 thread::stats_reset();
+                if let Some(st) = store::store() {
+                    st.reset_item_stats();
+                }
             }
             c.out_string("RESET");
             return;

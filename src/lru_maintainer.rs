@@ -1,0 +1,84 @@
+//! The LRU maintainer thread (C's lru_maintainer_thread in items.c): keeps each class's HOT and
+//! WARM segments within their share, reclaims expired items from the tails without waiting for
+//! an allocation to need the memory, and applies the COLD hits that workers queue.
+//!
+//! Each class has its own back-off: a class where a pass moved nothing is looked at again
+//! after a growing delay (1 ms up to 1 s), a busy one sooner.
+
+use crate::items::store::{self, Store};
+use crate::settings;
+use crate::stats::STATS;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Shortest and longest pause between passes, in microseconds (C's MIN/MAX_LRU_MAINTAINER_SLEEP).
+const MIN_SLEEP_US: u64 = 1000;
+const MAX_SLEEP_US: u64 = 1_000_000 - 1;
+
+/// Cleared to stop the thread.
+static RUN: AtomicBool = AtomicBool::new(false);
+
+/// Starts the thread (C's start_lru_maintainer_thread); marks it running in the settings.
+pub fn start() -> std::io::Result<()> {
+    let Some(st) = store::store() else {
+        return Err(std::io::Error::other("item store not initialised"));
+    };
+    RUN.store(true, Relaxed);
+    settings::get().lru_maintainer_thread.store(true, Relaxed);
+    std::thread::Builder::new()
+        .name("mc-lrumaint".into())
+        .spawn(move || run(st))?;
+    Ok(())
+}
+
+fn run(st: &'static Store) {
+    let classes = crate::stats::MAX_CLASSES;
+    let mut to_sleep = MIN_SLEEP_US;
+    let mut next_juggles = vec![0u64; classes];
+    let mut backoff = vec![0u64; classes];
+    let mut batch = Vec::with_capacity(1024);
+    if settings::verbose() > 2 {
+        eprintln!("Starting LRU maintainer background thread");
+    }
+    while RUN.load(Relaxed) {
+        if to_sleep > 0 {
+            std::thread::sleep(Duration::from_micros(to_sleep));
+        }
+        // A pass that did not sleep still counts as a millisecond, as in C.
+        let last_sleep = to_sleep.max(MIN_SLEEP_US);
+        to_sleep = MAX_SLEEP_US;
+        STATS.lru_maintainer_juggles.fetch_add(1, Relaxed);
+
+        for cls in crate::slabs::POWER_SMALLEST..classes {
+            next_juggles[cls] = next_juggles[cls].saturating_sub(last_sleep);
+            if next_juggles[cls] > 0 {
+                to_sleep = to_sleep.min(next_juggles[cls]);
+                continue;
+            }
+            let did_moves = st.juggle(cls as u8);
+            if did_moves == 0 {
+                backoff[cls] = if backoff[cls] != 0 {
+                    backoff[cls] + backoff[cls] / 8
+                } else {
+                    MIN_SLEEP_US
+                }
+                .min(MAX_SLEEP_US);
+            } else if backoff[cls] > 0 {
+                backoff[cls] /= 2;
+                if backoff[cls] < MIN_SLEEP_US {
+                    backoff[cls] = 0;
+                }
+            }
+            next_juggles[cls] = backoff[cls];
+            to_sleep = to_sleep.min(next_juggles[cls]);
+        }
+
+        // Queued COLD hits keep the pause short.
+        if settings::get().lru_segmented.load(Relaxed) && st.process_bumps(&mut batch) {
+            to_sleep = to_sleep.min(1000);
+        }
+    }
+    if settings::verbose() > 2 {
+        eprintln!("LRU maintainer thread stopping");
+    }
+}
