@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Parse memcaslap (memaslap) output and summarise bench/run trials.
+
+Used by bench/run; it generates no load itself.
+
+  report.py parse FILE          one memcaslap output -> key=value lines
+  report.py summary TRIALS.TSV  all trials of a run -> the comparison tables
+
+Percentiles: memcaslap prints no percentiles, only a base-2 histogram per
+command type ("Log2 Dist"). Its bucket i counts the requests whose latency t
+(microseconds, send of the request to end of the reply) has
+2^(i-1) < t <= 2^i (bucket 0: t <= 1). A row "   8:  a b c d" holds buckets
+8, 9, 10 and 11. The p-th percentile is taken in the bucket where the
+cumulative count reaches p% of all requests, interpolating linearly inside
+the bucket, whose bounds are first narrowed to the run's observed Min and Max.
+The true value lies in the same bucket, so the estimate is off by less than
+a factor of 2 and is mainly good for comparing two runs of equal shape.
+"""
+
+import statistics
+import sys
+
+SECTIONS = ("Get", "Set", "Total")
+NOISY_PCT = 10  # 'other cpu' above this (% of one CPU) marks a trial as disturbed
+
+
+def parse_memaslap(text):
+    """Return a dict with the run totals and, per section, min/max/avg and histogram."""
+    out = {"sections": {}}
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        # "Get Statistics (427888 events)" starts a final summary block.
+        head = line.split(" Statistics (")
+        if len(head) == 2 and head[0] in SECTIONS and line.endswith("events)"):
+            name = head[0]
+            sec = {"events": int(head[1].split()[0]), "dist": {}}
+            i += 1
+            while i < len(lines) and lines[i].strip():
+                field = lines[i].strip()
+                key, _, rest = field.partition(":")
+                if key in ("Min", "Max", "Avg", "Geo", "Std"):
+                    sec[key.lower()] = float(rest)
+                elif key == "Log2 Dist":
+                    i += 1
+                    while i < len(lines) and lines[i].strip():
+                        label, _, counts = lines[i].strip().partition(":")
+                        base = int(label)
+                        for k, c in enumerate(counts.split()):
+                            sec["dist"][base + k] = int(c)
+                        i += 1
+                    break
+                i += 1
+            out["sections"][name] = sec
+        elif line.startswith("Run time:"):
+            # "Run time: 3.0s Ops: 475479 TPS: 158371 Net_rate: 177.2M/s"
+            f = line.split()
+            out["runtime"] = float(f[2].rstrip("s"))
+            out["ops"] = int(f[4])
+            out["tps"] = int(f[6])
+        elif line.startswith(("cmd_get:", "cmd_set:", "get_misses:")):
+            key, _, val = line.partition(":")
+            out[key] = int(val)
+        i += 1
+    return out
+
+
+def percentile(sec, q):
+    """Estimate the q-quantile (0<q<1) in microseconds from a Log2 histogram.
+
+    Returns (estimate, bucket_low, bucket_high)."""
+    dist = sec["dist"]
+    total = sum(dist.values())
+    if total == 0:
+        return None
+    target = q * total
+    cum = 0
+    for b in sorted(dist):
+        n = dist[b]
+        if n == 0:
+            continue
+        if cum + n >= target:
+            lo = 0.0 if b == 0 else float(2 ** (b - 1))
+            hi = float(2 ** b)
+            lo_eff = max(lo, sec.get("min", lo))
+            hi_eff = min(hi, sec.get("max", hi))
+            if hi_eff < lo_eff:
+                hi_eff = lo_eff
+            frac = (target - cum) / n
+            return (lo_eff + frac * (hi_eff - lo_eff), lo, hi)
+        cum += n
+    return None
+
+
+# Which histogram gives a workload's latency: all requests, except for
+# multi-get workloads, where it is the multi-get requests alone.
+def latency_section(workload, parsed):
+    if workload.startswith("mget") and "Get" in parsed["sections"]:
+        return "Get"
+    return "Total"
+
+
+def cmd_parse(path):
+    with open(path, errors="replace") as fh:
+        p = parse_memaslap(fh.read())
+    for k in ("runtime", "ops", "tps", "cmd_get", "cmd_set", "get_misses"):
+        if k in p:
+            print(f"{k}={p[k]}")
+    for name, sec in p["sections"].items():
+        for q in (0.5, 0.99):
+            r = percentile(sec, q)
+            if r:
+                print(f"{name.lower()}_p{int(q * 100)}={r[0]:.0f} bucket=({r[1]:.0f},{r[2]:.0f}]")
+        print(f"{name.lower()}_events={sec['events']} avg={sec.get('avg')} max={sec.get('max')}")
+
+
+def fmt_int(x):
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def fmt_us(x):
+    return "-" if x is None else f"{x:,.0f} us"
+
+
+def fmt_ratio(a, b):
+    if a is None or b in (None, 0):
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def table(header, rows):
+    widths = [max(len(str(r[c])) for r in [header] + rows) for c in range(len(header))]
+    def line(r):
+        cells = []
+        for c, v in enumerate(r):
+            cells.append(str(v).ljust(widths[c]) if c == 0 else str(v).rjust(widths[c]))
+        return "| " + " | ".join(cells) + " |"
+    out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def cmd_summary(tsv):
+    # columns: workload side round outfile server_cpu_ticks clk_tck other_cpu_pct status
+    trials = []
+    with open(tsv) as fh:
+        for raw in fh:
+            if not raw.strip() or raw.startswith("#"):
+                continue
+            w, side, rnd, path, ticks, hz, other, status = raw.rstrip("\n").split("\t")
+            t = {"workload": w, "side": side, "round": int(rnd), "status": status,
+                 "other": None if other in ("", "-") else int(other)}
+            try:
+                with open(path, errors="replace") as fh2:
+                    p = parse_memaslap(fh2.read())
+            except OSError:
+                p = {"sections": {}}
+            t["tps"] = p.get("tps")
+            sec = p["sections"].get(latency_section(w, p))
+            t["p50"] = percentile(sec, 0.50)[0] if sec and sec["dist"] else None
+            t["p99"] = percentile(sec, 0.99)[0] if sec and sec["dist"] else None
+            t["misses"] = p.get("get_misses")
+            ops = p.get("ops")
+            cpu_s = int(ticks) / int(hz) if ticks not in ("", "-") else None
+            t["cpu_us_op"] = cpu_s * 1e6 / ops if cpu_s is not None and ops else None
+            if status != "ok" or t["tps"] is None:
+                t["tps"] = t["p50"] = t["p99"] = t["cpu_us_op"] = None
+            trials.append(t)
+
+    workloads = []
+    for t in trials:
+        if t["workload"] not in workloads:
+            workloads.append(t["workload"])
+
+    print("Per trial (in the order run):")
+    rows = []
+    for t in trials:
+        rows.append([t["workload"], t["side"], t["round"], fmt_int(t["tps"]), fmt_us(t["p50"]),
+                     fmt_us(t["p99"]),
+                     "-" if t["cpu_us_op"] is None else f"{t['cpu_us_op']:.2f}",
+                     "-" if t["other"] is None else f"{t['other']}%",
+                     fmt_int(t["misses"]), t["status"]])
+    print(table(["workload", "server", "round", "ops/s", "p50", "p99", "srv cpu us/op",
+                 "other cpu", "get misses", "status"], rows))
+    noisy = [t for t in trials if t["other"] is not None and t["other"] > NOISY_PCT]
+    if noisy:
+        print(f"warning: in {len(noisy)} trial(s) other programs used more than {NOISY_PCT}% of a CPU"
+              " ('other cpu'); their numbers are skewed, rerun on a quiet machine")
+    print()
+
+    main_rows, cpu_rows = [], []
+    failed = False
+    for w in workloads:
+        agg = {}
+        for side in ("ours", "C"):
+            ts = [t for t in trials if t["workload"] == w and t["side"] == side]
+            if any(t["status"] != "ok" for t in ts):
+                failed = True
+            agg[side] = {k: med([t[k] for t in ts]) for k in ("tps", "p50", "p99", "cpu_us_op")}
+            agg[side]["best"] = max([t["tps"] for t in ts if t["tps"] is not None], default=None)
+        o, c = agg["ours"], agg["C"]
+        main_rows.append([w, fmt_int(o["tps"]), fmt_int(c["tps"]), fmt_ratio(o["tps"], c["tps"]),
+                          fmt_us(o["p99"]), fmt_us(c["p99"]), fmt_us(o["p50"]), fmt_us(c["p50"]),
+                          fmt_int(o["best"]), fmt_int(c["best"])])
+        cpu_rows.append([w,
+                         "-" if o["cpu_us_op"] is None else f"{o['cpu_us_op']:.2f}",
+                         "-" if c["cpu_us_op"] is None else f"{c['cpu_us_op']:.2f}",
+                         fmt_ratio(o["cpu_us_op"], c["cpu_us_op"])])
+
+    print("Summary (median over rounds; ratio = ours/C; for ops/s higher is better):")
+    print(table(["workload", "ours ops/s", "C ops/s", "ratio", "ours p99", "C p99",
+                 "ours p50", "C p50", "ours best ops/s", "C best ops/s"], main_rows))
+    print()
+    print("Server CPU time per operation (median; ratio = ours/C; lower is better):")
+    print(table(["workload", "ours cpu us/op", "C cpu us/op", "ratio"], cpu_rows))
+    return 1 if failed else 0
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "parse":
+        cmd_parse(argv[2])
+        return 0
+    if len(argv) == 3 and argv[1] == "summary":
+        return cmd_summary(argv[2])
+    sys.stderr.write(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
