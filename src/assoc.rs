@@ -7,40 +7,189 @@
 //! different buckets can be touched by different threads without a data race.
 
 use crate::items::{self, Item};
+use std::cell::UnsafeCell;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 /// Default `-o hashpower` (C's HASHPOWER_DEFAULT).
 pub const HASHPOWER_DEFAULT: u32 = 16;
+/// The table stops growing at 2^32 buckets (C's HASHPOWER_MAX).
+pub const HASHPOWER_MAX: u32 = 32;
 
-/// A bucket array of 2^power chains.
-pub struct HashTable {
+type Buckets = Box<[AtomicPtr<Item>]>;
+
+/// The bucket arrays. Replaced or dropped only with every item lock held (a stop of all
+/// table users, C's pause_threads); read by threads holding one item lock.
+struct Tables {
     power: u32,
-    buckets: Box<[AtomicPtr<Item>]>,
+    primary: Buckets,
+    /// While expanding: the previous array, whose buckets from `expand_bucket` on have not
+    /// moved yet.
+    old: Option<Buckets>,
+}
+
+/// A bucket array of 2^power chains, grown by the expansion thread.
+pub struct HashTable {
+    tables: UnsafeCell<Tables>,
+    /// Next bucket of `old` to move; advanced under that bucket's item lock.
+    expand_bucket: AtomicU64,
+    // Copies for `stats`, which reads without item locks.
+    power: AtomicU32,
+    bytes: AtomicU64,
+    expanding: AtomicBool,
+}
+
+// SAFETY: `tables` is only changed with every item lock held and only read with at least one
+// held (see `Tables`), so reads never race with writes; each bucket is an atomic, and a
+// bucket's chain is only touched under its item lock.
+unsafe impl Sync for HashTable {}
+
+fn empty_buckets(power: u32) -> Option<Buckets> {
+    let n = usize::try_from(1u64 << power).ok()?;
+    let mut v: Vec<AtomicPtr<Item>> = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    v.resize_with(n, || AtomicPtr::new(ptr::null_mut()));
+    Some(v.into_boxed_slice())
+}
+
+#[inline]
+fn mask(power: u32) -> u64 {
+    (1u64 << power) - 1
 }
 
 impl HashTable {
     /// An empty table with 2^power buckets (`power` 0 means the default).
     pub fn new(power: u32) -> HashTable {
         let power = if power == 0 { HASHPOWER_DEFAULT } else { power };
-        let buckets = (0..1u64 << power)
-            .map(|_| AtomicPtr::new(ptr::null_mut()))
-            .collect();
-        HashTable { power, buckets }
+        let Some(primary) = empty_buckets(power) else {
+            eprintln!("Failed to init hashtable.");
+            std::process::exit(1);
+        };
+        HashTable {
+            tables: UnsafeCell::new(Tables {
+                power,
+                primary,
+                old: None,
+            }),
+            expand_bucket: AtomicU64::new(0),
+            power: AtomicU32::new(power),
+            bytes: AtomicU64::new((1u64 << power) * std::mem::size_of::<*mut Item>() as u64),
+            expanding: AtomicBool::new(false),
+        }
     }
 
     /// log2 of the bucket count (`hash_power_level`).
     pub fn power(&self) -> u32 {
-        self.power
+        self.power.load(Relaxed)
     }
 
-    /// Bytes of the bucket array (`hash_bytes`).
+    /// Bytes of the bucket arrays, both while expanding (`hash_bytes`).
     pub fn bytes(&self) -> u64 {
-        (self.buckets.len() * std::mem::size_of::<*mut Item>()) as u64
+        self.bytes.load(Relaxed)
     }
 
-    fn bucket(&self, hv: u32) -> &AtomicPtr<Item> {
-        &self.buckets[(hv as u64 & ((1u64 << self.power) - 1)) as usize]
+    /// Whether buckets are being moved to a larger array (`hash_is_expanding`).
+    pub fn is_expanding(&self) -> bool {
+        self.expanding.load(Relaxed)
+    }
+
+    /// Whether the table should grow for this many items (C's assoc_start_expand test).
+    pub fn wants_expand(&self, curr_items: u64) -> bool {
+        let power = self.power();
+        !self.is_expanding()
+            && power < HASHPOWER_MAX
+            && curr_items > (1u64 << power).saturating_mul(3) / 2
+    }
+
+    /// The chain head for `hv`: in the old array if its bucket has not moved yet.
+    ///
+    /// # Safety
+    /// The caller holds the item lock for `hv`.
+    unsafe fn bucket(&self, hv: u32) -> &AtomicPtr<Item> {
+        // SAFETY: with an item lock held the arrays are not replaced (see `Tables`).
+        let t = unsafe { &*self.tables.get() };
+        if let Some(old) = &t.old {
+            let ob = hv as u64 & mask(t.power - 1);
+            if ob >= self.expand_bucket.load(Relaxed) {
+                return &old[ob as usize];
+            }
+        }
+        &t.primary[(hv as u64 & mask(t.power)) as usize]
+    }
+
+    /// Switches to the larger array `bigger` (from `next_buckets`) and starts moving buckets
+    /// (C's assoc_expand).
+    ///
+    /// # Safety
+    /// Every item lock is held by the caller.
+    pub unsafe fn begin_expand(&self, bigger: Buckets) {
+        // SAFETY: per the contract no other thread is inside the table.
+        let t = unsafe { &mut *self.tables.get() };
+        let old = std::mem::replace(&mut t.primary, bigger);
+        t.old = Some(old);
+        t.power += 1;
+        self.expand_bucket.store(0, Relaxed);
+        self.power.store(t.power, Relaxed);
+        self.bytes.fetch_add(
+            (1u64 << t.power) * std::mem::size_of::<*mut Item>() as u64,
+            Relaxed,
+        );
+        self.expanding.store(true, Relaxed);
+    }
+
+    /// An empty array for the next expansion, allocated before the table users are stopped.
+    pub fn next_buckets(&self) -> Option<Buckets> {
+        empty_buckets(self.power() + 1)
+    }
+
+    /// The next old bucket to move, or None when none is left.
+    pub fn expand_bucket(&self) -> Option<u64> {
+        if !self.is_expanding() {
+            return None;
+        }
+        Some(self.expand_bucket.load(Relaxed))
+    }
+
+    /// Moves old bucket `b` into the new array (one step of C's assoc_maintenance_thread).
+    /// Returns true when that was the last one; the old array is then dropped by `finish`.
+    ///
+    /// # Safety
+    /// The caller holds the item lock that covers `b` (the lock of any hash whose low bits
+    /// are `b`) and `b` is `expand_bucket()`.
+    pub unsafe fn move_bucket(&self, b: u64, hash: fn(&[u8]) -> u32) -> bool {
+        // SAFETY: per the contract: the arrays are not replaced while a lock is held, and the
+        // chain of `b` and every new bucket its items land in (same low bits) are ours.
+        unsafe {
+            let t = &*self.tables.get();
+            let Some(old) = &t.old else { return true };
+            let mut it = old[b as usize].swap(ptr::null_mut(), Relaxed);
+            while !it.is_null() {
+                let next = (*it).h_next;
+                let nb = &t.primary[(hash(items::key(it)) as u64 & mask(t.power)) as usize];
+                (*it).h_next = nb.load(Relaxed);
+                nb.store(it, Relaxed);
+                it = next;
+            }
+            let next = b + 1;
+            self.expand_bucket.store(next, Relaxed);
+            next == 1u64 << (t.power - 1)
+        }
+    }
+
+    /// Drops the emptied old array (end of an expansion).
+    ///
+    /// # Safety
+    /// Every item lock is held by the caller, and every old bucket has moved.
+    pub unsafe fn finish_expand(&self) {
+        // SAFETY: per the contract no other thread is inside the table.
+        let t = unsafe { &mut *self.tables.get() };
+        if t.old.take().is_some() {
+            self.bytes.fetch_sub(
+                (1u64 << (t.power - 1)) * std::mem::size_of::<*mut Item>() as u64,
+                Relaxed,
+            );
+        }
+        self.expanding.store(false, Relaxed);
     }
 
     /// The linked item with this key, or null (C's assoc_find).
@@ -49,7 +198,8 @@ impl HashTable {
     /// The caller holds the item lock for `hv`, so the chain is not changing and its items are
     /// live.
     pub unsafe fn find(&self, key: &[u8], hv: u32) -> *mut Item {
-        let mut it = self.bucket(hv).load(Relaxed);
+        // SAFETY: the caller holds the item lock for hv.
+        let mut it = unsafe { self.bucket(hv) }.load(Relaxed);
         while !it.is_null() {
             // SAFETY: items on a chain are live while the bucket's lock is held.
             unsafe {
@@ -68,7 +218,8 @@ impl HashTable {
     /// The caller holds the item lock for `hv`; `it` is live, has its key written and is not
     /// on any chain.
     pub unsafe fn insert(&self, it: *mut Item, hv: u32) {
-        let b = self.bucket(hv);
+        // SAFETY: the caller holds the item lock for hv.
+        let b = unsafe { self.bucket(hv) };
         // SAFETY: per the contract, `it` is ours to link and the chain is stable.
         unsafe { (*it).h_next = b.load(Relaxed) };
         b.store(it, Relaxed);
@@ -79,7 +230,8 @@ impl HashTable {
     /// # Safety
     /// The caller holds the item lock for `hv`.
     pub unsafe fn delete(&self, key: &[u8], hv: u32) {
-        let b = self.bucket(hv);
+        // SAFETY: the caller holds the item lock for hv.
+        let b = unsafe { self.bucket(hv) };
         let mut prev: *mut Item = ptr::null_mut();
         let mut it = b.load(Relaxed);
         // SAFETY: the chain is stable and its items live under the lock.

@@ -89,6 +89,10 @@ impl Handler for Clock {
         self.ev = Some(ev);
     }
     fn handle(&mut self, _fd: RawFd, _which: i16) -> Disposition {
+        // Once a second: does the hash table need to grow?
+        if let Some(st) = crate::items::store::store() {
+            st.start_expand_if_needed();
+        }
         if SIG_HUP.swap(false, Relaxed) {
             // Reloads of the auth file and TLS certificates hook in here.
         }
@@ -575,6 +579,21 @@ pub fn main(argv: Vec<String>) -> i32 {
     }
 
     crate::slabs::slabs_init(s);
+    // Every hash bucket must map to one item lock (C's memcached_thread_init check).
+    let lock_power = crate::items::store::item_lock_power(s.num_threads);
+    let hashpower = match s.hashpower_init {
+        0 => crate::assoc::HASHPOWER_DEFAULT,
+        p => p as u32,
+    };
+    if lock_power >= hashpower {
+        eprintln!(
+            "Hash table power size ({}) cannot be equal to or less than item lock table ({})",
+            hashpower, lock_power
+        );
+        eprintln!("Item lock table grows with `-t N` (worker threadcount)");
+        eprintln!("Hash table grows with `-o hashpower=N` ");
+        return 1;
+    }
     crate::items::store::init(s);
 
     let base = match EventBase::new() {
@@ -600,6 +619,12 @@ pub fn main(argv: Vec<String>) -> i32 {
 
     ignore_sigpipe();
     thread::init(s.num_threads.max(1) as usize);
+    if s.start_assoc_maint {
+        if let Err(e) = crate::items::store::start_assoc_maintenance() {
+            eprintln!("Can't create thread: {}", e);
+            return 1;
+        }
+    }
     if s.start_lru_maintainer && crate::lru_maintainer::start().is_err() {
         eprintln!("Failed to enable LRU maintainer thread");
         return 1;

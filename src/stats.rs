@@ -371,8 +371,7 @@ pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, ct: &ClassTotals, 
     if let Some(st) = store {
         append_stat(out, "hash_power_level", st.assoc().power());
         append_stat(out, "hash_bytes", st.assoc().bytes());
-        // The table does not grow yet (the expansion thread comes with the LRU maintainer).
-        append_stat(out, "hash_is_expanding", 0);
+        append_stat(out, "hash_is_expanding", st.assoc().is_expanding() as u32);
     }
     // The slab mover and crawler report here once they exist (issue 7).
     if settings::get().lru_maintainer_thread.load(Relaxed) {

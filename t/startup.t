@@ -230,6 +230,15 @@ my @rejected = (
         "WARNING: Setting a high number of workerthreads is not recommended.\n"
         . " Set this value to the number of cores in your machine or less.\n"
         . "Maximum connections must be greater than 0\n"],
+    # Each hash bucket must map to one item lock: -t 4 takes 2^12 locks.
+    [['-o', 'hashpower=12', '-p', '0', '-U', '0'], 1, '',
+        "Hash table power size (12) cannot be equal to or less than item lock table (12)\n"
+        . "Item lock table grows with `-t N` (worker threadcount)\n"
+        . "Hash table grows with `-o hashpower=N` \n"],
+    [['-t', '11', '-o', 'hashpower=14', '-p', '0', '-U', '0'], 1, '',
+        "Hash table power size (14) cannot be equal to or less than item lock table (14)\n"
+        . "Item lock table grows with `-t N` (worker threadcount)\n"
+        . "Hash table grows with `-o hashpower=N` \n"],
 );
 
 for my $case (@rejected) {

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 /// LRU ids live in the top two bits of `slabs_clsid`.
 pub const HOT_LRU: u8 = 0;
@@ -111,18 +111,21 @@ pub struct Store {
     slab_chunk_size_max: usize,
     /// Every thread's bump queue (C's bump_buf_head list).
     bump_bufs: Mutex<Vec<Arc<BumpBuf>>>,
+    /// Set (and `expand_cond` signalled) to ask the expansion thread to grow the table.
+    expand_request: Mutex<bool>,
+    expand_cond: Condvar,
 }
 
 static STORE: OnceLock<Store> = OnceLock::new();
 
-/// Item-lock stripes for a worker count (C's memcached_thread_init choice).
-fn item_lock_power(nthreads: i32) -> u32 {
+/// log2 of the item-lock stripes for a worker count (C's memcached_thread_init choice).
+pub fn item_lock_power(nthreads: i32) -> u32 {
     match nthreads {
         ..=2 => 10,
         3 => 11,
         4 => 12,
-        5..=8 => 13,
-        9..=16 => 14,
+        5..=10 => 13,
+        11..=20 => 14,
         _ => 15,
     }
 }
@@ -135,6 +138,11 @@ impl Store {
         } else {
             crate::assoc::HASHPOWER_DEFAULT
         };
+        Store::with_hashpower(s, hashpower)
+    }
+
+    /// A store whose table starts with 2^hashpower buckets.
+    pub fn with_hashpower(s: &Settings, hashpower: u32) -> Store {
         let lock_power = item_lock_power(s.num_threads).min(hashpower.saturating_sub(1));
         let locks = (0..1u32 << lock_power).map(|_| Mutex::new(())).collect();
         let lrus = (0..POWER_LARGEST)
@@ -159,6 +167,8 @@ impl Store {
             use_cas: s.use_cas,
             slab_chunk_size_max: s.slab_chunk_size_max.max(1) as usize,
             bump_bufs: Mutex::new(Vec::new()),
+            expand_request: Mutex::new(false),
+            expand_cond: Condvar::new(),
         }
     }
 
@@ -752,6 +762,95 @@ impl Store {
         }
     }
 
+    /// Asks the expansion thread to grow the table if it holds more than 1.5 items per bucket
+    /// (C's assoc_start_expand, run by the clock every second). Never blocks.
+    pub fn start_expand_if_needed(&self) {
+        self.start_expand_if_needed_for(CURR_ITEMS.load(Relaxed).max(0) as u64);
+    }
+
+    /// As `start_expand_if_needed`, for a given item count.
+    pub fn start_expand_if_needed_for(&self, curr_items: u64) {
+        if !self.assoc.wants_expand(curr_items) {
+            return;
+        }
+        if let Ok(mut requested) = self.expand_request.try_lock() {
+            *requested = true;
+            self.expand_cond.notify_one();
+        }
+    }
+
+    /// Every item lock, in order: no thread is then inside the hash table (the effect C gets
+    /// from pause_threads). Deadlock-free because no thread blocks on an item lock while
+    /// holding another (second locks are only tried).
+    fn lock_all_items(&self) -> Vec<MutexGuard<'_, ()>> {
+        self.item_locks
+            .iter()
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect()
+    }
+
+    /// The hash table expansion thread's loop (C's assoc_maintenance_thread): waits for a
+    /// request, switches to an array twice the size with every item lock held, then moves
+    /// `bulk_move` old buckets per step, each under its own item lock, while clients go on.
+    pub fn run_assoc_maintenance(&self, bulk_move: u64) -> ! {
+        let verbose = || settings::verbose() > 1;
+        loop {
+            {
+                let mut requested = lock(&self.expand_request);
+                while !*requested {
+                    requested = self
+                        .expand_cond
+                        .wait(requested)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+                *requested = false;
+            }
+            if !self
+                .assoc
+                .wants_expand(CURR_ITEMS.load(Relaxed).max(0) as u64)
+            {
+                continue;
+            }
+            // Allocate before stopping anyone; without the memory, keep running as is.
+            let Some(bigger) = self.assoc.next_buckets() else {
+                continue;
+            };
+            {
+                let _all = self.lock_all_items();
+                // SAFETY: every item lock is held.
+                unsafe { self.assoc.begin_expand(bigger) };
+            }
+            if verbose() {
+                eprintln!("Hash table expansion starting");
+            }
+            'moving: loop {
+                for _ in 0..bulk_move {
+                    let Some(b) = self.assoc.expand_bucket() else {
+                        break 'moving;
+                    };
+                    let done = match self.item_trylock(b as u32) {
+                        // SAFETY: the lock covering old bucket `b` is held and `b` is next.
+                        Some(_g) => unsafe { self.assoc.move_bucket(b, self.hash) },
+                        None => {
+                            std::thread::sleep(std::time::Duration::from_micros(10_000 - 1));
+                            false
+                        }
+                    };
+                    if done {
+                        let _all = self.lock_all_items();
+                        // SAFETY: every item lock is held and every old bucket has moved.
+                        unsafe { self.assoc.finish_expand() };
+                        drop(_all);
+                        if verbose() {
+                            eprintln!("Hash table expansion done");
+                        }
+                        break 'moving;
+                    }
+                }
+            }
+        }
+    }
+
     /// Queues a COLD hit for the maintainer (C's lru_bump_async). False when the queue is full.
     ///
     /// # Safety
@@ -1133,6 +1232,23 @@ pub fn init(s: &Settings) {
     let _ = STORE.set(Store::new(s));
 }
 
+/// Starts the hash table expansion thread (C's start_assoc_maintenance_thread).
+/// `MEMCACHED_HASH_BULK_MOVE` sets how many buckets move per step, as in C.
+pub fn start_assoc_maintenance() -> std::io::Result<()> {
+    let Some(st) = store() else {
+        return Err(std::io::Error::other("item store not initialised"));
+    };
+    let bulk_move = std::env::var("MEMCACHED_HASH_BULK_MOVE")
+        .ok()
+        .map(|v| crate::settings::cnum::atoi(v.as_bytes()))
+        .filter(|&n| n > 0)
+        .map_or(1, |n| n as u64);
+    std::thread::Builder::new()
+        .name("mc-assocmaint".into())
+        .spawn(move || st.run_assoc_maintenance(bulk_move))?;
+    Ok(())
+}
+
 /// The process's store, if initialised.
 pub fn store() -> Option<&'static Store> {
     STORE.get()
@@ -1194,6 +1310,63 @@ mod tests {
             .map(|id| st.lru_stats(id as u8).2.evicted)
             .sum();
         assert!(evicted > 0);
+    }
+
+    #[test]
+    fn table_grows_while_clients_write_and_read() {
+        let s = test_settings(&["-m", "2"]);
+        let st: &'static Store = Box::leak(Box::new(Store::with_hashpower(s, 10)));
+        std::thread::spawn(move || st.run_assoc_maintenance(1));
+        let per_thread = 3000u32;
+        let writers: Vec<_> = (0..3u32)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for i in 0..per_thread {
+                        let key = format!("grow:{}:{}", t, i);
+                        let mut r = st.alloc(key.as_bytes(), i, 0, 10).expect("alloc");
+                        r.data_mut()
+                            .copy_from_slice(format!("{:08}\r\n", i).as_bytes());
+                        let hv = st.hash(key.as_bytes());
+                        {
+                            let _g = st.item_lock(hv);
+                            // SAFETY: item lock held; `r` is fresh and the key is new.
+                            unsafe { st.link(&r, hv, 0) };
+                        }
+                        st.start_expand_if_needed_for(u64::from(t * per_thread + i) * 3);
+                        // A key written a moment ago is readable mid-expansion.
+                        let back = st.get(key.as_bytes(), None, false);
+                        if let Some(b) = back {
+                            assert_eq!(b.client_flags(), i);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("writer");
+        }
+        // Wait for the last expansion to finish.
+        for _ in 0..500 {
+            if !st.assoc().is_expanding() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(st.assoc().power() > 10, "the table grew");
+        let (mut found, mut evicted) = (0u64, 0u64);
+        for t in 0..3u32 {
+            for i in 0..per_thread {
+                let key = format!("grow:{}:{}", t, i);
+                if let Some(r) = st.get(key.as_bytes(), None, false) {
+                    assert_eq!(r.data(), format!("{:08}\r\n", i).as_bytes());
+                    found += 1;
+                }
+            }
+        }
+        for id in 0..POWER_LARGEST {
+            evicted += st.lru_stats(id as u8).2.evicted;
+        }
+        assert_eq!(found + evicted, 3 * per_thread as u64, "no item lost");
     }
 
     #[test]
