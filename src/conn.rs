@@ -158,16 +158,17 @@ impl Resp {
         self.udp_total = 0;
     }
 
-    fn parts(&self) -> [&[u8]; 4] {
-        let value = match &self.item {
-            Some(it) => it.data(),
-            None => &[],
-        };
-        [&self.wbuf[..], value, &self.body[..], self.tail]
+    /// The byte ranges to send, in order: line buffer, the item's value (one piece per chunk
+    /// of a chunked item), body, tail.
+    fn parts(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let value = self.item.as_ref().map(|it| it.segments());
+        std::iter::once(&self.wbuf[..])
+            .chain(value.into_iter().flatten())
+            .chain([&self.body[..], self.tail])
     }
 
     fn total(&self) -> usize {
-        self.parts().iter().map(|p| p.len()).sum()
+        self.parts().map(|p| p.len()).sum()
     }
 }
 
@@ -863,19 +864,22 @@ impl Conn {
 
     fn transmit(&mut self) -> TransmitResult {
         let mut iovs: [IoSlice<'_>; 64] = [IoSlice::new(&[]); 64];
+        let cap = iovs.len().min(IOV_MAX);
         let mut n = 0;
-        for r in self.resps.iter() {
+        // A reply that does not fit in this writev is continued by the next (`sent` keeps
+        // the place).
+        'resps: for r in self.resps.iter() {
             if r.skip {
                 continue;
-            }
-            if n + 4 > iovs.len().min(IOV_MAX) {
-                break;
             }
             let mut skip = r.sent;
             for part in r.parts() {
                 if skip >= part.len() {
                     skip -= part.len();
                     continue;
+                }
+                if n == cap {
+                    break 'resps;
                 }
                 iovs[n] = IoSlice::new(&part[skip..]);
                 skip = 0;
@@ -912,13 +916,8 @@ impl Conn {
         hdr[4..6].copy_from_slice(&r.udp_total.to_be_bytes());
         r.udp_sequence = r.udp_sequence.wrapping_add(1);
         let r: &Resp = r;
-        let mut iovs: [IoSlice<'_>; 5] = [
-            IoSlice::new(&hdr),
-            IoSlice::new(&[]),
-            IoSlice::new(&[]),
-            IoSlice::new(&[]),
-            IoSlice::new(&[]),
-        ];
+        let mut iovs: [IoSlice<'_>; 8] = [IoSlice::new(&[]); 8];
+        iovs[0] = IoSlice::new(&hdr);
         let mut n = 1;
         let mut room = UDP_DATA_SIZE;
         let mut skip = r.sent;
@@ -932,7 +931,9 @@ impl Conn {
             n += 1;
             room -= take;
             skip = 0;
-            if room == 0 {
+            // Eight is enough: one datagram spans at most the line, two value pieces (only
+            // the last chunk of a value is short), the body and the tail.
+            if room == 0 || n == iovs.len() {
                 break;
             }
         }
@@ -1100,7 +1101,7 @@ impl Conn {
                     if self.rbytes > 0 {
                         let n = self.rbytes.min(self.rlbytes);
                         let (ri, rc) = (self.ritem, self.rcurr);
-                        it.data_mut()[ri..ri + n].copy_from_slice(&self.rbuf[rc..rc + n]);
+                        it.write_at(ri, &self.rbuf[rc..rc + n]);
                         self.ritem += n;
                         self.rlbytes -= n;
                         self.rcurr += n;
@@ -1109,7 +1110,9 @@ impl Conn {
                         continue;
                     }
                     let (ri, want) = (self.ritem, self.rlbytes);
-                    let res = sys::read(self.fd, &mut it.data_mut()[ri..ri + want]);
+                    let window = it.window_mut(ri);
+                    let want = want.min(window.len());
+                    let res = sys::read(self.fd, &mut window[..want]);
                     self.item = Some(it);
                     match self.read_outcome(res, true) {
                         ReadStep::Data(n) => {

@@ -5,6 +5,11 @@
 //! Layout of one item in its slab chunk:
 //! `[header: 48 bytes][cas: 8 bytes if ITEM_CAS][key][NUL][client flags: 4 if ITEM_CFLAGS][value]`
 //! The value includes its trailing "\r\n".
+//!
+//! A value too large for one slab chunk (over `slab_chunk_max`) is chunked, as in C: the item
+//! (ITEM_CHUNKED) holds CAS, key and flags followed by an embedded chunk header (C's
+//! ITEM_schunk, at whatever alignment the key leaves it) whose `next` starts a list of chunks
+//! (ITEM_CHUNK), each a slab chunk with a 48-byte `ItemChunk` header and part of the value.
 
 use std::sync::atomic::AtomicU16;
 
@@ -60,6 +65,38 @@ pub struct Item {
     pub nkey: u8,
 }
 
+/// Header of one chunk of a chunked item (C's item_chunk), same layout and size.
+#[repr(C)]
+pub struct ItemChunk {
+    /// Next chunk of the same item (free lists reuse it, as for items).
+    pub next: *mut ItemChunk,
+    pub prev: *mut ItemChunk,
+    /// The item owning this chunk.
+    pub head: *mut Item,
+    /// Value bytes this chunk can hold.
+    pub size: i32,
+    /// Value bytes it holds.
+    pub used: i32,
+    pub nbytes: i32,
+    pub refcount: u16,
+    pub it_flags: u16,
+    pub slabs_clsid: u8,
+    /// In the embedded header: the slab class the item header itself came from.
+    pub orig_clsid: u8,
+}
+
+/// C's `sizeof(item_chunk)`.
+pub const ITEM_CHUNK_HEADER_SIZE: usize = std::mem::size_of::<ItemChunk>();
+const _: () = assert!(ITEM_CHUNK_HEADER_SIZE == 48);
+// Free lists treat a chunk as an item: the fields they touch must sit at the same offsets.
+const _: () =
+    assert!(std::mem::offset_of!(ItemChunk, it_flags) == std::mem::offset_of!(Item, it_flags));
+const _: () = assert!(
+    std::mem::offset_of!(ItemChunk, slabs_clsid) == std::mem::offset_of!(Item, slabs_clsid)
+);
+const _: () =
+    assert!(std::mem::offset_of!(ItemChunk, refcount) == std::mem::offset_of!(Item, refcount));
+
 /// C's `sizeof(item)`.
 pub const ITEM_HEADER_SIZE: usize = std::mem::size_of::<Item>();
 const _: () = assert!(ITEM_HEADER_SIZE == 48);
@@ -82,6 +119,12 @@ pub fn item_make_header_total(
         ntotal += 4;
     }
     ntotal
+}
+
+/// Bytes of the header chunk of a chunked item (C's `htotal` in do_item_alloc).
+#[inline]
+pub fn chunked_header_total(nkey: usize, use_cas: bool, client_flags: u32) -> usize {
+    item_make_header_total(nkey, 0, use_cas, client_flags) + ITEM_CHUNK_HEADER_SIZE
 }
 
 /// Where the item's body starts: right after the header.
@@ -225,6 +268,162 @@ pub unsafe fn data_mut<'a>(it: *mut Item) -> &'a mut [u8] {
     unsafe {
         let d = data(it);
         std::slice::from_raw_parts_mut(d.as_ptr() as *mut u8, d.len())
+    }
+}
+
+/// The embedded chunk header of a chunked item (C's ITEM_schunk); possibly unaligned, so it
+/// is only accessed through the helpers below.
+///
+/// # Safety
+/// `it` points at a live item with ITEM_CHUNKED set.
+#[inline]
+unsafe fn schunk(it: *const Item) -> *mut u8 {
+    // SAFETY: the embedded header follows CAS, key, NUL and flags inside the header chunk.
+    unsafe {
+        let mut off = (*it).nkey as usize + 1;
+        if (*it).it_flags & ITEM_CAS != 0 {
+            off += 8;
+        }
+        if (*it).it_flags & ITEM_CFLAGS != 0 {
+            off += 4;
+        }
+        body(it).add(off) as *mut u8
+    }
+}
+
+/// Fills the embedded chunk header of a fresh chunked item: no chunks yet, header class
+/// `orig_clsid`.
+///
+/// # Safety
+/// `it` is a fresh chunked item from the allocator, its key and flags written (`init_body`),
+/// in a chunk of `chunked_header_total` bytes or more.
+pub unsafe fn init_schunk(it: *mut Item, orig_clsid: u8) {
+    // SAFETY: per the contract the embedded header lies inside the chunk; unaligned writes.
+    unsafe {
+        let h = schunk(it);
+        std::ptr::write_bytes(h, 0, ITEM_CHUNK_HEADER_SIZE);
+        std::ptr::write_unaligned(
+            h.add(std::mem::offset_of!(ItemChunk, head)) as *mut *mut Item,
+            it,
+        );
+        *h.add(std::mem::offset_of!(ItemChunk, orig_clsid)) = orig_clsid;
+    }
+}
+
+/// First chunk of a chunked item (null before any is attached).
+///
+/// # Safety
+/// `it` points at a live chunked item.
+#[inline]
+pub unsafe fn first_chunk(it: *const Item) -> *mut ItemChunk {
+    // SAFETY: unaligned read of the embedded header's `next`.
+    unsafe { std::ptr::read_unaligned(schunk(it) as *const *mut ItemChunk) }
+}
+
+/// Attaches the first chunk of a chunked item.
+///
+/// # Safety
+/// `it` points at a chunked item only the caller uses.
+pub unsafe fn set_first_chunk(it: *mut Item, ch: *mut ItemChunk) {
+    // SAFETY: unaligned write of the embedded header's `next`.
+    unsafe { std::ptr::write_unaligned(schunk(it) as *mut *mut ItemChunk, ch) }
+}
+
+/// The slab class the header chunk of a chunked item came from.
+///
+/// # Safety
+/// `it` points at a live chunked item.
+pub unsafe fn header_clsid(it: *const Item) -> u8 {
+    // SAFETY: reads a byte of the embedded header.
+    unsafe { *schunk(it).add(std::mem::offset_of!(ItemChunk, orig_clsid)) }
+}
+
+/// The value bytes held by chunk `ch`.
+///
+/// # Safety
+/// `ch` is a live chunk; the slice must not outlive its item.
+#[inline]
+unsafe fn chunk_data<'a>(ch: *const ItemChunk) -> &'a mut [u8] {
+    // SAFETY: a chunk's value area follows its header and holds `used` bytes.
+    unsafe {
+        std::slice::from_raw_parts_mut(
+            (ch as *mut u8).add(ITEM_CHUNK_HEADER_SIZE),
+            (*ch).used.max(0) as usize,
+        )
+    }
+}
+
+/// The value of an item as its contiguous pieces: one for a plain item, one per chunk for a
+/// chunked one ("\r\n" included at the end of the last).
+pub struct ValueSegments<'a> {
+    single: Option<&'a [u8]>,
+    chunk: *const ItemChunk,
+}
+
+impl<'a> Iterator for ValueSegments<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if let Some(s) = self.single.take() {
+            return Some(s);
+        }
+        if self.chunk.is_null() {
+            return None;
+        }
+        // SAFETY: the chunks of a live item are live; the caller's reference to the item
+        // (the lifetime 'a) keeps them so.
+        unsafe {
+            let d = chunk_data(self.chunk);
+            self.chunk = (*self.chunk).next;
+            Some(d)
+        }
+    }
+}
+
+/// The value's pieces.
+///
+/// # Safety
+/// `it` is live for `'a`.
+pub unsafe fn value_segments<'a>(it: *const Item) -> ValueSegments<'a> {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*it).it_flags & ITEM_CHUNKED != 0 {
+            ValueSegments {
+                single: None,
+                chunk: first_chunk(it),
+            }
+        } else {
+            ValueSegments {
+                single: Some(data(it)),
+                chunk: std::ptr::null(),
+            }
+        }
+    }
+}
+
+/// The writable part of the value from byte `offset` to the end of the piece holding it
+/// (empty past the end).
+///
+/// # Safety
+/// As `data_mut`: the caller is the item's only user.
+pub unsafe fn value_window_mut<'a>(it: *mut Item, offset: usize) -> &'a mut [u8] {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*it).it_flags & ITEM_CHUNKED == 0 {
+            let d = data_mut(it);
+            let o = offset.min(d.len());
+            return &mut d[o..];
+        }
+        let mut rest = offset;
+        let mut ch = first_chunk(it);
+        while !ch.is_null() {
+            let d = chunk_data(ch);
+            if rest < d.len() {
+                return &mut d[rest..];
+            }
+            rest -= d.len();
+            ch = (*ch).next;
+        }
+        &mut []
     }
 }
 

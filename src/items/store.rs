@@ -6,7 +6,9 @@
 //! (holding the LRU lock) only *tries* item locks.
 
 use crate::assoc::HashTable;
-use crate::items::{self, Item, ITEM_ACTIVE, ITEM_FETCHED, ITEM_LINKED, ITEM_SLABBED};
+use crate::items::{
+    self, Item, ITEM_ACTIVE, ITEM_CHUNKED, ITEM_FETCHED, ITEM_LINKED, ITEM_SLABBED,
+};
 use crate::settings::{self, Settings};
 use crate::slabs::with_slabs;
 use crate::stats::{current_time, ThreadStats};
@@ -405,16 +407,21 @@ impl Store {
         let ntotal =
             items::item_make_header_total(key.len(), nbytes as usize, self.use_cas, client_flags);
         let id = with_slabs(|s| s.clsid(ntotal))?;
-        if id == 0 || ntotal > self.slab_chunk_size_max {
-            // Values larger than a chunk are stored as chunked items; not built yet.
+        if id == 0 {
             return None;
         }
-        let it = match self.alloc_pull(id) {
-            Some(it) => it,
-            None => {
-                self.lru(id as u8).stats.outofmemory += 1;
-                return None;
-            }
+        let chunked = ntotal > self.slab_chunk_size_max;
+        // A large value gets a header from a small class now, its chunks below.
+        let got = if chunked {
+            let htotal = items::chunked_header_total(key.len(), self.use_cas, client_flags);
+            let hdr_id = with_slabs(|s| s.clsid(htotal)).unwrap_or(0);
+            self.alloc_pull(hdr_id).map(|it| (it, hdr_id))
+        } else {
+            self.alloc_pull(id).map(|it| (it, id))
+        };
+        let Some((it, hdr_id)) = got else {
+            self.lru(id as u8).stats.outofmemory += 1;
+            return None;
         };
         let s = settings::get();
         let lru = if s.temp_lru.load(Relaxed)
@@ -427,21 +434,80 @@ impl Store {
             COLD_LRU
         };
         let p = it.as_ptr();
-        // SAFETY: a fresh chunk of a class holding `ntotal` bytes; nobody else has it.
+        // SAFETY: a fresh chunk of a class holding the header (and, unchunked, the value);
+        // nobody else has it.
         unsafe {
             (*p).slabs_clsid = id as u8 | lru;
+            if chunked {
+                (*p).it_flags |= ITEM_CHUNKED;
+            }
             items::init_body(p, key, client_flags, exptime, nbytes, self.use_cas);
+            if chunked {
+                items::init_schunk(p, hdr_id as u8);
+            }
         }
-        Some(ItemRef { it })
+        let r = ItemRef { it };
+        if chunked && !self.alloc_chunks(&r, nbytes as usize) {
+            // Dropping `r` frees the header and the chunks attached so far.
+            return None;
+        }
+        Some(r)
     }
 
-    /// Whether an item of this size could be stored at all (C's item_size_ok). Values larger
-    /// than a slab chunk need chunked items, which this build does not have yet, so they are
-    /// reported as too large too.
+    /// Attaches chunks holding `nbytes` of value to a new chunked item. Each chunk is sized
+    /// for what remains, up to `slab_chunk_max`; if that class has no memory, a full-size
+    /// chunk is tried instead (C's do_item_alloc_chunk, done before reading the value rather
+    /// than while reading it).
+    fn alloc_chunks(&self, r: &ItemRef, nbytes: usize) -> bool {
+        let hdr = items::ITEM_CHUNK_HEADER_SIZE;
+        let max = self.slab_chunk_size_max;
+        let mut remaining = nbytes;
+        let mut prev: *mut items::ItemChunk = ptr::null_mut();
+        while remaining > 0 {
+            let mut size = (remaining + hdr).min(max);
+            let mut cid = with_slabs(|s| s.clsid(size)).unwrap_or(0);
+            let mut got = self.alloc_pull(cid);
+            if got.is_none() && size != max {
+                size = max;
+                cid = with_slabs(|s| s.clsid(size)).unwrap_or(0);
+                got = self.alloc_pull(cid);
+            }
+            let Some(c) = got else {
+                return false;
+            };
+            let ch = c.as_ptr() as *mut items::ItemChunk;
+            let room = size - hdr;
+            // SAFETY: a fresh slab chunk of at least `size` bytes, ours alone; the item is
+            // not shared yet.
+            unsafe {
+                (*ch).next = ptr::null_mut();
+                (*ch).prev = prev;
+                (*ch).head = r.as_ptr();
+                (*ch).size = room as i32;
+                (*ch).used = room.min(remaining) as i32;
+                (*ch).nbytes = 0;
+                (*ch).it_flags = items::ITEM_CHUNK;
+                (*ch).slabs_clsid = cid as u8;
+                (*ch).orig_clsid = 0;
+                if prev.is_null() {
+                    items::set_first_chunk(r.as_ptr(), ch);
+                } else {
+                    (*prev).next = ch;
+                }
+            }
+            prev = ch;
+            remaining -= room.min(remaining);
+        }
+        true
+    }
+
+    /// Whether an item of this size could be stored at all (C's item_size_ok).
     pub fn item_size_ok(&self, nkey: usize, client_flags: u32, nbytes: usize) -> bool {
+        if nbytes < 2 {
+            return false;
+        }
         let ntotal = items::item_make_header_total(nkey, nbytes, self.use_cas, client_flags);
-        let id = with_slabs(|s| s.clsid(ntotal)).unwrap_or(0);
-        id != 0 && ntotal <= self.slab_chunk_size_max
+        with_slabs(|s| s.clsid(ntotal)).unwrap_or(0) != 0
     }
 
     /// Takes a chunk, evicting or reclaiming from the LRU tails when the class is full
@@ -805,10 +871,8 @@ impl Store {
                 }
                 *requested = false;
             }
-            if !self
-                .assoc
-                .wants_expand(CURR_ITEMS.load(Relaxed).max(0) as u64)
-            {
+            // The requester checked the load factor (C expands on every signal, too).
+            if self.assoc.is_expanding() || self.assoc.power() >= crate::assoc::HASHPOWER_MAX {
                 continue;
             }
             // Allocate before stopping anyone; without the memory, keep running as is.
@@ -1146,10 +1210,26 @@ unsafe fn release(it: *mut Item) {
         debug_assert!((*it).it_flags & ITEM_SLABBED == 0);
         if (*it).refcount.fetch_sub(1, Relaxed) == 1 {
             debug_assert!((*it).it_flags & ITEM_LINKED == 0);
-            let cls = items::clsid_of((*it).slabs_clsid) as usize;
-            if let Some(nn) = NonNull::new(it) {
+            let Some(nn) = NonNull::new(it) else { return };
+            if (*it).it_flags & ITEM_CHUNKED == 0 {
+                let cls = items::clsid_of((*it).slabs_clsid) as usize;
                 with_slabs(|s| s.free(nn, cls));
+                return;
             }
+            // A chunked item: every chunk to its own class, the header to the class it
+            // came from (C's do_slabs_free_chunked).
+            let hdr_cls = items::header_clsid(it) as usize;
+            let mut ch = items::first_chunk(it);
+            with_slabs(|s| {
+                while let Some(c) = NonNull::new(ch) {
+                    let next = (*ch).next;
+                    let cls = (*ch).slabs_clsid as usize;
+                    s.free(c.cast::<Item>(), cls);
+                    ch = next;
+                }
+                (*it).it_flags &= !ITEM_CHUNKED;
+                s.free(nn, hdr_cls);
+            });
         }
     }
 }
@@ -1175,16 +1255,93 @@ impl ItemRef {
         unsafe { items::key(self.it.as_ptr()) }
     }
 
-    /// The value with its "\r\n".
-    pub fn data(&self) -> &[u8] {
+    /// The value with its "\r\n", if it is in one piece (not chunked).
+    pub fn contiguous(&self) -> Option<&[u8]> {
+        if self.is_chunked() {
+            return None;
+        }
         // SAFETY: as in `key`; values of linked items are not modified in place.
-        unsafe { items::data(self.it.as_ptr()) }
+        Some(unsafe { items::data(self.it.as_ptr()) })
     }
 
-    /// The value area of an item being filled from a client (not linked yet).
-    pub fn data_mut(&mut self) -> &mut [u8] {
+    /// Whether the value is stored in chunks.
+    pub fn is_chunked(&self) -> bool {
+        // SAFETY: the reference keeps the item live; ITEM_CHUNKED never changes while it is.
+        unsafe { (*self.it.as_ptr()).it_flags & ITEM_CHUNKED != 0 }
+    }
+
+    /// Length of the value, "\r\n" included.
+    pub fn value_len(&self) -> usize {
+        // SAFETY: the reference keeps the item live.
+        unsafe { (*self.it.as_ptr()).nbytes.max(0) as usize }
+    }
+
+    /// The value's pieces in order (one unless chunked).
+    pub fn segments(&self) -> items::ValueSegments<'_> {
+        // SAFETY: the reference keeps the item and its chunks live.
+        unsafe { items::value_segments(self.it.as_ptr()) }
+    }
+
+    /// Whether the value ends in "\r\n" (the two bytes may sit in different chunks).
+    pub fn ends_with_crlf(&self) -> bool {
+        let mut last = [0u8; 2];
+        let mut have = 0;
+        for seg in self.segments() {
+            match seg.len() {
+                0 => {}
+                1 => {
+                    last[0] = last[1];
+                    last[1] = seg[0];
+                    have += 1;
+                }
+                n => {
+                    last.copy_from_slice(&seg[n - 2..]);
+                    have += 2;
+                }
+            }
+        }
+        have >= 2 && &last == b"\r\n"
+    }
+
+    /// The writable value area from `offset` to the end of its piece, for an item being
+    /// filled from a client (not linked yet).
+    pub fn window_mut(&mut self, offset: usize) -> &mut [u8] {
         // SAFETY: an unlinked item from `alloc` is only reachable through this reference.
-        unsafe { items::data_mut(self.it.as_ptr()) }
+        unsafe { items::value_window_mut(self.it.as_ptr(), offset) }
+    }
+
+    /// Copies `src` into the value at `offset`, across pieces (an item being filled).
+    pub fn write_at(&mut self, mut offset: usize, mut src: &[u8]) {
+        while !src.is_empty() {
+            let w = self.window_mut(offset);
+            if w.is_empty() {
+                return;
+            }
+            let n = w.len().min(src.len());
+            w[..n].copy_from_slice(&src[..n]);
+            offset += n;
+            src = &src[n..];
+        }
+    }
+
+    /// Copies the first `len` bytes of `src`'s value into this item's value at `offset`
+    /// (append/prepend); returns the offset after them.
+    pub fn copy_value_from(&mut self, mut offset: usize, src: &ItemRef, mut len: usize) -> usize {
+        for seg in src.segments() {
+            if len == 0 {
+                break;
+            }
+            let n = seg.len().min(len);
+            self.write_at(offset, &seg[..n]);
+            offset += n;
+            len -= n;
+        }
+        offset
+    }
+
+    /// The value of a plain item being filled (tests and small values).
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        self.window_mut(0)
     }
 
     pub fn client_flags(&self) -> u32 {
@@ -1296,7 +1453,7 @@ mod tests {
             if let Some(r) = st.get(key.as_bytes(), None, true) {
                 assert_eq!(r.key(), key.as_bytes());
                 assert_eq!(r.client_flags(), 5);
-                assert_eq!(&r.data()[998..], b"\r\n");
+                assert_eq!(&r.contiguous().expect("plain item")[998..], b"\r\n");
                 kept += 1;
             }
         }
@@ -1310,6 +1467,55 @@ mod tests {
             .map(|id| st.lru_stats(id as u8).2.evicted)
             .sum();
         assert!(evicted > 0);
+    }
+
+    #[test]
+    fn chunked_items_hold_large_values_and_free_their_chunks() {
+        let s = test_settings(&["-m", "2"]);
+        let st = Store::new(s);
+        let max = s.slab_chunk_size_max as usize;
+        for len in [max - 10, max, max + 1, 3 * max / 2, 900_000] {
+            let value: Vec<u8> = (0..len - 2)
+                .map(|i| b'a' + (i % 23) as u8)
+                .chain(*b"\r\n")
+                .collect();
+            let key = format!("big{}", len);
+            let mut r = st.alloc(key.as_bytes(), 1, 0, len as i32).expect("alloc");
+            // Fill in odd-sized steps, as reads from a socket would.
+            let mut off = 0;
+            while off < len {
+                let w = r.window_mut(off);
+                assert!(!w.is_empty());
+                let n = w.len().min(7777).min(len - off);
+                w[..n].copy_from_slice(&value[off..off + n]);
+                off += n;
+            }
+            assert!(r.window_mut(len).is_empty());
+            assert!(r.ends_with_crlf());
+            let hv = st.hash(key.as_bytes());
+            {
+                let _g = st.item_lock(hv);
+                // SAFETY: item lock held; `r` is fresh and unlinked.
+                unsafe { st.link(&r, hv, 0) };
+            }
+            drop(r);
+            let got = st.get(key.as_bytes(), None, false).expect("stored");
+            assert_eq!(got.is_chunked(), len + 60 > max);
+            assert_eq!(got.value_len(), len);
+            let joined: Vec<u8> = got.segments().flatten().copied().collect();
+            assert_eq!(joined, value);
+            drop(got);
+            assert!(st.delete(key.as_bytes()));
+        }
+        // Everything went back to the free lists: a 2 MB cache can still take 900 KB values
+        // again and again.
+        for i in 0..20 {
+            let key = format!("again{}", i);
+            let r = st
+                .alloc(key.as_bytes(), 0, 0, 900_000)
+                .expect("memory came back");
+            drop(r);
+        }
     }
 
     #[test]
@@ -1345,9 +1551,9 @@ mod tests {
         for w in writers {
             w.join().expect("writer");
         }
-        // Wait for the last expansion to finish.
+        // Wait for the expansion thread to have grown the table and finished.
         for _ in 0..500 {
-            if !st.assoc().is_expanding() {
+            if st.assoc().power() > 10 && !st.assoc().is_expanding() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -1358,7 +1564,10 @@ mod tests {
             for i in 0..per_thread {
                 let key = format!("grow:{}:{}", t, i);
                 if let Some(r) = st.get(key.as_bytes(), None, false) {
-                    assert_eq!(r.data(), format!("{:08}\r\n", i).as_bytes());
+                    assert_eq!(
+                        r.contiguous().expect("plain item"),
+                        format!("{:08}\r\n", i).as_bytes()
+                    );
                     found += 1;
                 }
             }
@@ -1400,7 +1609,7 @@ mod tests {
                             }
                             _ => {
                                 if let Some(r) = st.get(key.as_bytes(), None, true) {
-                                    let d = r.data();
+                                    let d = r.contiguous().expect("plain item");
                                     assert_eq!(r.key(), key.as_bytes());
                                     assert_eq!(&d[d.len() - 2..], b"\r\n");
                                     let c = d[0];

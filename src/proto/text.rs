@@ -336,7 +336,7 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
                     fd_resp.wbuf,
                     " {} {}",
                     it.client_flags(),
-                    it.data().len().saturating_sub(2)
+                    it.value_len().saturating_sub(2)
                 );
                 if return_cas {
                     let _ = write!(fd_resp.wbuf, " {}", it.cas());
@@ -421,8 +421,7 @@ fn process_update_command(c: &mut Conn, line: &[u8], req: &Request, cmd: StoreCm
 
 /// The value has been read: check its "\r\n" and store it (C's complete_nread_ascii).
 pub fn complete_nread_ascii(c: &mut Conn, it: ItemRef) {
-    let d = it.data();
-    if d.len() < 2 || &d[d.len() - 2..] != b"\r\n" {
+    if !it.ends_with_crlf() {
         c.out_string("CLIENT_ERROR bad data chunk");
         return;
     }
@@ -487,21 +486,20 @@ fn store_item(
                         if req_cas != 0 && !cas_match {
                             return StoreResult::Exists;
                         }
-                        let (a, b) = (old.data(), it.data());
-                        let total = a.len() + b.len() - 2;
+                        let total = old.value_len() + it.value_len() - 2;
                         let Some(mut new_it) =
                             st.alloc(&key, old.client_flags(), old.exptime(), total as i32)
                         else {
                             return StoreResult::NotStored;
                         };
                         let (first, second) = if cmd == StoreCmd::Append {
-                            (a, b)
+                            (&old, &it)
                         } else {
-                            (b, a)
+                            (&it, &old)
                         };
-                        let d = new_it.data_mut();
-                        d[..first.len() - 2].copy_from_slice(&first[..first.len() - 2]);
-                        d[first.len() - 2..].copy_from_slice(second);
+                        // The first value without its "\r\n", then all of the second.
+                        let at = new_it.copy_value_from(0, first, first.value_len() - 2);
+                        new_it.copy_value_from(at, second, second.value_len());
                         st.replace(old.as_ptr(), &new_it, hv, cas_in);
                         StoreResult::Stored
                     }
@@ -596,11 +594,10 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
         c.out_string("NOT_FOUND");
         return;
     };
-    let data = it.data();
-    let Some(value) = (if data.len() <= 2 {
-        None
-    } else {
-        safe_strtoull(data)
+    // Chunked values are too long to be numbers (C refuses them the same way).
+    let Some(value) = (match it.contiguous() {
+        Some(data) if data.len() > 2 => safe_strtoull(data),
+        _ => None,
     }) else {
         drop(it);
         drop(guard);

@@ -83,7 +83,8 @@ sub get_memcached_exe {
 
 # Output of "<binary> -h", computed once per binary.
 sub _help_text {
-    my $exe = get_memcached_exe();
+    my ($exe) = @_;
+    $exe //= get_memcached_exe();
     unless (defined $HELP_TEXT{$exe}) {
         my $text = '';
         if (open(my $fh, '-|', $exe, '-h')) {
@@ -270,7 +271,9 @@ sub new_memcached {
     my $exe = $opts->{exe} || get_memcached_exe();
 
     $args .= " -u root" if $< == 0;
-    $args .= " -o relaxed_privileges";
+    # Only debug builds know relaxed_privileges (a release binary can be given as exe).
+    $args .= " -o relaxed_privileges"
+        if !$opts->{exe} || _help_text($exe) =~ /relaxed_privileges/;
 
     my $given_socket = $args =~ /-s (\S+)/ ? $1 : undef;
     my $want_tcp = $args =~ /-l (\S+)/
