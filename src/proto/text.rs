@@ -8,6 +8,7 @@ use crate::settings;
 use crate::settings::cnum;
 use crate::stats;
 use crate::thread;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Highest level `verbosity` accepts (C's MAX_VERBOSITY_LEVEL).
 const MAX_VERBOSITY_LEVEL: u32 = 2;
@@ -21,6 +22,8 @@ const ADMIN_COMMANDS: &[(&[u8], Handler)] = &[
     (b"verbosity", process_verbosity_command),
     (b"flush_all", process_flush_all_command),
     (b"cache_memlimit", process_memlimit_command),
+    (b"lru", process_lru_command),
+    (b"slabs", process_slabs_command),
     #[cfg(feature = "debug-commands")]
     (b"debugtime", process_debugtime_command),
 ];
@@ -719,6 +722,157 @@ fn process_flush_all_command(c: &mut Conn, line: &[u8], req: &Request) {
 
 /// `cache_memlimit <megabytes>`: changes the memory limit at run time (C's
 /// process_memlimit_command).
+/// A token as a double (C's mc_toktod: at most 31 characters, safe_strtod).
+fn tok_to_f64(line: &[u8], req: &Request, idx: usize) -> Option<f64> {
+    let t = req.tokens.get(line, idx)?;
+    if t.len() > 31 {
+        return None;
+    }
+    cnum::safe_strtod(t)
+}
+
+/// Whether the client's subcommand is a prefix of `name` (C compares only the bytes sent).
+fn sub_is(sub: &[u8], name: &[u8]) -> bool {
+    name.starts_with(sub)
+}
+
+/// `lru tune|mode|temp_ttl ...` (C's process_lru_command).
+fn process_lru_command(c: &mut Conn, line: &[u8], req: &Request) {
+    let s = settings::get();
+    let t = &req.tokens;
+    let n = t.ntokens;
+    let sub = t.get(line, 1).unwrap_or(b"");
+    let maintainer = s.lru_maintainer_thread.load(Relaxed);
+    if sub_is(sub, b"tune") && n >= 6 {
+        let pct_hot = t.get_u32(line, 2);
+        let pct_warm = t.get_u32(line, 3);
+        let hot_factor = tok_to_f64(line, req, 4);
+        let warm_factor = tok_to_f64(line, req, 5);
+        let (Some(pct_hot), Some(pct_warm), Some(hot_factor), Some(warm_factor)) =
+            (pct_hot, pct_warm, hot_factor, warm_factor)
+        else {
+            c.out_string("ERROR");
+            return;
+        };
+        if pct_hot.wrapping_add(pct_warm) > 80 {
+            c.out_string("ERROR hot and warm pcts must not exceed 80");
+        } else if warm_factor <= 0.0 || hot_factor <= 0.0 {
+            c.out_string("ERROR hot/warm age factors must be greater than 0");
+        } else {
+            s.hot_lru_pct.store(pct_hot as i32, Relaxed);
+            s.warm_lru_pct.store(pct_warm as i32, Relaxed);
+            s.hot_max_factor.store(hot_factor);
+            s.warm_max_factor.store(warm_factor);
+            c.out_string("OK");
+        }
+    } else if sub_is(sub, b"mode") && n >= 3 && maintainer {
+        // C compares only the bytes sent here too.
+        let mode = t.get(line, 2).unwrap_or(b"");
+        if sub_is(mode, b"flat") {
+            s.lru_segmented.store(false, Relaxed);
+            c.out_string("OK");
+        } else if sub_is(mode, b"segmented") {
+            s.lru_segmented.store(true, Relaxed);
+            c.out_string("OK");
+        } else {
+            c.out_string("ERROR");
+        }
+    } else if sub_is(sub, b"temp_ttl") && n >= 3 && maintainer {
+        match t.get_i32(line, 2) {
+            None => c.out_string("ERROR"),
+            Some(ttl) => {
+                if ttl < 0 {
+                    s.temp_lru.store(false, Relaxed);
+                } else {
+                    s.temp_lru.store(true, Relaxed);
+                    s.temporary_ttl.store(ttl as u32, Relaxed);
+                }
+                c.out_string("OK");
+            }
+        }
+    } else {
+        c.out_string("ERROR");
+    }
+}
+
+/// `slabs reassign|automove ...` (C's process_slabs_command).
+fn process_slabs_command(c: &mut Conn, line: &[u8], req: &Request) {
+    let t = &req.tokens;
+    let n = t.ntokens;
+    let sub = t.get(line, 1).unwrap_or(b"");
+    if n == 4 && sub_is(sub, b"reassign") {
+        if !settings::get().slab_reassign {
+            c.out_string("CLIENT_ERROR slab reassignment disabled");
+            return;
+        }
+        if t.get_i32(line, 2).is_none() || t.get_i32(line, 3).is_none() {
+            c.out_string("CLIENT_ERROR bad command line format");
+            return;
+        }
+        // The slab mover is issue 7's work: say so rather than pretend.
+        c.out_string("SERVER_ERROR slab reassign not supported by this build yet");
+    } else if n >= 3 && sub_is(sub, b"automove") {
+        process_slabs_automove_command(c, line, req);
+    } else {
+        c.out_string("ERROR");
+    }
+}
+
+/// `slabs automove <0|1|2>|ratio R|freeratio R|window N` (C's
+/// process_slabs_automove_command). The values are settings the automover reads.
+fn process_slabs_automove_command(c: &mut Conn, line: &[u8], req: &Request) {
+    let s = settings::get();
+    let t = &req.tokens;
+    let n = t.ntokens;
+    let Some(sub) = t.get(line, 2) else {
+        c.out_string("CLIENT_ERROR bad command line format");
+        return;
+    };
+    if sub_is(sub, b"ratio") {
+        let Some(ratio) = (if n < 4 {
+            None
+        } else {
+            tok_to_f64(line, req, 3)
+        }) else {
+            c.out_string("ERROR");
+            return;
+        };
+        s.slab_automove_ratio.store(ratio);
+        s.slab_automove_version.fetch_add(1, Relaxed);
+    } else if sub_is(sub, b"freeratio") {
+        // Only extstore builds use the free ratio; C accepts it in every build.
+        if n < 4 || tok_to_f64(line, req, 3).is_none() {
+            c.out_string("ERROR");
+            return;
+        }
+        s.slab_automove_version.fetch_add(1, Relaxed);
+    } else if sub_is(sub, b"window") {
+        let Some(level) = (if n < 4 { None } else { t.get_u32(line, 3) }) else {
+            c.out_string("CLIENT_ERROR bad command line format");
+            return;
+        };
+        if !(3..=1800).contains(&level) {
+            c.out_string("CLIENT_ERROR automove window too low or too high");
+            return;
+        }
+        s.slab_automove_window.store(level, Relaxed);
+        s.slab_automove_version.fetch_add(1, Relaxed);
+    } else {
+        match t.get_u32(line, 2) {
+            None => {
+                c.out_string("CLIENT_ERROR bad command line format");
+                return;
+            }
+            Some(level @ 0..=2) => s.slab_automove.store(level as i32, Relaxed),
+            Some(_) => {
+                c.out_string("ERROR");
+                return;
+            }
+        }
+    }
+    c.out_string("OK");
+}
+
 fn process_memlimit_command(c: &mut Conn, line: &[u8], req: &Request) {
     let Some(mb) = req.tokens.get_u32(line, 1) else {
         c.out_string("ERROR");

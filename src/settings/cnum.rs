@@ -173,6 +173,22 @@ pub fn strtod(s: &[u8]) -> (f64, usize) {
     (v, i + used)
 }
 
+/// C's safe_strtod on one token: the whole token is a number, without overflow.
+pub fn safe_strtod(s: &[u8]) -> Option<f64> {
+    let (v, used) = strtod(s);
+    if used == 0 || used != s.len() {
+        return None;
+    }
+    // glibc reports ERANGE for an overflow to infinity (a literal "inf" is fine).
+    let t = skip_space(s);
+    let unsigned = t.strip_prefix(b"-").or(t.strip_prefix(b"+")).unwrap_or(t);
+    let literal_inf = scan_inf_nan(unsigned).is_some();
+    if v.is_infinite() && !literal_inf {
+        return None;
+    }
+    Some(v)
+}
+
 /// `atof(s)`: `strtod(s, NULL)`.
 pub fn atof(s: &[u8]) -> f64 {
     strtod(s).0
