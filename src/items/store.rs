@@ -15,7 +15,7 @@ use crate::stats::{current_time, ThreadStats};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 /// LRU ids live in the top two bits of `slabs_clsid`.
@@ -113,6 +113,8 @@ pub struct Store {
     slab_chunk_size_max: usize,
     /// Every thread's bump queue (C's bump_buf_head list).
     bump_bufs: Mutex<Vec<Arc<BumpBuf>>>,
+    /// `stats sizes`: linked items per 32-byte size bucket, with `-o track_sizes`.
+    sizes_hist: Option<Box<[AtomicI32]>>,
     /// Set (and `expand_cond` signalled) to ask the expansion thread to grow the table.
     expand_request: Mutex<bool>,
     expand_cond: Condvar,
@@ -169,6 +171,10 @@ impl Store {
             use_cas: s.use_cas,
             slab_chunk_size_max: s.slab_chunk_size_max.max(1) as usize,
             bump_bufs: Mutex::new(Vec::new()),
+            sizes_hist: s.track_sizes.load(Relaxed).then(|| {
+                let buckets = s.track_sizes_item_size_max.max(0) as usize / 32 + 1;
+                (0..buckets).map(|_| AtomicI32::new(0)).collect()
+            }),
             expand_request: Mutex::new(false),
             expand_cond: Condvar::new(),
         }
@@ -213,6 +219,31 @@ impl Store {
     pub fn lru_stats(&self, id: u8) -> (u64, u64, ItemStatsCounters) {
         let l = self.lru(id);
         (l.size, l.size_bytes, l.stats)
+    }
+
+    /// Counts a linked item in (+1) or out (-1) of its `stats sizes` bucket (C's
+    /// item_stats_sizes_add/remove).
+    fn sizes_count(&self, ntotal: usize, delta: i32) {
+        if let Some(h) = &self.sizes_hist {
+            if let Some(b) = h.get(ntotal.div_ceil(32)) {
+                b.fetch_add(delta, Relaxed);
+            }
+        }
+    }
+
+    /// `stats sizes` (C's item_stats_sizes).
+    pub fn write_sizes_stats(&self, out: &mut Vec<u8>) {
+        match &self.sizes_hist {
+            Some(h) => {
+                for (i, b) in h.iter().enumerate() {
+                    let n = b.load(Relaxed);
+                    if n != 0 {
+                        crate::stats::append_stat(out, &(i * 32).to_string(), n as u32);
+                    }
+                }
+            }
+            None => crate::stats::append_stat(out, "sizes_status", "disabled"),
+        }
     }
 
     /// `stats reset` of the per-LRU counters (C's item_stats_reset).
@@ -674,6 +705,7 @@ impl Store {
         unsafe {
             if (*it).it_flags & ITEM_LINKED != 0 {
                 (*it).it_flags &= !ITEM_LINKED;
+                self.sizes_count(ntotal(it), -1);
                 CURR_BYTES.fetch_sub(ntotal(it) as i64, Relaxed);
                 CURR_ITEMS.fetch_sub(1, Relaxed);
                 self.assoc.delete(items::key(it), hv);
@@ -713,6 +745,7 @@ impl Store {
             let mut l = self.lru((*p).slabs_clsid);
             Self::link_q(&mut l, p);
             (*p).refcount.fetch_add(1, Relaxed);
+            self.sizes_count(ntotal(p), 1);
         }
     }
 

@@ -197,8 +197,12 @@ fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
                     }
                 })
             });
+        } else if sub == b"sizes" {
+            if let Some(st) = store::store() {
+                st.write_sizes_stats(&mut out);
+            }
         } else {
-            // detail, cachedump, conns and sizes arrive with their subsystems.
+            // detail, cachedump and conns arrive with their subsystems (issue 4).
             c.out_string("ERROR");
             return;
         }
