@@ -55,4 +55,31 @@ is($stats->{touch_misses}, 2, "touch_misses");
 is($stats->{cmd_touch}, 6, "cmd_touch");
 is($stats->{cmd_flush}, 4, "cmd_flush");
 
+# Every command that looks a key up drops an expired item it finds and counts get_expired,
+# not only get (the maintainer is off so that only allocations reclaim from the tails).
+{
+    my $srv = new_memcached("-o no_lru_maintainer");
+    my $c = $srv->sock;
+    my @steps = (
+        ["set k 0 -1 1\r\nx\r\n", "STORED"],
+        ["delete k\r\n", "NOT_FOUND"],
+        ["set k 0 -1 1\r\nx\r\n", "STORED"],
+        ["set k 0 0 1\r\ny\r\n", "STORED"],
+        ["set j 0 -1 1\r\nx\r\n", "STORED"],
+        ["incr j 1\r\n", "NOT_FOUND"],
+        ["set t 0 -1 1\r\nx\r\n", "STORED"],
+        ["touch t 10\r\n", "NOT_FOUND"],
+        ["set u 0 -1 1\r\nx\r\n", "STORED"],
+        ["append u 0 0 1\r\nz\r\n", "NOT_STORED"],
+    );
+    for my $s (@steps) {
+        is(mem_request($c, $s->[0], 1), "$s->[1]\r\n", "expired lookups: $s->[1]");
+    }
+    # The second "set k" finds nothing: in flat mode its allocation first reclaimed the
+    # expired k at the LRU tail (counted as reclaimed instead), as C does.
+    my $st = mem_stats($c);
+    is($st->{get_expired}, 4, "get_expired counts delete, incr, touch, append");
+    is($st->{reclaimed}, 1, "the tail pull of an allocation reclaimed one");
+}
+
 done_testing();

@@ -220,4 +220,30 @@ sub new_logged {
     ], "logging follows the verbosity command");
 }
 
+# ---------------------------------------------------------------------------
+# -vvv: every lookup is traced ("> FOUND KEY", "> NOT FOUND", why an item was dropped).
+
+{
+    my ($server, $err) = new_logged("-vvv");
+    my $sock = $server->sock;
+    print $sock "set k 0 0 1\r\nx\r\nget k nope\r\nset e 0 -1 1\r\nx\r\nget e\r\n"
+        . "flush_all\r\nget k\r\ndelete k\r\n";
+    my @want = ("STORED", "VALUE k 0 1", "x", "END", "STORED", "END", "OK", "END",
+                "NOT_FOUND");
+    for my $w (@want) {
+        is(scalar <$sock>, "$w\r\n", "-vvv: reply $w");
+    }
+    my $log = wait_log($err, qr/> NOT FOUND k\n(?s:.*)> NOT FOUND k\n/);
+    my @traces = $log =~ /^(> (?:FOUND KEY|NOT FOUND) .*)$/mg;
+    is_deeply(\@traces, [
+        "> NOT FOUND k",
+        "> FOUND KEY k",
+        "> NOT FOUND nope",
+        "> NOT FOUND e",
+        "> FOUND KEY e -removed by expire",
+        "> NOT FOUND k",
+        "> NOT FOUND k",
+    ], "-vvv: lookups traced in order (set looks the key up first)");
+}
+
 done_testing();

@@ -794,6 +794,7 @@ impl Store {
         unsafe {
             let it = self.assoc.find(key, hv);
             if it.is_null() {
+                trace_get(key, "NOT FOUND", "");
                 return None;
             }
             (*it).refcount.fetch_add(1, Relaxed);
@@ -808,6 +809,7 @@ impl Store {
                 if let Some(st) = stats {
                     crate::stats::bump(&st.get_flushed, 1);
                 }
+                trace_get(key, "FOUND KEY", " -removed by flush");
                 return None;
             }
             if (*it).exptime != 0 && (*it).exptime <= now {
@@ -815,8 +817,10 @@ impl Store {
                 if let Some(st) = stats {
                     crate::stats::bump(&st.get_expired, 1);
                 }
+                trace_get(key, "FOUND KEY", " -removed by expire");
                 return None;
             }
+            trace_get(key, "FOUND KEY", "");
             if do_update {
                 self.bump(it, hv);
             }
@@ -1181,24 +1185,24 @@ impl Store {
     }
 
     /// Removes a key if present, returning the class it was in (for per-class stats).
-    pub fn delete_class(&self, key: &[u8]) -> Option<u8> {
+    pub fn delete_class(&self, key: &[u8], stats: Option<&ThreadStats>) -> Option<u8> {
         let hv = self.hash(key);
         let _g = self.item_lock(hv);
         // SAFETY: the item lock for hv is held; the reference keeps the item alive.
         unsafe {
-            let r = self.get_locked(key, hv, None, false)?;
+            let r = self.get_locked(key, hv, stats, false)?;
             self.unlink(r.as_ptr(), hv);
             Some(r.clsid())
         }
     }
 
     /// Removes a key if present (the storage half of `delete`). Returns whether it existed.
-    pub fn delete(&self, key: &[u8]) -> bool {
+    pub fn delete(&self, key: &[u8], stats: Option<&ThreadStats>) -> bool {
         let hv = self.hash(key);
         let _g = self.item_lock(hv);
         // SAFETY: the item lock for hv is held; the reference keeps the item alive.
         unsafe {
-            match self.get_locked(key, hv, None, false) {
+            match self.get_locked(key, hv, stats, false) {
                 Some(r) => {
                     self.unlink(r.as_ptr(), hv);
                     true
@@ -1206,6 +1210,21 @@ impl Store {
                 None => false,
             }
         }
+    }
+}
+
+/// `-vvv` lookup trace (C's do_item_get at verbose > 2): "> FOUND KEY key -removed by ...".
+fn trace_get(key: &[u8], what: &str, why: &str) {
+    if settings::verbose() > 2 {
+        use std::io::Write;
+        let mut line = Vec::with_capacity(key.len() + 40);
+        line.extend_from_slice(b"> ");
+        line.extend_from_slice(what.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(key);
+        line.extend_from_slice(why.as_bytes());
+        line.push(b'\n');
+        let _ = std::io::stderr().write_all(&line);
     }
 }
 
@@ -1493,8 +1512,8 @@ mod tests {
         assert!(kept > 500 && kept < 5000, "kept {}", kept);
         assert!(st.get(b"key4999", None, false).is_some(), "newest survives");
         assert!(st.get(b"key0", None, false).is_none(), "oldest evicted");
-        assert!(st.delete(b"key4999"));
-        assert!(!st.delete(b"key4999"));
+        assert!(st.delete(b"key4999", None));
+        assert!(!st.delete(b"key4999", None));
         assert!(st.get(b"key4999", None, false).is_none());
         let evicted: u64 = (0..POWER_LARGEST as u16)
             .map(|id| st.lru_stats(id as u8).2.evicted)
@@ -1538,7 +1557,7 @@ mod tests {
             let joined: Vec<u8> = got.segments().flatten().copied().collect();
             assert_eq!(joined, value);
             drop(got);
-            assert!(st.delete(key.as_bytes()));
+            assert!(st.delete(key.as_bytes(), None));
         }
         // Everything went back to the free lists: a 2 MB cache can still take 900 KB values
         // again and again.
@@ -1649,7 +1668,7 @@ mod tests {
                                     assert!(d[..d.len() - 2].iter().all(|&b| b == c), "torn value");
                                 }
                                 if i % 9 == 2 {
-                                    st.delete(key.as_bytes());
+                                    st.delete(key.as_bytes(), None);
                                 }
                             }
                         }

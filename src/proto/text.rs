@@ -420,7 +420,7 @@ fn process_update_command(c: &mut Conn, line: &[u8], req: &Request, cmd: StoreCm
             }
             // A failed set must not leave the old value behind.
             if cmd == StoreCmd::Set {
-                st.delete(key);
+                st.delete(key, Some(&c.worker.stats));
             }
         }
     }
@@ -461,13 +461,13 @@ fn store_item(
     worker: &thread::Worker,
 ) -> StoreResult {
     let tstats = &worker.stats;
-    let key = it.key().to_vec();
+    let key = it.key();
     let req_cas = it.cas();
-    let hv = st.hash(&key);
+    let hv = st.hash(key);
     let _g = st.item_lock(hv);
     // SAFETY: the item lock for hv is held for every store call below.
     unsafe {
-        match st.get_locked(&key, hv, None, false) {
+        match st.get_locked(key, hv, Some(tstats), false) {
             Some(old) => {
                 let old_cas = old.cas();
                 let cas_match = req_cas != 0 && req_cas == old_cas;
@@ -544,7 +544,7 @@ fn process_delete_command(c: &mut Conn, line: &[u8], req: &Request) {
         c.out_string("NOT_FOUND");
         return;
     };
-    if let Some(cls) = st.delete_class(key) {
+    if let Some(cls) = st.delete_class(key, Some(&c.worker.stats)) {
         stats::bump(&c.worker.class_stats.class(cls).delete_hits, 1);
         c.out_string("DELETED");
     } else {
@@ -587,7 +587,7 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
     let hv = st.hash(key);
     let guard = st.item_lock(hv);
     // SAFETY: the item lock for hv is held until `guard` is dropped.
-    let it = unsafe { st.get_locked(key, hv, None, false) };
+    let it = unsafe { st.get_locked(key, hv, Some(ts), false) };
     let Some(it) = it else {
         drop(guard);
         stats::bump(
