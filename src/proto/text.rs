@@ -495,7 +495,7 @@ fn store_item(
                         }
                         let total = old.value_len() + it.value_len() - 2;
                         let Some(mut new_it) =
-                            st.alloc(&key, old.client_flags(), old.exptime(), total as i32)
+                            st.alloc(key, old.client_flags(), old.exptime(), total as i32)
                         else {
                             return StoreResult::NotStored;
                         };
