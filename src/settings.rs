@@ -136,10 +136,6 @@ pub const NOT_YET_BUILT: &[NotYetBuilt] = &[
         message: "memcached: -e (restartable cache) is not supported by this build yet",
     },
     NotYetBuilt {
-        option: OptionName::Short(b'L'),
-        message: "memcached: -L (large memory pages / slab preallocation) is not supported by this build yet",
-    },
-    NotYetBuilt {
         option: OptionName::Short(b'Y'),
         message: "memcached: -Y (ascii authentication) is not supported by this build yet",
     },
@@ -1765,9 +1761,6 @@ mod tests {
             1,
             "memcached: -e (restartable cache) is not supported by this build yet\n",
         );
-        let (r, _, err) = run(&["-L"]);
-        assert_eq!(r.err(), Some(1));
-        assert!(err.starts_with("memcached: -L "));
         let (r, _, err) = run(&["-o", "no_drop_privileges,drop_privileges"]);
         assert_eq!(r.err(), Some(1));
         assert!(err.starts_with("memcached: -o drop_privileges "));

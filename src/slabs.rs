@@ -98,6 +98,14 @@ pub struct SlabAllocator {
     slab_reassign: bool,
     slab_chunk_size_max: u32,
     item_size_max: u32,
+    /// With `-L`: the one region every page is carved from (C's mem_base), never freed.
+    region: Option<Region>,
+}
+
+/// The unused rest of the `-L` region.
+struct Region {
+    next: NonNull<u8>,
+    avail: usize,
 }
 
 // SAFETY: the raw pointers are into pages owned by the allocator; every access happens with
@@ -138,6 +146,40 @@ impl SlabAllocator {
             slab_reassign,
             slab_chunk_size_max,
             item_size_max,
+            region: None,
+        }
+    }
+
+    /// `-L`: takes the whole memory limit as one region backed by transparent huge pages and
+    /// gives every class its first page from it (C's alloc_large_chunk and
+    /// slabs_preallocate). Without the region, pages are allocated one by one as usual.
+    pub fn preallocate(&mut self) {
+        let limit = self.mem_limit as usize;
+        match alloc_large_chunk(limit) {
+            Some(base) => {
+                self.region = Some(Region {
+                    next: base,
+                    avail: limit,
+                })
+            }
+            None => {
+                eprintln!(
+                    "Warning: Failed to allocate requested memory in one large chunk.\n\
+                     Will allocate in smaller chunks"
+                );
+                return;
+            }
+        }
+        for id in POWER_SMALLEST..=self.power_largest {
+            if !self.newslab(id) {
+                eprintln!(
+                    "Error while preallocating slab memory!\n\
+                     If using -L or other prealloc options, max memory must be at least {} \
+                     megabytes.",
+                    self.power_largest
+                );
+                std::process::exit(1);
+            }
         }
     }
 
@@ -176,8 +218,24 @@ impl SlabAllocator {
         Layout::from_size_align(len, 8).ok()
     }
 
-    /// Takes memory for a new page (C's memory_allocate, without preallocation).
+    /// Takes memory for a new page (C's memory_allocate): from the `-L` region if there is
+    /// one, else from the system allocator, zeroed.
     fn memory_allocate(&mut self, len: usize) -> Option<NonNull<u8>> {
+        if let Some(r) = &mut self.region {
+            if len > r.avail {
+                return None;
+            }
+            let p = r.next;
+            let step = len.next_multiple_of(8);
+            // SAFETY: `step` bytes (or what is left, when rounding passes the end) stay inside
+            // the region; the pointer is only used as an address when nothing is left.
+            r.next = unsafe { NonNull::new_unchecked(p.as_ptr().add(step.min(r.avail))) };
+            r.avail = r.avail.saturating_sub(step);
+            // SAFETY: `len` bytes at `p` are inside the region and handed out once.
+            unsafe { ptr::write_bytes(p.as_ptr(), 0, len) };
+            self.mem_malloced += step as u64;
+            return Some(p);
+        }
         let layout = Self::page_layout(len)?;
         // SAFETY: the layout has a non-zero size (page sizes are at least 1 KiB).
         let p = NonNull::new(unsafe { alloc_zeroed(layout) })?;
@@ -295,6 +353,10 @@ impl SlabAllocator {
     /// Changes the memory limit at run time (`cache_memlimit`), releasing pooled pages above
     /// it (C's do_slabs_adjust_mem_limit).
     pub fn adjust_mem_limit(&mut self, new_limit: u64) -> bool {
+        // A preallocated region cannot change size.
+        if self.region.is_some() {
+            return false;
+        }
         self.mem_limit = new_limit;
         self.mem_limit_reached = false;
         if self.slab_reassign {
@@ -372,7 +434,50 @@ pub fn slabs_init(s: &Settings) {
         s.slab_chunk_size_max.max(1) as u32,
         s.item_size_max.max(0) as u32,
     );
+    let mut alloc = alloc;
+    if s.preallocate {
+        alloc.preallocate();
+    }
     let _ = SLABS.set(Mutex::new(alloc));
+}
+
+/// One region of `limit` bytes aligned to the huge page size and advised to use transparent
+/// huge pages (C's alloc_large_chunk on Linux), or None with C's message.
+fn alloc_large_chunk(limit: usize) -> Option<NonNull<u8>> {
+    let pagesize = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .filter_map(|l| l.strip_prefix("Hugepagesize:"))
+                .filter_map(|v| v.split_whitespace().next()?.parse::<usize>().ok())
+                .last()
+        })
+        .map_or(0, |kib| kib << 10);
+    if pagesize == 0 {
+        eprintln!("Failed to get supported huge page size");
+        return None;
+    }
+    if crate::settings::verbose() > 1 {
+        eprintln!("huge page size: {}", pagesize);
+    }
+    let Some(layout) = Layout::from_size_align(limit.max(1), pagesize).ok() else {
+        eprintln!("Failed to get aligned memory chunk: {}", libc::EINVAL);
+        return None;
+    };
+    // SAFETY: the layout has a non-zero size; the region lives as long as the process.
+    let Some(base) = NonNull::new(unsafe { std::alloc::alloc(layout) }) else {
+        eprintln!("Failed to get aligned memory chunk: {}", libc::ENOMEM);
+        return None;
+    };
+    // SAFETY: `base` heads `limit` bytes we own.
+    let r = unsafe { libc::madvise(base.as_ptr().cast(), limit, libc::MADV_HUGEPAGE) };
+    if r < 0 {
+        eprintln!("Failed to set transparent hugepage hint: {}", r);
+        // SAFETY: allocated above with this layout.
+        unsafe { dealloc(base.as_ptr(), layout) };
+        return None;
+    }
+    Some(base)
 }
 
 /// Runs `f` with the slabs lock held. None before `slabs_init`.
