@@ -448,9 +448,9 @@ fn alloc_large_chunk(limit: usize) -> Option<NonNull<u8>> {
         .ok()
         .and_then(|m| {
             m.lines()
+                .rev()
                 .filter_map(|l| l.strip_prefix("Hugepagesize:"))
-                .filter_map(|v| v.split_whitespace().next()?.parse::<usize>().ok())
-                .last()
+                .find_map(|v| v.split_whitespace().next()?.parse::<usize>().ok())
         })
         .map_or(0, |kib| kib << 10);
     if pagesize == 0 {
