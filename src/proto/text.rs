@@ -618,9 +618,10 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
     };
     let sc = worker.class_stats.class(it.clsid());
     stats::bump(if incr { &sc.incr_hits } else { &sc.decr_hits }, 1);
-    let digits = value.to_string();
+    let mut buf = [0u8; 20];
+    let digits = u64_decimal(value, &mut buf);
     // SAFETY: the item lock for hv is held.
-    let done = unsafe { st.rewrite_in_place(&it, digits.as_bytes()) };
+    let done = unsafe { st.rewrite_in_place(&it, digits) };
     if !done {
         let Some(mut new_it) = st.alloc(
             key,
@@ -634,7 +635,7 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
             return;
         };
         let d = new_it.data_mut();
-        d[..digits.len()].copy_from_slice(digits.as_bytes());
+        d[..digits.len()].copy_from_slice(digits);
         d[digits.len()..].copy_from_slice(b"\r\n");
         let cas = if settings::get().use_cas {
             st.next_cas()
@@ -646,7 +647,21 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
     }
     drop(it);
     drop(guard);
-    c.out_string(&digits);
+    c.out_string(std::str::from_utf8(digits).unwrap_or("0"));
+}
+
+/// Formats `v` in decimal into `buf` without allocating; returns the digits.
+fn u64_decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 /// `touch <key> <exptime> [noreply]` (C's process_touch_cmd).
@@ -900,5 +915,19 @@ fn process_memlimit_command(c: &mut Conn, line: &[u8], req: &Request) {
         } else {
             c.out_string("MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_formatting_without_allocation() {
+        let mut buf = [0u8; 20];
+        assert_eq!(u64_decimal(0, &mut buf), b"0");
+        assert_eq!(u64_decimal(7, &mut buf), b"7");
+        assert_eq!(u64_decimal(1234567890, &mut buf), b"1234567890");
+        assert_eq!(u64_decimal(u64::MAX, &mut buf), b"18446744073709551615");
     }
 }
