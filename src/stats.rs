@@ -31,12 +31,25 @@ pub struct GlobalStats {
     pub round_robin_fallback: AtomicU64,
     /// Passes of the LRU maintainer thread.
     pub lru_maintainer_juggles: AtomicU64,
+    // The slab mover's and crawler's counters (written by those threads once they exist).
+    pub slabs_moved: AtomicU64,
+    pub slab_reassign_rescues: AtomicU64,
+    pub slab_reassign_chunk_rescues: AtomicU64,
+    pub slab_reassign_inline_reclaim: AtomicU64,
+    pub slab_reassign_busy_items: AtomicU64,
+    pub slab_reassign_busy_deletes: AtomicU64,
+    pub slab_reassign_busy_nomem: AtomicU64,
+    /// Text of the mover's last busy status; None prints "none" (cleared by `stats reset`).
+    pub slab_reassign_last_busy_status: Mutex<Option<&'static str>>,
+    pub lru_crawler_starts: AtomicU64,
     // stats_state: not reset by `stats reset`
     pub curr_conns: AtomicI64,
     pub conn_structs: AtomicU32,
     pub reserved_fds: AtomicU32,
     pub accepting_conns: AtomicBool,
     pub log_watchers: AtomicU64,
+    pub slab_reassign_running: AtomicBool,
+    pub lru_crawler_running: AtomicBool,
 }
 
 pub static STATS: GlobalStats = GlobalStats {
@@ -53,6 +66,17 @@ pub static STATS: GlobalStats = GlobalStats {
     unexpected_napi_ids: AtomicU64::new(0),
     round_robin_fallback: AtomicU64::new(0),
     lru_maintainer_juggles: AtomicU64::new(0),
+    slabs_moved: AtomicU64::new(0),
+    slab_reassign_rescues: AtomicU64::new(0),
+    slab_reassign_chunk_rescues: AtomicU64::new(0),
+    slab_reassign_inline_reclaim: AtomicU64::new(0),
+    slab_reassign_busy_items: AtomicU64::new(0),
+    slab_reassign_busy_deletes: AtomicU64::new(0),
+    slab_reassign_busy_nomem: AtomicU64::new(0),
+    slab_reassign_last_busy_status: Mutex::new(None),
+    lru_crawler_starts: AtomicU64::new(0),
+    slab_reassign_running: AtomicBool::new(false),
+    lru_crawler_running: AtomicBool::new(false),
     curr_conns: AtomicI64::new(0),
     conn_structs: AtomicU32::new(0),
     reserved_fds: AtomicU32::new(0),
@@ -76,10 +100,22 @@ impl GlobalStats {
             &self.unexpected_napi_ids,
             &self.round_robin_fallback,
             &self.lru_maintainer_juggles,
+            &self.slabs_moved,
+            &self.slab_reassign_rescues,
+            &self.slab_reassign_chunk_rescues,
+            &self.slab_reassign_inline_reclaim,
+            &self.slab_reassign_busy_items,
+            &self.slab_reassign_busy_deletes,
+            &self.slab_reassign_busy_nomem,
+            &self.lru_crawler_starts,
             &crate::items::store::TOTAL_ITEMS,
         ] {
             c.store(0, Relaxed);
         }
+        *self
+            .slab_reassign_last_busy_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -373,8 +409,67 @@ pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, ct: &ClassTotals, 
         append_stat(out, "hash_bytes", st.assoc().bytes());
         append_stat(out, "hash_is_expanding", st.assoc().is_expanding() as u32);
     }
-    // The slab mover and crawler report here once they exist (issue 7).
-    if settings::get().lru_maintainer_thread.load(Relaxed) {
+    let s = settings::get();
+    if s.slab_reassign {
+        append_stat(
+            out,
+            "slab_reassign_rescues",
+            g.slab_reassign_rescues.load(Relaxed),
+        );
+        append_stat(
+            out,
+            "slab_reassign_chunk_rescues",
+            g.slab_reassign_chunk_rescues.load(Relaxed),
+        );
+        append_stat(
+            out,
+            "slab_reassign_inline_reclaim",
+            g.slab_reassign_inline_reclaim.load(Relaxed),
+        );
+        append_stat(
+            out,
+            "slab_reassign_busy_items",
+            g.slab_reassign_busy_items.load(Relaxed),
+        );
+        append_stat(
+            out,
+            "slab_reassign_busy_deletes",
+            g.slab_reassign_busy_deletes.load(Relaxed),
+        );
+        append_stat(
+            out,
+            "slab_reassign_busy_nomem",
+            g.slab_reassign_busy_nomem.load(Relaxed),
+        );
+        let status = *g
+            .slab_reassign_last_busy_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        append_stat(
+            out,
+            "slab_reassign_last_busy_status",
+            status.unwrap_or("none"),
+        );
+        append_stat(
+            out,
+            "slab_reassign_running",
+            g.slab_reassign_running.load(Relaxed) as u32,
+        );
+        append_stat(out, "slabs_moved", g.slabs_moved.load(Relaxed));
+    }
+    if s.lru_crawler.load(Relaxed) {
+        append_stat(
+            out,
+            "lru_crawler_running",
+            g.lru_crawler_running.load(Relaxed) as u32,
+        );
+        append_stat(
+            out,
+            "lru_crawler_starts",
+            g.lru_crawler_starts.load(Relaxed),
+        );
+    }
+    if s.lru_maintainer_thread.load(Relaxed) {
         append_stat(
             out,
             "lru_maintainer_juggles",

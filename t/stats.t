@@ -78,14 +78,6 @@ my @default_names = (
     @segmented_item_fields, @more_item_fields, @segmented_tail_fields,
 );
 
-# Fields of subsystems this build does not have yet (crawler, slab
-# mover). C prints them; we will once they exist. Remove names
-# from this list as the subsystems land: the full-list checks below are TODO until then.
-my %unbuilt = map { $_ => 1 } (
-    @slab_reassign_fields, @crawler_fields,
-);
-sub built { return grep { !$unbuilt{$_} } @_ }
-my $todo_unbuilt = 'fields of the storage subsystems arrive with them';
 
 my @settings_names = qw(
     maxbytes maxconns tcpport udpport inter verbosity oldest evictions
@@ -111,11 +103,7 @@ my $sock = $server->sock;
 my $t_after = time();
 
 my @lines = stats_lines($sock, "stats", "stats");
-is_deeply([names_of(@lines)], [built(@default_names)], "stats: names in order");
-TODO: {
-    local $TODO = $todo_unbuilt;
-    is_deeply([names_of(@lines)], \@default_names, "stats: every name of C's report");
-}
+is_deeply([names_of(@lines)], \@default_names, "stats: every name of C's report, in order");
 my $s = hash_of(@lines);
 
 like($s->{pid}, qr/^\d+$/, "pid is a number");
@@ -152,18 +140,12 @@ $expect{$_} = 0 for @command_fields, @log_fields, @item_fields,
     @segmented_item_fields, @more_item_fields, @segmented_tail_fields,
     grep { !/busy_status|running/ } @slab_reassign_fields;
 for my $k (sort keys %expect) {
-    TODO: {
-        local $TODO = $unbuilt{$k} ? $todo_unbuilt : undef;
-        is($s->{$k}, $expect{$k}, "initial $k");
-    }
+    is($s->{$k}, $expect{$k}, "initial $k");
 }
 for my $k (qw(response_obj_count response_obj_bytes read_buf_count read_buf_bytes
               read_buf_bytes_free lru_crawler_running lru_crawler_starts
               lru_maintainer_juggles)) {
-    TODO: {
-        local $TODO = $unbuilt{$k} ? $todo_unbuilt : undef;
-        like($s->{$k}, qr/^\d+$/, "$k is a number");
-    }
+    like($s->{$k}, qr/^\d+$/, "$k is a number");
 }
 
 # Byte counters cover the whole exchange.
@@ -287,7 +269,7 @@ END
         last if $line eq "END\r\n";
         $count++;
     }
-    is($count, scalar(built(@default_names)), "stats ended by a bare newline");
+    is($count, scalar(@default_names), "stats ended by a bare newline");
 }
 
 # ---------------------------------------------------------------------------
@@ -332,7 +314,7 @@ END
     my @names = names_of(@l);
     ok(!(grep { $_ eq 'rejected_connections' } @names),
         "no rejected_connections without maxconns_fast");
-    my @want = grep { $_ ne 'rejected_connections' } built(@default_names);
+    my @want = grep { $_ ne 'rejected_connections' } @default_names;
     my ($at) = grep { $want[$_] eq 'auth_errors' } 0 .. $#want;
     splice(@want, $at + 1, 0, 'idle_kicks');
     is_deeply(\@names, \@want, "idle_kicks follows auth_errors with idle_timeout");
@@ -343,7 +325,7 @@ END
     my $srv = new_memcached("-o no_modern");
     my @names = names_of(stats_lines($srv->sock, "stats", "no_modern"));
     # no_modern also turns maxconns_fast off.
-    my @want = built(
+    my @want = (
         (grep { $_ ne 'rejected_connections' } @process_fields),
         @command_fields, @io_fields, @log_fields, @item_fields, @more_item_fields,
     );
