@@ -330,6 +330,152 @@ pub struct Conn {
     pub store_cmd: crate::proto::text::StoreCmd,
     /// The CAS a `cas` command compares against.
     pub cas: u64,
+    /// This connection's entry in the `stats conns` table.
+    slot: Arc<ConnSlot>,
+}
+
+// ---- the connection table for `stats conns` (C walks its conns[] array) ----
+
+/// What `stats conns` shows of one descriptor; the connection's owner updates it.
+pub struct ConnSlot {
+    udp: bool,
+    state: std::sync::atomic::AtomicU8,
+    last_cmd_time: std::sync::atomic::AtomicU32,
+    /// The peer (TCP at accept; UDP: the last request's sender).
+    peer: std::sync::Mutex<sys::SockAddr>,
+}
+
+impl ConnSlot {
+    fn set_state(&self, st: ConnState) {
+        self.state.store(st as u8, Relaxed);
+    }
+}
+
+type ConnTable = std::collections::BTreeMap<RawFd, Arc<ConnSlot>>;
+
+/// Open descriptors by number. Taken when a connection or listener opens or closes and by
+/// `stats conns`, never per request.
+static CONN_TABLE: std::sync::Mutex<ConnTable> = std::sync::Mutex::new(ConnTable::new());
+
+fn conn_table() -> std::sync::MutexGuard<'static, ConnTable> {
+    CONN_TABLE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Enters a descriptor in the table.
+pub fn conn_slot_open(
+    fd: RawFd,
+    udp: bool,
+    state: ConnState,
+    peer: sys::SockAddr,
+) -> Arc<ConnSlot> {
+    let slot = Arc::new(ConnSlot {
+        udp,
+        state: std::sync::atomic::AtomicU8::new(state as u8),
+        last_cmd_time: std::sync::atomic::AtomicU32::new(current_time()),
+        peer: std::sync::Mutex::new(peer),
+    });
+    conn_table().insert(fd, Arc::clone(&slot));
+    slot
+}
+
+/// Removes a closed descriptor.
+pub fn conn_slot_close(fd: RawFd) {
+    conn_table().remove(&fd);
+}
+
+const STATE_BY_NUMBER: [ConnState; 15] = [
+    ConnState::Listening,
+    ConnState::NewCmd,
+    ConnState::Waiting,
+    ConnState::Read,
+    ConnState::ParseCmd,
+    ConnState::Write,
+    ConnState::Nread,
+    ConnState::Swallow,
+    ConnState::Closing,
+    ConnState::Mwrite,
+    ConnState::Closed,
+    ConnState::Watch,
+    ConnState::IoQueue,
+    ConnState::IoResume,
+    ConnState::IoPending,
+];
+
+/// An address as C's get_conn_text prints it: `tcp:1.2.3.4:5`, `udp6:[::1]:5`,
+/// `unix:/path`, or `?:<AF n>` when there is no usable address.
+fn addr_text(a: &sys::SockAddr, udp: bool) -> String {
+    let af = a.family();
+    let (proto, mut text, port) = match (af, a.to_std()) {
+        (libc::AF_INET, Some(sa)) => (
+            if udp { "udp" } else { "tcp" },
+            sa.ip().to_string(),
+            sa.port(),
+        ),
+        (libc::AF_INET6, Some(sa)) => (
+            if udp { "udp6" } else { "tcp6" },
+            format!("[{}]", sa.ip()),
+            sa.port(),
+        ),
+        (libc::AF_UNIX, _) => (
+            "unix",
+            String::from_utf8_lossy(&a.unix_path()).into_owned(),
+            0,
+        ),
+        _ => ("?", String::new(), 0),
+    };
+    if text.len() < 2 {
+        text = format!("<AF {}>", af);
+    }
+    if port != 0 {
+        format!("{}:{}:{}", proto, text, port)
+    } else {
+        format!("{}:{}", proto, text)
+    }
+}
+
+/// `stats conns` (C's process_stats_conns): per descriptor its address, the listening
+/// address it came in on, its state and seconds since its last command.
+pub fn write_stats_conns(out: &mut Vec<u8>) {
+    use crate::stats::append_stat;
+    let slots: Vec<(RawFd, Arc<ConnSlot>)> = conn_table()
+        .iter()
+        .map(|(fd, s)| (*fd, Arc::clone(s)))
+        .collect();
+    let now = current_time();
+    for (fd, slot) in slots {
+        let state = STATE_BY_NUMBER
+            .get(slot.state.load(Relaxed) as usize)
+            .copied()
+            .unwrap_or(ConnState::Closed);
+        if slot.udp {
+            append_stat(out, &format!("{}:UDP", fd), "UDP");
+        }
+        if state == ConnState::Closed {
+            continue;
+        }
+        let shows_local = state == ConnState::Listening || (slot.udp && state == ConnState::Read);
+        let peer = *slot.peer.lock().unwrap_or_else(|e| e.into_inner());
+        let addr = if shows_local {
+            sys::getsockname(fd).unwrap_or(peer)
+        } else {
+            peer
+        };
+        append_stat(out, &format!("{}:addr", fd), addr_text(&addr, slot.udp));
+        if !shows_local {
+            let local = sys::getsockname(fd).unwrap_or_else(|_| sys::SockAddr::empty());
+            append_stat(
+                out,
+                &format!("{}:listen_addr", fd),
+                addr_text(&local, slot.udp),
+            );
+        }
+        append_stat(out, &format!("{}:state", fd), state.name());
+        append_stat(
+            out,
+            &format!("{}:secs_since_last_cmd", fd),
+            now.wrapping_sub(slot.last_cmd_time.load(Relaxed)) as i32,
+        );
+    }
 }
 
 /// Creates a connection on the calling worker (C's conn_new). Returns false if the event could
@@ -365,7 +511,9 @@ pub fn conn_new(
         }
     }
     note_conn_struct(fd);
+    let slot = conn_slot_open(fd, transport == Transport::Udp, init_state, request_addr);
     let mut c = Box::new(Conn {
+        slot,
         fd,
         state: init_state,
         ev: None,
@@ -500,6 +648,7 @@ impl Conn {
                 );
             }
             self.state = state;
+            self.slot.set_state(state);
         }
     }
 
@@ -753,6 +902,7 @@ impl Conn {
             Ok((n, from)) if n > UDP_HEADER_SIZE => {
                 stats::bump(&self.worker.stats.bytes_read, n as u64);
                 self.request_addr = from;
+                *self.slot.peer.lock().unwrap_or_else(|e| e.into_inner()) = from;
                 let b = &self.rbuf;
                 self.request_id = u16::from_be_bytes([b[0], b[1]]);
                 // Multi-datagram requests are not supported: drop them.
@@ -838,6 +988,7 @@ impl Conn {
         };
         let len = el + 1;
         self.last_cmd_time = current_time();
+        self.slot.last_cmd_time.store(self.last_cmd_time, Relaxed);
         let start = self.rcurr;
         // The command is parsed in place; the buffer is lent out for the call.
         let rbuf = std::mem::take(&mut self.rbuf);
@@ -1012,6 +1163,7 @@ impl Conn {
         self.rbuf = Vec::new();
         self.set_state(ConnState::Closed);
         self.ev = None;
+        conn_slot_close(self.fd);
         sys::close(self.fd);
         self.close_reason = CloseReason::None;
         ALLOW_NEW_CONNS.store(true, Relaxed);

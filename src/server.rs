@@ -241,6 +241,12 @@ fn add_listener(base: &EventBase, fd: RawFd, transport: Transport, protocol: Pro
     }
     STATS.curr_conns.fetch_add(1, Relaxed);
     STATS.total_conns.fetch_add(1, Relaxed);
+    conn::conn_slot_open(
+        fd,
+        false,
+        ConnState::Listening,
+        crate::sys::SockAddr::empty(),
+    );
     LISTEN.with(|ls| {
         let mut ls = ls.borrow_mut();
         ls.fds.push(fd);

@@ -116,6 +116,7 @@ impl GlobalStats {
             .slab_reassign_last_busy_status
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = None;
+        prefix_clear();
     }
 }
 
@@ -507,4 +508,130 @@ pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, ct: &ClassTotals, 
     if let Some(st) = store {
         st.write_stats_totals(out);
     }
+}
+
+// ---- per-prefix counters (C's stats_prefix.c): `stats detail on|off|dump`, `-D` ----
+
+/// Buckets of the prefix table (C's PREFIX_HASH_SIZE).
+const PREFIX_HASH_SIZE: usize = 256;
+/// Most prefixes tracked; keys with new prefixes beyond it are not counted.
+const MAX_PREFIX_COUNT: usize = 1 << 16;
+
+/// Counters of one key prefix.
+struct PrefixEntry {
+    prefix: Box<[u8]>,
+    gets: u64,
+    hits: u64,
+    sets: u64,
+    deletes: u64,
+}
+
+/// The prefix table: fixed buckets, newest entry first in each.
+struct PrefixTable {
+    buckets: Vec<Vec<PrefixEntry>>,
+    count: usize,
+}
+
+/// Guarded like C's STATS_LOCK; only touched while `stats detail on` is in effect.
+static PREFIXES: Mutex<PrefixTable> = Mutex::new(PrefixTable {
+    buckets: Vec::new(),
+    count: 0,
+});
+
+fn prefixes() -> std::sync::MutexGuard<'static, PrefixTable> {
+    PREFIXES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PrefixTable {
+    /// The entry for `key`'s prefix (the bytes before the first delimiter), created if new;
+    /// None when the key has no delimiter or the table is full (C's stats_prefix_find).
+    fn find(&mut self, key: &[u8]) -> Option<&mut PrefixEntry> {
+        let delim = settings::get().prefix_delimiter;
+        // A NUL ends the key for this purpose, as in C.
+        let length = key
+            .iter()
+            .take_while(|&&b| b != 0)
+            .position(|&b| b == delim)?;
+        let head = &key[..length];
+        if self.buckets.is_empty() {
+            self.buckets = (0..PREFIX_HASH_SIZE).map(|_| Vec::new()).collect();
+        }
+        let hash = crate::hash::hash_fn(settings::get().hash_algorithm);
+        let b = hash(head) as usize % PREFIX_HASH_SIZE;
+        // C compares only the key's prefix length, so a longer stored prefix that starts
+        // with it matches too.
+        if let Some(i) = self.buckets[b]
+            .iter()
+            .position(|e| e.prefix.starts_with(head))
+        {
+            return self.buckets[b].get_mut(i);
+        }
+        if self.count >= MAX_PREFIX_COUNT {
+            return None;
+        }
+        self.count += 1;
+        self.buckets[b].insert(
+            0,
+            PrefixEntry {
+                prefix: head.into(),
+                gets: 0,
+                hits: 0,
+                sets: 0,
+                deletes: 0,
+            },
+        );
+        self.buckets[b].first_mut()
+    }
+}
+
+/// Whether per-prefix counting is on (`stats detail on`, `-D`).
+pub fn detail_enabled() -> bool {
+    settings::get().detail_enabled.load(Relaxed)
+}
+
+/// Counts a fetch of `key` (C's stats_prefix_record_get).
+pub fn prefix_record_get(key: &[u8], hit: bool) {
+    if let Some(e) = prefixes().find(key) {
+        e.gets += 1;
+        if hit {
+            e.hits += 1;
+        }
+    }
+}
+
+/// Counts a store of `key`.
+pub fn prefix_record_set(key: &[u8]) {
+    if let Some(e) = prefixes().find(key) {
+        e.sets += 1;
+    }
+}
+
+/// Counts a delete of `key`.
+pub fn prefix_record_delete(key: &[u8]) {
+    if let Some(e) = prefixes().find(key) {
+        e.deletes += 1;
+    }
+}
+
+/// Forgets every prefix (`stats reset`).
+pub fn prefix_clear() {
+    let mut t = prefixes();
+    t.buckets.clear();
+    t.count = 0;
+}
+
+/// `stats detail dump`: one PREFIX line per prefix in table order, then END.
+pub fn prefix_dump(out: &mut Vec<u8>) {
+    use std::io::Write;
+    let t = prefixes();
+    for e in t.buckets.iter().flatten() {
+        out.extend_from_slice(b"PREFIX ");
+        out.extend_from_slice(&e.prefix);
+        let _ = write!(
+            out,
+            " get {} hit {} set {} del {}\r\n",
+            e.gets, e.hits, e.sets, e.deletes
+        );
+    }
+    out.extend_from_slice(b"END\r\n");
 }

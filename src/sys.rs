@@ -185,6 +185,21 @@ impl SockAddr {
         self.storage.ss_family as c_int
     }
 
+    /// The path of an AF_UNIX address, up to its NUL (empty for other families).
+    pub fn unix_path(&self) -> Vec<u8> {
+        if self.family() != libc::AF_UNIX {
+            return Vec::new();
+        }
+        // SAFETY: the family says the storage holds a sockaddr_un, which fits in it.
+        let a: &libc::sockaddr_un =
+            unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_un) };
+        a.sun_path
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect()
+    }
+
     /// The port of an INET/INET6 address.
     pub fn port(&self) -> Option<u16> {
         self.to_std().map(|a| a.port())

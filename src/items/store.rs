@@ -246,6 +246,50 @@ impl Store {
         }
     }
 
+    /// `stats cachedump <class> <limit>`: keys of the class's COLD list from its head, at most
+    /// `limit` (0: all) and at most 2 MB of reply (C's item_cachedump).
+    pub fn cachedump(&self, cls: u8, limit: u32, out: &mut Vec<u8>) {
+        use std::io::Write;
+        const MEMLIMIT: usize = 2 * 1024 * 1024;
+        let started = crate::stats::PROCESS_STARTED.load(Relaxed).max(0) as u64;
+        let start = out.len();
+        let l = self.lru(cls | COLD_LRU);
+        let mut it = l.head;
+        let mut shown = 0u32;
+        let mut line = Vec::with_capacity(300);
+        // SAFETY: items on the list are live while its lock is held.
+        unsafe {
+            while !it.is_null() && (limit == 0 || shown < limit) {
+                if ((*it).nbytes == 0 && (*it).nkey == 0)
+                    || (*it).it_flags & items::ITEM_KEY_BINARY != 0
+                {
+                    it = (*it).next;
+                    continue;
+                }
+                let key = items::key(it);
+                // C prints the key as a C string: it ends at a NUL.
+                let key = &key[..key.iter().position(|&b| b == 0).unwrap_or(key.len())];
+                let exp = (*it).exptime;
+                line.clear();
+                line.extend_from_slice(b"ITEM ");
+                line.extend_from_slice(key);
+                let _ = write!(
+                    line,
+                    " [{} b; {} s]\r\n",
+                    (*it).nbytes - 2,
+                    if exp == 0 { 0 } else { exp as u64 + started }
+                );
+                if out.len() - start + line.len() + 6 > MEMLIMIT {
+                    break;
+                }
+                out.extend_from_slice(&line);
+                shown += 1;
+                it = (*it).next;
+            }
+        }
+        out.extend_from_slice(b"END\r\n");
+    }
+
     /// `stats reset` of the per-LRU counters (C's item_stats_reset).
     pub fn reset_item_stats(&self) {
         for id in 0..POWER_LARGEST {

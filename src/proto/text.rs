@@ -155,9 +155,11 @@ fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
             settings::get().num_threads,
         );
     } else {
-        // C compares only as many bytes as the client sent ("stats set" means settings).
+        // C compares only as many bytes as the client sent ("stats set" means settings),
+        // in this order, before the exact names of get_stats.
         let sub = t.get(line, 1).unwrap_or(b"");
         let is = |name: &[u8]| name.starts_with(sub);
+        let s = settings::get();
         if is(b"reset") {
             {
                 let _g = stats::RESET_LOCK.lock();
@@ -169,8 +171,58 @@ fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
             }
             c.out_string("RESET");
             return;
+        } else if is(b"detail") {
+            if !s.dump_enabled {
+                c.out_string("CLIENT_ERROR stats detail not allowed");
+                return;
+            }
+            // With no argument C looks at the command word itself, which never matches.
+            let arg = if t.ntokens < 3 {
+                t.get(line, 0)
+            } else {
+                t.get(line, 2)
+            };
+            let arg = arg.unwrap_or(b"");
+            if b"on".starts_with(arg) {
+                s.detail_enabled.store(true, Relaxed);
+                c.out_string("OK");
+            } else if b"off".starts_with(arg) {
+                s.detail_enabled.store(false, Relaxed);
+                c.out_string("OK");
+            } else if b"dump".starts_with(arg) {
+                let mut out = Vec::new();
+                stats::prefix_dump(&mut out);
+                c.write_body(out);
+            } else {
+                c.out_string("CLIENT_ERROR usage: stats detail on|off|dump");
+            }
+            return;
         } else if is(b"settings") {
             settings::write_stats_settings(&mut out);
+        } else if is(b"cachedump") {
+            if !s.dump_enabled {
+                c.out_string("CLIENT_ERROR stats cachedump not allowed");
+                return;
+            }
+            if t.ntokens < 4 {
+                c.out_string("CLIENT_ERROR bad command line");
+                return;
+            }
+            let (Some(id), Some(limit)) = (t.get_u32(line, 2), t.get_u32(line, 3)) else {
+                c.out_string("CLIENT_ERROR bad command line format");
+                return;
+            };
+            if id as usize >= stats::MAX_CLASSES {
+                c.out_string("CLIENT_ERROR Illegal slab id");
+                return;
+            }
+            if let Some(st) = store::store() {
+                st.cachedump(id as u8, limit, &mut out);
+            }
+            c.write_body(out);
+            return;
+        } else if is(b"conns") {
+            crate::conn::write_stats_conns(&mut out);
         } else if sub == b"items" {
             if let Some(st) = store::store() {
                 st.write_item_stats(&mut out, &thread::class_totals());
@@ -323,6 +375,9 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
                 }
             }
         };
+        if stats::detail_enabled() {
+            stats::prefix_record_get(key, found.is_some());
+        }
         match found {
             Some(it) => {
                 use std::io::Write;
@@ -399,6 +454,9 @@ fn process_update_command(c: &mut Conn, line: &[u8], req: &Request, cmd: StoreCm
         return fail(c, "SERVER_ERROR out of memory storing object");
     };
     let exptime = realtime(exptime);
+    if stats::detail_enabled() {
+        stats::prefix_record_set(key);
+    }
     match st.alloc(key, flags, exptime, vlen as i32) {
         Some(mut it) => {
             // The client's CAS waits in the new item's CAS slot; it gets a fresh one on link.
@@ -544,6 +602,9 @@ fn process_delete_command(c: &mut Conn, line: &[u8], req: &Request) {
         c.out_string("NOT_FOUND");
         return;
     };
+    if stats::detail_enabled() {
+        stats::prefix_record_delete(key);
+    }
     if let Some(cls) = st.delete_class(key, Some(&c.worker.stats)) {
         stats::bump(&c.worker.class_stats.class(cls).delete_hits, 1);
         c.out_string("DELETED");
