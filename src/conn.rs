@@ -123,6 +123,8 @@ pub struct Resp {
     // UDP: where the reply goes and how it is split into datagrams.
     request_id: u16,
     request_addr: sys::SockAddr,
+    /// The bundle and slot this object belongs to (see `Bundle`).
+    home: (u32, u8),
     udp_sequence: u16,
     udp_total: u16,
 }
@@ -140,6 +142,7 @@ impl Resp {
             request_addr: sys::SockAddr::empty(),
             udp_sequence: 0,
             udp_total: 0,
+            home: (0, 0),
         }
     }
 
@@ -182,8 +185,25 @@ struct ThreadCaches {
     rbuf_total: u64,
     /// Most read buffers this worker may hold (0: no limit).
     rbuf_limit: u64,
-    #[allow(clippy::vec_box)] // boxes move between the pool and connections without copying
-    resps: Vec<Box<Resp>>,
+    /// Response-object bundles by id (None: id free for reuse).
+    bundles: Vec<Option<Bundle>>,
+    /// First bundle with free slots (C's open_bundle); the list continues through `next`.
+    open: Option<u32>,
+}
+
+/// Response objects per bundle: as many of C's mc_resp as fit in one read buffer.
+const RESP_PER_BUNDLE: usize = 13;
+
+/// A group of response objects that takes one read buffer's worth of the worker's buffer
+/// budget (C's mc_resp_bundle): response memory counts against `read_buf_mem_limit`, and
+/// `response_obj_bytes` moves in whole bundles, exactly as C's does.
+struct Bundle {
+    /// The objects not handed out (a handed-out object comes back to its slot).
+    slots: [Option<Box<Resp>>; RESP_PER_BUNDLE],
+    refcount: usize,
+    next_check: usize,
+    prev: Option<u32>,
+    next: Option<u32>,
 }
 
 thread_local! {
@@ -209,9 +229,154 @@ pub fn thread_caches_init(worker: &Arc<Worker>) {
             rbufs: Vec::new(),
             rbuf_total: 0,
             rbuf_limit,
-            resps: Vec::new(),
+            bundles: Vec::new(),
+            open: None,
         })
     });
+}
+
+impl ThreadCaches {
+    /// One buffer-sized unit from the cache (C's do_cache_alloc), or None at the limit.
+    fn cache_alloc(&mut self) -> Option<Vec<u8>> {
+        let st = &self.worker.stats;
+        if let Some(mut b) = self.rbufs.pop() {
+            st.read_buf_bytes_free
+                .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+            // A unit a bundle gave back is filled in on first use as a buffer.
+            if b.is_empty() {
+                b = vec![0; READ_BUFFER_SIZE];
+            }
+            return Some(b);
+        }
+        if self.rbuf_limit != 0 && self.rbuf_total >= self.rbuf_limit {
+            return None;
+        }
+        self.rbuf_total += 1;
+        st.read_buf_count.fetch_add(1, Relaxed);
+        st.read_buf_bytes
+            .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
+        Some(vec![0; READ_BUFFER_SIZE])
+    }
+
+    /// Gives a unit back (C's do_cache_free): kept, or freed if the cache is over its limit.
+    fn cache_free(&mut self, buf: Vec<u8>) {
+        let st = &self.worker.stats;
+        if self.rbuf_limit != 0 && self.rbuf_limit < self.rbuf_total {
+            self.rbuf_total -= 1;
+            st.read_buf_count.fetch_sub(1, Relaxed);
+            st.read_buf_bytes
+                .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+        } else {
+            st.read_buf_bytes_free
+                .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
+            self.rbufs.push(buf);
+        }
+    }
+
+    fn bundle(&mut self, id: u32) -> &mut Bundle {
+        match self.bundles.get_mut(id as usize) {
+            Some(Some(b)) => b,
+            // Ids come only from live bundles.
+            _ => unreachable!("response bundle {} is not live", id),
+        }
+    }
+
+    /// Takes a response object (C's resp_allocate): from the first bundle with a free slot,
+    /// else from a new bundle, which costs a buffer from the cache.
+    fn resp_allocate(&mut self) -> Option<Box<Resp>> {
+        if let Some(id) = self.open {
+            let b = self.bundle(id);
+            for i in 0..RESP_PER_BUNDLE {
+                let x = (i + b.next_check) % RESP_PER_BUNDLE;
+                if let Some(r) = b.slots[x].take() {
+                    b.next_check = x + 1;
+                    b.refcount += 1;
+                    if b.refcount == RESP_PER_BUNDLE {
+                        // Full: the next open bundle becomes the head.
+                        let next = b.next.take();
+                        self.open = next;
+                        if let Some(n) = next {
+                            self.bundle(n).prev = None;
+                        }
+                    }
+                    return Some(r);
+                }
+            }
+        }
+        let unit = self.cache_alloc()?;
+        drop(unit);
+        self.worker
+            .stats
+            .response_obj_bytes
+            .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
+        let id = match self.bundles.iter().position(|b| b.is_none()) {
+            Some(i) => i as u32,
+            None => {
+                self.bundles.push(None);
+                (self.bundles.len() - 1) as u32
+            }
+        };
+        let mut slots: [Option<Box<Resp>>; RESP_PER_BUNDLE] = Default::default();
+        for (x, slot) in slots.iter_mut().enumerate().skip(1) {
+            let mut r = Box::new(Resp::new());
+            r.home = (id, x as u8);
+            *slot = Some(r);
+        }
+        let mut first = Box::new(Resp::new());
+        first.home = (id, 0);
+        self.bundles[id as usize] = Some(Bundle {
+            slots,
+            refcount: 1,
+            next_check: 1,
+            prev: None,
+            next: None,
+        });
+        self.open = Some(id);
+        Some(first)
+    }
+
+    /// Returns a response object to its bundle (C's resp_free).
+    fn resp_free(&mut self, mut r: Box<Resp>) {
+        r.reset();
+        let (id, x) = r.home;
+        let open = self.open;
+        let b = self.bundle(id);
+        b.slots[x as usize] = Some(r);
+        b.refcount -= 1;
+        let linked = open == Some(id) || b.prev.is_some() || b.next.is_some();
+        if b.refcount == 0 {
+            if open == Some(id) && b.next.is_none() {
+                // The last open bundle is kept for reuse.
+                b.next_check = 0;
+                return;
+            }
+            let (prev, next) = (b.prev, b.next);
+            if open == Some(id) {
+                self.open = next;
+            }
+            if let Some(n) = next {
+                self.bundle(n).prev = prev;
+            }
+            if let Some(p) = prev {
+                self.bundle(p).next = next;
+            }
+            self.bundles[id as usize] = None;
+            self.worker
+                .stats
+                .response_obj_bytes
+                .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+            // The unit goes back to the cache; it becomes a real buffer when next used.
+            self.cache_free(Vec::new());
+        } else if !linked {
+            // It has free slots again: put it at the head of the open list.
+            b.prev = None;
+            b.next = open;
+            if let Some(o) = open {
+                self.bundle(o).prev = Some(id);
+            }
+            self.open = Some(id);
+        }
+    }
 }
 
 /// Takes a read buffer from the worker's cache, or None (counted as read_buf_oom) when the
@@ -222,71 +387,49 @@ fn rbuf_take() -> Option<Vec<u8>> {
         let Some(c) = c.as_mut() else {
             return Some(vec![0; READ_BUFFER_SIZE]);
         };
-        let st = &c.worker.stats;
-        if let Some(b) = c.rbufs.pop() {
-            st.read_buf_bytes_free
-                .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
-            return Some(b);
+        let b = c.cache_alloc();
+        if b.is_none() {
+            c.worker.stats.read_buf_oom.fetch_add(1, Relaxed);
         }
-        if c.rbuf_limit != 0 && c.rbuf_total >= c.rbuf_limit {
-            st.read_buf_oom.fetch_add(1, Relaxed);
-            return None;
-        }
-        c.rbuf_total += 1;
-        st.read_buf_count.fetch_add(1, Relaxed);
-        st.read_buf_bytes
-            .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
-        Some(vec![0; READ_BUFFER_SIZE])
+        b
     })
 }
 
 /// Returns a read buffer to the worker's cache (freed instead if the cache is over its limit).
 fn rbuf_give(buf: Vec<u8>) {
     CACHES.with(|c| {
-        let mut c = c.borrow_mut();
-        if let Some(c) = c.as_mut() {
-            let st = &c.worker.stats;
-            if c.rbuf_limit != 0 && c.rbuf_limit < c.rbuf_total {
-                c.rbuf_total -= 1;
-                st.read_buf_count.fetch_sub(1, Relaxed);
-                st.read_buf_bytes
-                    .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
-            } else {
-                st.read_buf_bytes_free
-                    .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
-                c.rbufs.push(buf);
-            }
+        if let Some(c) = c.borrow_mut().as_mut() {
+            c.cache_free(buf);
         }
     })
 }
 
-fn resp_take() -> Box<Resp> {
+/// A response object for a new reply, or None (counted as response_obj_oom) when the
+/// worker's buffer budget is spent.
+fn resp_take() -> Option<Box<Resp>> {
     CACHES.with(|c| {
         let mut c = c.borrow_mut();
         let Some(c) = c.as_mut() else {
-            return Box::new(Resp::new());
+            return Some(Box::new(Resp::new()));
         };
-        c.worker.stats.response_obj_count.fetch_add(1, Relaxed);
-        match c.resps.pop() {
-            Some(r) => r,
+        match c.resp_allocate() {
+            Some(r) => {
+                c.worker.stats.response_obj_count.fetch_add(1, Relaxed);
+                Some(r)
+            }
             None => {
-                c.worker.stats.response_obj_bytes.fetch_add(
-                    std::mem::size_of::<Resp>() as u64 + WRITE_BUFFER_SIZE as u64,
-                    Relaxed,
-                );
-                Box::new(Resp::new())
+                c.worker.stats.response_obj_oom.fetch_add(1, Relaxed);
+                None
             }
         }
     })
 }
 
-fn resp_give(mut r: Box<Resp>) {
-    r.reset();
+fn resp_give(r: Box<Resp>) {
     CACHES.with(|c| {
-        let mut c = c.borrow_mut();
-        if let Some(c) = c.as_mut() {
+        if let Some(c) = c.borrow_mut().as_mut() {
             c.worker.stats.response_obj_count.fetch_sub(1, Relaxed);
-            c.resps.push(r);
+            c.resp_free(r);
         }
     })
 }
@@ -701,30 +844,38 @@ impl Conn {
 
     // ---- responses ----
 
-    /// Starts the response object of a new command (C's resp_start).
-    pub fn resp_start(&mut self) {
-        let mut r = resp_take();
+    /// Starts the response object of a new command (C's resp_start). False when none can be
+    /// had (the caller closes the connection or reports the shortage).
+    #[must_use]
+    pub fn resp_start(&mut self) -> bool {
+        let Some(mut r) = resp_take() else {
+            return false;
+        };
         if self.transport == Transport::Udp {
             r.request_id = self.request_id;
             r.request_addr = self.request_addr;
         }
         self.resps.push_back(r);
+        true
     }
 
-    /// The current command's response.
-    pub fn resp(&mut self) -> &mut Resp {
-        if self.resps.is_empty() {
-            self.resp_start();
+    /// The current command's response (starting one if none is queued); None when no
+    /// response object can be had, and the connection is then set to close.
+    pub fn resp(&mut self) -> Option<&mut Resp> {
+        if self.resps.is_empty() && !self.resp_start() {
+            self.set_state(ConnState::Closing);
+            return None;
         }
-        let last = self.resps.len() - 1;
-        &mut self.resps[last]
+        self.resps.back_mut().map(|r| &mut **r)
     }
 
     /// Replies with one line plus "\r\n" (C's out_string), honouring noreply.
     pub fn out_string(&mut self, s: &str) {
         let noreply = self.noreply;
         let fd = self.fd;
-        let r = self.resp();
+        let Some(r) = self.resp() else {
+            return;
+        };
         r.reset();
         if noreply {
             r.skip = true;
@@ -755,7 +906,9 @@ impl Conn {
 
     /// Queues a pre-built body as the current response (C's write_and_free).
     pub fn write_body(&mut self, body: Vec<u8>) {
-        let r = self.resp();
+        let Some(r) = self.resp() else {
+            return;
+        };
         r.body = body;
         self.set_state(ConnState::NewCmd);
     }

@@ -30,7 +30,11 @@ const ADMIN_COMMANDS: &[(&[u8], Handler)] = &[
 
 /// Handles one command line (with its "\n" or "\r\n").
 pub fn process_command(c: &mut Conn, line: &[u8]) {
-    c.resp_start();
+    // Every command gets a response object first; without one the connection closes.
+    if !c.resp_start() {
+        c.set_state(ConnState::Closing);
+        return;
+    }
     let (parsed, req) = parse_request(line);
     c.noreply = req.noreply;
     if settings::verbose() > 1 {
@@ -348,16 +352,16 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
             .unwrap_or(end - pos);
         let key = &line[pos..pos + klen];
         pos += klen;
-        if !first {
-            c.resp_start();
+        if !first && !c.resp_start() {
+            // Out of response objects: drop what was queued (freeing objects) and say so.
+            get_error(c, "SERVER_ERROR out of memory writing get response");
+            return;
         }
         first = false;
         if key.len() > KEY_MAX_LENGTH {
             // C drops every reply queued so far and answers only the error, which it re-sends
             // with its line ending already included: the reply ends in two "\r\n".
-            c.release_items();
-            c.resp_start();
-            c.out_string("CLIENT_ERROR bad command line format\r\n");
+            get_error(c, "CLIENT_ERROR bad command line format\r\n");
             return;
         }
         let found = match touch {
@@ -391,7 +395,9 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
                 if settings::verbose() > 1 {
                     eprintln!(">{} sending key {}", c.fd, String::from_utf8_lossy(key));
                 }
-                let fd_resp = c.resp();
+                let Some(fd_resp) = c.resp() else {
+                    return;
+                };
                 fd_resp.wbuf.extend_from_slice(b"VALUE ");
                 fd_resp.wbuf.extend_from_slice(it.key());
                 let _ = write!(
@@ -420,8 +426,20 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
     if settings::verbose() > 1 {
         eprintln!(">{} END", c.fd);
     }
-    c.resp().tail = b"END\r\n";
-    c.set_state(ConnState::NewCmd);
+    if let Some(r) = c.resp() {
+        r.tail = b"END\r\n";
+        c.set_state(ConnState::NewCmd);
+    }
+}
+
+/// Replaces a get's queued replies with one error line (C's process_get_command_err).
+fn get_error(c: &mut Conn, msg: &str) {
+    c.release_items();
+    if !c.resp_start() {
+        c.set_state(ConnState::Closing);
+        return;
+    }
+    c.out_string(msg);
 }
 
 /// `set`/`add`/`replace`/`append`/`prepend`/`cas`: allocate the item and read the value
