@@ -578,7 +578,7 @@ fn addr_text(a: &sys::SockAddr, udp: bool) -> String {
 
 /// `stats conns` (C's process_stats_conns): per descriptor its address, the listening
 /// address it came in on, its state and seconds since its last command.
-pub fn write_stats_conns(out: &mut Vec<u8>) {
+pub fn write_stats_conns(out: &mut dyn crate::stats::StatSink) {
     use crate::stats::append_stat;
     let slots: Vec<(RawFd, Arc<ConnSlot>)> = conn_table()
         .iter()

@@ -383,7 +383,7 @@ pub fn parse_args(argv: &[String]) -> Result<Settings, i32> {
 }
 
 /// Appends `STAT name value\r\n` lines for `stats settings`, in C's order (without END).
-pub fn write_stats_settings(out: &mut Vec<u8>) {
+pub fn write_stats_settings(out: &mut dyn crate::stats::StatSink) {
     get().write_stats(out);
 }
 
@@ -1245,10 +1245,10 @@ fn yes_no(b: bool) -> &'static str {
 
 impl Settings {
     /// Appends the `stats settings` lines (C's process_stat_settings), without END.
-    pub fn write_stats(&self, out: &mut Vec<u8>) {
-        let stat = |out: &mut Vec<u8>, name: &str, value: &dyn std::fmt::Display| {
-            let _ = write!(out, "STAT {name} {value}\r\n");
-        };
+    pub fn write_stats(&self, out: &mut dyn crate::stats::StatSink) {
+        let stat = |out: &mut dyn crate::stats::StatSink,
+                    name: &str,
+                    value: &dyn std::fmt::Display| out.stat(name, value);
         let or_null = |v: &Option<String>| v.clone().unwrap_or_else(|| "NULL".to_string());
         stat(out, "maxbytes", &self.maxbytes.load(Relaxed));
         stat(out, "maxconns", &self.maxconns);
@@ -1270,9 +1270,7 @@ impl Settings {
         stat(out, "num_threads", &self.num_threads);
         stat(out, "num_threads_per_udp", &self.num_threads_per_udp);
         // A raw byte, as C's %c prints it.
-        out.extend_from_slice(b"STAT stat_key_prefix ");
-        out.push(self.prefix_delimiter);
-        out.extend_from_slice(b"\r\n");
+        out.stat_bytes("stat_key_prefix", &[self.prefix_delimiter]);
         stat(
             out,
             "detail_enabled",

@@ -376,8 +376,11 @@ impl SlabAllocator {
 
     /// `stats slabs` body for classes with pages, then the totals (C's do_slabs_stats, without
     /// the per-class command counters, which the caller supplies through `hits`).
-    pub fn write_stats(&self, out: &mut Vec<u8>, hits: &dyn Fn(usize, &mut Vec<u8>)) {
-        use std::io::Write;
+    pub fn write_stats(
+        &self,
+        out: &mut dyn crate::stats::StatSink,
+        hits: &dyn Fn(usize, &mut dyn crate::stats::StatSink),
+    ) {
         let mut total = 0;
         for i in POWER_SMALLEST..=self.power_largest {
             let p = &self.classes[i];
@@ -385,23 +388,19 @@ impl SlabAllocator {
             if slabs == 0 {
                 continue;
             }
-            let _ = write!(out, "STAT {}:chunk_size {}\r\n", i, p.size);
-            let _ = write!(out, "STAT {}:chunks_per_page {}\r\n", i, p.perslab);
-            let _ = write!(out, "STAT {}:total_pages {}\r\n", i, slabs);
-            let _ = write!(out, "STAT {}:total_chunks {}\r\n", i, slabs * p.perslab);
-            let _ = write!(
-                out,
-                "STAT {}:used_chunks {}\r\n",
-                i,
-                slabs * p.perslab - p.sl_curr
-            );
-            let _ = write!(out, "STAT {}:free_chunks {}\r\n", i, p.sl_curr);
-            let _ = write!(out, "STAT {}:free_chunks_end 0\r\n", i);
+            let mut st = |name: &str, v: u32| out.stat(&format!("{}:{}", i, name), &v);
+            st("chunk_size", p.size);
+            st("chunks_per_page", p.perslab);
+            st("total_pages", slabs);
+            st("total_chunks", slabs * p.perslab);
+            st("used_chunks", slabs * p.perslab - p.sl_curr);
+            st("free_chunks", p.sl_curr);
+            st("free_chunks_end", 0);
             hits(i, out);
             total += 1;
         }
-        let _ = write!(out, "STAT active_slabs {}\r\n", total);
-        let _ = write!(out, "STAT total_malloced {}\r\n", self.mem_malloced);
+        out.stat("active_slabs", &total);
+        out.stat("total_malloced", &self.mem_malloced);
     }
 
     /// Free chunks and pages of a class (for the LRU maintainer and stats).

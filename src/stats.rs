@@ -309,13 +309,36 @@ pub fn current_time() -> u32 {
 pub static RESET_LOCK: Mutex<()> = Mutex::new(());
 
 /// Appends `STAT name value\r\n`.
-pub fn append_stat(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display) {
-    use std::io::Write;
-    let _ = write!(out, "STAT {} {}\r\n", name, value);
+/// Where stat producers put their (name, value) pairs. Collection stays apart from
+/// formatting: the text protocol formats `STAT name value` lines (the impl for a byte
+/// buffer); the binary protocol's STAT replies will format packets from the same producers.
+pub trait StatSink {
+    fn stat(&mut self, name: &str, value: &dyn std::fmt::Display);
+    /// A value given as raw bytes (C prints some as `%c` of any byte).
+    fn stat_bytes(&mut self, name: &str, value: &[u8]);
+}
+
+impl StatSink for Vec<u8> {
+    fn stat(&mut self, name: &str, value: &dyn std::fmt::Display) {
+        use std::io::Write;
+        let _ = write!(self, "STAT {} {}\r\n", name, value);
+    }
+    fn stat_bytes(&mut self, name: &str, value: &[u8]) {
+        self.extend_from_slice(b"STAT ");
+        self.extend_from_slice(name.as_bytes());
+        self.push(b' ');
+        self.extend_from_slice(value);
+        self.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Adds one stat to a sink (C's APPEND_STAT).
+pub fn append_stat(out: &mut dyn StatSink, name: &str, value: impl std::fmt::Display) {
+    out.stat(name, &value);
 }
 
 /// The general `stats` report (C's `server_stats`), given the summed thread counters.
-pub fn server_stats(out: &mut Vec<u8>, t: &ThreadStatsTotals, ct: &ClassTotals, threads: i32) {
+pub fn server_stats(out: &mut dyn StatSink, t: &ThreadStatsTotals, ct: &ClassTotals, threads: i32) {
     let s = settings::get();
     let now = current_time();
     let started = PROCESS_STARTED.load(Relaxed);

@@ -232,7 +232,7 @@ impl Store {
     }
 
     /// `stats sizes` (C's item_stats_sizes).
-    pub fn write_sizes_stats(&self, out: &mut Vec<u8>) {
+    pub fn write_sizes_stats(&self, out: &mut dyn crate::stats::StatSink) {
         match &self.sizes_hist {
             Some(h) => {
                 for (i, b) in h.iter().enumerate() {
@@ -298,7 +298,7 @@ impl Store {
     }
 
     /// The item part of `stats` (C's get_stats(NULL) and item_stats_totals).
-    pub fn write_stats_totals(&self, out: &mut Vec<u8>) {
+    pub fn write_stats_totals(&self, out: &mut dyn crate::stats::StatSink) {
         use crate::stats::append_stat;
         let mut t = ItemStatsCounters::default();
         for id in 0..POWER_LARGEST {
@@ -333,7 +333,11 @@ impl Store {
     }
 
     /// `stats items`: per-class LRU sizes, ages and counters (C's item_stats).
-    pub fn write_item_stats(&self, out: &mut Vec<u8>, ct: &crate::stats::ClassTotals) {
+    pub fn write_item_stats(
+        &self,
+        out: &mut dyn crate::stats::StatSink,
+        ct: &crate::stats::ClassTotals,
+    ) {
         use crate::stats::append_stat;
         let s = settings::get();
         let maintainer = s.lru_maintainer_thread.load(Relaxed);
