@@ -881,7 +881,7 @@ impl Store {
     ///
     /// # Safety
     /// The item lock for `hv` is held and `it` is live.
-    unsafe fn bump(&self, it: *mut Item, hv: u32) {
+    pub unsafe fn bump(&self, it: *mut Item, hv: u32) {
         // SAFETY: per the contract.
         unsafe {
             if settings::get().lru_segmented.load(Relaxed) {
@@ -1474,6 +1474,59 @@ impl ItemRef {
     pub fn exptime(&self) -> u32 {
         // SAFETY: the reference keeps the item live.
         unsafe { (*self.it.as_ptr()).exptime }
+    }
+
+    /// Last access time (server clock).
+    pub fn time(&self) -> u32 {
+        // SAFETY: the reference keeps the item live.
+        unsafe { (*self.it.as_ptr()).time }
+    }
+
+    /// The item's ITEM_* flags.
+    pub fn flags(&self) -> u16 {
+        // SAFETY: the reference keeps the item live; flags change under the item lock.
+        unsafe { (*self.it.as_ptr()).it_flags }
+    }
+
+    /// Sets and clears ITEM_* flags (meta protocol: win token, stale, binary key).
+    ///
+    /// # Safety
+    /// The item lock for the key is held, or the item is not linked yet.
+    pub unsafe fn update_flags(&self, set: u16, clear: u16) {
+        // SAFETY: per the contract no one else changes the flags now.
+        unsafe {
+            let p = self.it.as_ptr();
+            (*p).it_flags = ((*p).it_flags | set) & !clear;
+        }
+    }
+
+    /// Sets the CAS of a linked item (meta delete's stale marking, ma's E flag).
+    ///
+    /// # Safety
+    /// The item lock for the key is held.
+    pub unsafe fn set_cas_locked(&self, cas: u64) {
+        // SAFETY: per the contract.
+        unsafe { items::set_cas(self.it.as_ptr(), cas) };
+    }
+
+    /// Sets the expiry time.
+    ///
+    /// # Safety
+    /// The item lock for the key is held, or the item is not linked yet.
+    pub unsafe fn set_exptime_locked(&self, exptime: u32) {
+        // SAFETY: per the contract.
+        unsafe { (*self.it.as_ptr()).exptime = exptime };
+    }
+
+    /// Total size as `stats sizes` and `me` count it (C's ITEM_ntotal).
+    pub fn ntotal(&self) -> usize {
+        // SAFETY: the reference keeps the item live.
+        unsafe { ntotal(self.it.as_ptr()) }
+    }
+
+    /// Slab class without the LRU bits.
+    pub fn class(&self) -> u8 {
+        items::clsid_of(self.clsid())
     }
 }
 

@@ -664,31 +664,76 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
     let worker = std::sync::Arc::clone(&c.worker);
     let ts = &worker.stats;
     let hv = st.hash(key);
-    let guard = st.item_lock(hv);
-    // SAFETY: the item lock for hv is held until `guard` is dropped.
-    let it = unsafe { st.get_locked(key, hv, Some(ts), false) };
-    let Some(it) = it else {
-        drop(guard);
-        stats::bump(
-            if incr {
-                &ts.incr_misses
-            } else {
-                &ts.decr_misses
-            },
-            1,
-        );
-        c.out_string("NOT_FOUND");
-        return;
+    let mut buf = [0u8; 20];
+    let res = {
+        let _g = st.item_lock(hv);
+        // SAFETY: the item lock for hv is held.
+        unsafe { add_delta(st, &worker, key, hv, incr, delta, None, &mut buf) }
+    };
+    match res {
+        Delta::Ok(_, n) => c.out_string(std::str::from_utf8(&buf[..n]).unwrap_or("0")),
+        Delta::NonNumeric => {
+            c.out_string("CLIENT_ERROR cannot increment or decrement non-numeric value")
+        }
+        Delta::Eom => c.out_string("SERVER_ERROR out of memory"),
+        Delta::NotFound | Delta::CasMismatch => {
+            stats::bump(
+                if incr {
+                    &ts.incr_misses
+                } else {
+                    &ts.decr_misses
+                },
+                1,
+            );
+            c.out_string("NOT_FOUND");
+        }
+    }
+}
+
+/// Outcome of `add_delta`.
+pub enum Delta {
+    /// The item (the old one if the value moved to a new item, as C returns it) and the
+    /// length of the new digits in the caller's buffer.
+    Ok(ItemRef, usize),
+    NonNumeric,
+    Eom,
+    NotFound,
+    CasMismatch,
+}
+
+/// incr/decr of a stored number (C's do_add_delta): rewrites the value in place when no one
+/// else holds the item, else stores a new item. `req_cas`, if non-zero, must match. The new
+/// digits are left in `buf`.
+///
+/// # Safety
+/// The item lock for `hv` is held.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn add_delta(
+    st: &store::Store,
+    worker: &thread::Worker,
+    key: &[u8],
+    hv: u32,
+    incr: bool,
+    delta: u64,
+    req_cas: Option<u64>,
+    buf: &mut [u8; 20],
+) -> Delta {
+    // SAFETY: the caller holds the item lock for hv.
+    let Some(it) = (unsafe { st.get_locked(key, hv, Some(&worker.stats), false) }) else {
+        return Delta::NotFound;
     };
     // Chunked values are too long to be numbers (C refuses them the same way).
-    let Some(value) = (match it.contiguous() {
-        Some(data) if data.len() > 2 => safe_strtoull(data),
-        _ => None,
-    }) else {
-        drop(it);
-        drop(guard);
-        c.out_string("CLIENT_ERROR cannot increment or decrement non-numeric value");
-        return;
+    let data = match it.contiguous() {
+        Some(d) if d.len() > 2 => d,
+        _ => return Delta::NonNumeric,
+    };
+    if let Some(c) = req_cas {
+        if c != 0 && it.cas() != c {
+            return Delta::CasMismatch;
+        }
+    }
+    let Some(value) = safe_strtoull(data) else {
+        return Delta::NonNumeric;
     };
     let value = if incr {
         value.wrapping_add(delta)
@@ -697,36 +742,32 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
     };
     let sc = worker.class_stats.class(it.clsid());
     stats::bump(if incr { &sc.incr_hits } else { &sc.decr_hits }, 1);
-    let mut buf = [0u8; 20];
-    let digits = u64_decimal(value, &mut buf);
+    let n = u64_decimal(value, buf).len();
+    let digits = &buf[20 - n..];
     // SAFETY: the item lock for hv is held.
-    let done = unsafe { st.rewrite_in_place(&it, digits) };
-    if !done {
-        let Some(mut new_it) = st.alloc(
-            key,
-            it.client_flags(),
-            it.exptime(),
-            digits.len() as i32 + 2,
-        ) else {
-            drop(it);
-            drop(guard);
-            c.out_string("SERVER_ERROR out of memory");
-            return;
-        };
-        let d = new_it.data_mut();
-        d[..digits.len()].copy_from_slice(digits);
-        d[digits.len()..].copy_from_slice(b"\r\n");
-        let cas = if settings::get().use_cas {
-            st.next_cas()
-        } else {
-            0
-        };
-        // SAFETY: the item lock for hv is held.
-        unsafe { st.replace(it.as_ptr(), &new_it, hv, cas) };
+    if unsafe { st.rewrite_in_place(&it, digits) } {
+        buf.copy_within(20 - n.., 0);
+        return Delta::Ok(it, n);
     }
-    drop(it);
-    drop(guard);
-    c.out_string(std::str::from_utf8(digits).unwrap_or("0"));
+    let Some(mut new_it) = st.alloc(key, it.client_flags(), it.exptime(), n as i32 + 2) else {
+        return Delta::Eom;
+    };
+    let d = new_it.data_mut();
+    d[..n].copy_from_slice(digits);
+    d[n..].copy_from_slice(b"\r\n");
+    let cas = if settings::get().use_cas {
+        st.next_cas()
+    } else {
+        0
+    };
+    // SAFETY: the item lock for hv is held.
+    unsafe {
+        st.replace(it.as_ptr(), &new_it, hv, cas);
+        // The old item is what C hands back: give it the new CAS.
+        it.set_cas_locked(new_it.cas());
+    }
+    buf.copy_within(20 - n.., 0);
+    Delta::Ok(it, n)
 }
 
 /// Formats `v` in decimal into `buf` without allocating; returns the digits.
