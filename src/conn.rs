@@ -120,6 +120,10 @@ pub struct Resp {
     sent: usize,
     /// Nothing of this response is sent (noreply).
     pub skip: bool,
+    /// A meta set waits for its value: `wbuf` holds the return flags it asked for.
+    pub mset_res: bool,
+    /// A meta set with `I`: a lower CAS may store the value as stale.
+    pub set_stale: bool,
     // UDP: where the reply goes and how it is split into datagrams.
     request_id: u16,
     request_addr: sys::SockAddr,
@@ -138,6 +142,8 @@ impl Resp {
             body: Vec::new(),
             sent: 0,
             skip: false,
+            mset_res: false,
+            set_stale: false,
             request_id: 0,
             request_addr: sys::SockAddr::empty(),
             udp_sequence: 0,
@@ -157,6 +163,8 @@ impl Resp {
         }
         self.sent = 0;
         self.skip = false;
+        self.mset_res = false;
+        self.set_stale = false;
         self.udp_sequence = 0;
         self.udp_total = 0;
     }
@@ -450,7 +458,7 @@ pub struct Conn {
     /// Count of unparsed bytes at `rcurr`.
     rbytes: usize,
     /// Replies waiting to be written, oldest first; the last is the current command's.
-    resps: VecDeque<Box<Resp>>,
+    pub resps: VecDeque<Box<Resp>>,
     /// The current command asked for no reply.
     pub noreply: bool,
     pub close_after_write: bool,

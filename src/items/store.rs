@@ -1476,6 +1476,12 @@ impl ItemRef {
         unsafe { (*self.it.as_ptr()).exptime }
     }
 
+    /// References held (the table's included).
+    pub fn refcount(&self) -> u16 {
+        // SAFETY: the reference keeps the item live; the count is atomic.
+        unsafe { (*self.it.as_ptr()).refcount.load(Relaxed) }
+    }
+
     /// Last access time (server clock).
     pub fn time(&self) -> u32 {
         // SAFETY: the reference keeps the item live.

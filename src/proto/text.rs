@@ -64,9 +64,18 @@ pub fn process_command(c: &mut Conn, line: &[u8]) {
             Some(Command::Touch) => process_touch_command(c, line, &req),
             Some(Command::Gat) => process_gat_command(c, line, &req, false),
             Some(Command::Gats) => process_gat_command(c, line, &req, true),
-            // Data, meta and watch commands are built by later work; until then the server
-            // answers as for an unknown command.
-            _ => c.out_string("ERROR"),
+            Some(Command::Mg) => super::meta::process_mget(c, line, &req),
+            Some(Command::Ms) => super::meta::process_mset(c, line, &req),
+            Some(Command::Md) => super::meta::process_mdelete(c, line, &req),
+            Some(Command::Ma) => super::meta::process_marithmetic(c, line, &req),
+            Some(Command::Me) => super::meta::process_meta_dump(c, line, &req),
+            Some(Command::Mn) => {
+                c.out_string("MN");
+                // mn flushes what is queued before anything else is read.
+                c.set_state(ConnState::Mwrite);
+            }
+            // watch arrives with the logger (issue 7); until then it is unknown.
+            Some(Command::Watch) | None => c.out_string("ERROR"),
         },
         Parsed::NotFound => {
             let t = &req.tokens;
@@ -301,11 +310,14 @@ pub enum StoreCmd {
     Append,
     Prepend,
     Cas,
+    /// Meta set's append/prepend with N: creates the item if missing.
+    AppendViv,
+    PrependViv,
 }
 
 /// What a store did (C's store_item_type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StoreResult {
+pub enum StoreResult {
     Stored,
     NotStored,
     Exists,
@@ -504,7 +516,12 @@ fn process_update_command(c: &mut Conn, line: &[u8], req: &Request, cmd: StoreCm
 
 /// The value has been read: check its "\r\n" and store it (C's complete_nread_ascii).
 pub fn complete_nread_ascii(c: &mut Conn, it: ItemRef) {
+    let mset = c.resps.back().is_some_and(|r| r.mset_res);
     if !it.ends_with_crlf() {
+        // Meta sets always report errors, quiet mode or not.
+        if mset {
+            c.noreply = false;
+        }
         c.out_string("CLIENT_ERROR bad data chunk");
         return;
     }
@@ -519,8 +536,18 @@ pub fn complete_nread_ascii(c: &mut Conn, it: ItemRef) {
         st.next_cas()
     };
     let worker = std::sync::Arc::clone(&c.worker);
-    let ret = store_item(st, it, c.store_cmd, cas_in, &worker);
-    c.out_string(match ret {
+    let stale = c.resps.back().is_some_and(|r| r.set_stale);
+    let hv = st.hash(it.key());
+    let out = {
+        let _g = st.item_lock(hv);
+        // SAFETY: the item lock for hv is held.
+        unsafe { store_item_locked(st, &it, c.store_cmd, hv, cas_in, stale, &worker) }
+    };
+    if mset {
+        super::meta::finalize_mset(c, &it, out);
+        return;
+    }
+    c.out_string(match out.result {
         StoreResult::Stored => "STORED",
         StoreResult::Exists => "EXISTS",
         StoreResult::NotFound => "NOT_FOUND",
@@ -528,83 +555,137 @@ pub fn complete_nread_ascii(c: &mut Conn, it: ItemRef) {
     });
 }
 
-/// Applies a storage command under the key's item lock (C's do_store_item).
-fn store_item(
+/// What a store did, with what meta replies report: the final value length if
+/// append/prepend changed it (0 otherwise) and the stored item's CAS.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOutcome {
+    pub result: StoreResult,
+    pub nbytes: usize,
+    pub cas: u64,
+}
+
+/// Applies a storage command (C's do_store_item). The new item's CAS slot holds the CAS
+/// the client asked to compare against (0: none); `cas_in` is the CAS to store under;
+/// `cas_stale` lets an older CAS replace the value as a stale one (meta `I`).
+///
+/// # Safety
+/// The item lock for `hv` (the hash of `it`'s key) is held.
+pub unsafe fn store_item_locked(
     st: &store::Store,
-    it: ItemRef,
+    it: &ItemRef,
     cmd: StoreCmd,
+    hv: u32,
     cas_in: u64,
+    cas_stale: bool,
     worker: &thread::Worker,
-) -> StoreResult {
+) -> StoreOutcome {
     let tstats = &worker.stats;
     let key = it.key();
     let req_cas = it.cas();
-    let hv = st.hash(key);
-    let _g = st.item_lock(hv);
-    // SAFETY: the item lock for hv is held for every store call below.
+    let mut out = StoreOutcome {
+        result: StoreResult::NotStored,
+        nbytes: 0,
+        cas: 0,
+    };
+    // SAFETY: the caller holds the item lock for hv for every store call below.
     unsafe {
         match st.get_locked(key, hv, Some(tstats), false) {
             Some(old) => {
                 let old_cas = old.cas();
-                let cas_match = req_cas != 0 && req_cas == old_cas;
+                #[derive(PartialEq)]
+                enum Cas {
+                    None,
+                    Match,
+                    Stale,
+                    BadVal,
+                }
+                let cas_res = if req_cas == 0 {
+                    Cas::None
+                } else if req_cas == old_cas {
+                    Cas::Match
+                } else if cas_stale && req_cas < old_cas {
+                    Cas::Stale
+                } else {
+                    Cas::BadVal
+                };
+                let mut stored_it: Option<ItemRef> = None;
                 match cmd {
-                    StoreCmd::Add => {
-                        st.touch_time(old.as_ptr());
-                        StoreResult::NotStored
-                    }
-                    StoreCmd::Cas => {
-                        if cas_match {
+                    StoreCmd::Add => st.touch_time(old.as_ptr()),
+                    StoreCmd::Cas => match cas_res {
+                        Cas::Match => {
                             stats::bump(&worker.class_stats.class(old.clsid()).cas_hits, 1);
-                            st.replace(old.as_ptr(), &it, hv, cas_in);
-                            StoreResult::Stored
-                        } else {
+                            st.replace(old.as_ptr(), it, hv, cas_in);
+                            out.result = StoreResult::Stored;
+                        }
+                        Cas::Stale => {
+                            // An older CAS may still set the value, marked stale, keeping
+                            // the TTL and the win-token state.
+                            it.set_exptime_locked(old.exptime());
+                            let token = old.flags() & crate::items::ITEM_TOKEN_SENT;
+                            it.update_flags(crate::items::ITEM_STALE | token, 0);
+                            stats::bump(&worker.class_stats.class(old.clsid()).cas_hits, 1);
+                            st.replace(old.as_ptr(), it, hv, cas_in);
+                            out.result = StoreResult::Stored;
+                        }
+                        _ => {
                             stats::bump(&worker.class_stats.class(old.clsid()).cas_badval, 1);
                             if settings::verbose() > 1 {
                                 eprintln!("CAS:  failure: expected {}, got {}", old_cas, req_cas);
                             }
-                            StoreResult::Exists
+                            out.result = StoreResult::Exists;
                         }
-                    }
-                    StoreCmd::Append | StoreCmd::Prepend => {
-                        if req_cas != 0 && !cas_match {
-                            return StoreResult::Exists;
-                        }
-                        let total = old.value_len() + it.value_len() - 2;
-                        let Some(mut new_it) =
-                            st.alloc(key, old.client_flags(), old.exptime(), total as i32)
-                        else {
-                            return StoreResult::NotStored;
-                        };
-                        let (first, second) = if cmd == StoreCmd::Append {
-                            (&old, &it)
+                    },
+                    StoreCmd::Append
+                    | StoreCmd::Prepend
+                    | StoreCmd::AppendViv
+                    | StoreCmd::PrependViv => {
+                        if cas_res != Cas::None && cas_res != Cas::Match {
+                            out.result = StoreResult::Exists;
                         } else {
-                            (&it, &old)
-                        };
-                        // The first value without its "\r\n", then all of the second.
-                        let at = new_it.copy_value_from(0, first, first.value_len() - 2);
-                        new_it.copy_value_from(at, second, second.value_len());
-                        st.replace(old.as_ptr(), &new_it, hv, cas_in);
-                        StoreResult::Stored
+                            let total = old.value_len() + it.value_len() - 2;
+                            if let Some(mut new_it) =
+                                st.alloc(key, old.client_flags(), old.exptime(), total as i32)
+                            {
+                                let (first, second) =
+                                    if matches!(cmd, StoreCmd::Append | StoreCmd::AppendViv) {
+                                        (&old, it)
+                                    } else {
+                                        (it, &old)
+                                    };
+                                // The first value without its "\r\n", then all of the second.
+                                let at = new_it.copy_value_from(0, first, first.value_len() - 2);
+                                new_it.copy_value_from(at, second, second.value_len());
+                                st.replace(old.as_ptr(), &new_it, hv, cas_in);
+                                out.result = StoreResult::Stored;
+                                out.nbytes = new_it.value_len();
+                                stored_it = Some(new_it);
+                            }
+                        }
                     }
                     StoreCmd::Replace | StoreCmd::Set => {
-                        st.replace(old.as_ptr(), &it, hv, cas_in);
-                        StoreResult::Stored
+                        st.replace(old.as_ptr(), it, hv, cas_in);
+                        out.result = StoreResult::Stored;
                     }
+                }
+                if out.result == StoreResult::Stored {
+                    out.cas = stored_it.as_ref().unwrap_or(it).cas();
                 }
             }
             None => match cmd {
-                StoreCmd::Add | StoreCmd::Set => {
-                    st.link(&it, hv, cas_in);
-                    StoreResult::Stored
+                StoreCmd::Add | StoreCmd::Set | StoreCmd::AppendViv | StoreCmd::PrependViv => {
+                    st.link(it, hv, cas_in);
+                    out.result = StoreResult::Stored;
+                    out.cas = it.cas();
                 }
                 StoreCmd::Cas => {
                     stats::bump(&tstats.cas_misses, 1);
-                    StoreResult::NotFound
+                    out.result = StoreResult::NotFound;
                 }
-                StoreCmd::Replace | StoreCmd::Append | StoreCmd::Prepend => StoreResult::NotStored,
+                StoreCmd::Replace | StoreCmd::Append | StoreCmd::Prepend => {}
             },
         }
     }
+    out
 }
 
 /// `delete <key> [noreply]` (C's process_delete_cmd).
@@ -771,7 +852,7 @@ pub unsafe fn add_delta(
 }
 
 /// Formats `v` in decimal into `buf` without allocating; returns the digits.
-fn u64_decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+pub fn u64_decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;

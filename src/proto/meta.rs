@@ -1,0 +1,1009 @@
+//! The meta protocol: `mg`, `ms`, `md`, `ma`, `mn` and `me` (C's meta handlers in
+//! proto_parser.c and proto_text.c). A request is `<cmd> <key> <flags>*`, each flag a letter
+//! with an optional argument; replies are a two-letter code plus the flags asked to return.
+
+use super::text::{self, realtime, Delta, StoreCmd, StoreResult};
+use super::tokenizer::{tok_to_i32, tok_to_u32, tok_to_u64, Request, Tokens};
+use crate::conn::{Conn, ConnState};
+use crate::items::store::{self, ItemRef};
+use crate::items::{ITEM_FETCHED, ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT};
+use crate::stats::{self, current_time};
+use std::io::Write;
+
+/// Most tokens a meta request may have (C's MFLAG_MAX_OPT_LENGTH).
+const MAX_OPT_TOKENS: usize = 20;
+/// Longest opaque (`O`) token (C's MFLAG_MAX_OPAQUE_LENGTH).
+const MAX_OPAQUE_LENGTH: usize = 32;
+/// Longest key.
+const KEY_MAX_LENGTH: usize = 250;
+/// Refcount above which a fetch is refused rather than risk overflow (C's IT_REFCOUNT_LIMIT).
+const REFCOUNT_LIMIT: u16 = 60000;
+
+/// What a request's flags ask for (C's struct _meta_flags).
+#[derive(Default)]
+struct Flags {
+    key_binary: bool,
+    /// Length of the decoded key when `key_binary`.
+    bin_len: usize,
+    locked: bool,
+    vivify: bool,
+    autoviv_exptime: u32,
+    exptime: u32,
+    new_ttl: bool,
+    recache_time: u32,
+    value: bool,
+    no_update: bool,
+    no_reply: bool,
+    remove_val: bool,
+    client_flags: u32,
+    has_cas: bool,
+    req_cas_id: u64,
+    has_cas_in: bool,
+    cas_id_in: u64,
+    mode: u8,
+    initial: u64,
+    delta: u64,
+    set_stale: bool,
+}
+
+/// Decodes base64 the way C's base64_decode does: characters outside the alphabet are
+/// skipped, '=' pads; 0 on malformed input. `out` must hold `src.len()` bytes.
+pub fn base64_decode(src: &[u8], out: &mut [u8]) -> usize {
+    fn val(c: u8) -> Option<u8> {
+        match c {
+            b'A'..=b'Z' => Some(c - b'A'),
+            b'a'..=b'z' => Some(c - b'a' + 26),
+            b'0'..=b'9' => Some(c - b'0' + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            b'=' => Some(0),
+            _ => None,
+        }
+    }
+    let count = src.iter().filter(|&&c| val(c).is_some()).count();
+    if count == 0 || count % 4 != 0 || count / 4 * 3 > out.len() {
+        return 0;
+    }
+    let (mut n, mut quad, mut have, mut pad) = (0usize, [0u8; 4], 0usize, 0usize);
+    for &c in src {
+        let Some(v) = val(c) else { continue };
+        if c == b'=' {
+            pad += 1;
+        }
+        quad[have] = v;
+        have += 1;
+        if have == 4 {
+            out[n] = (quad[0] << 2) | (quad[1] >> 4);
+            out[n + 1] = (quad[1] << 4) | (quad[2] >> 2);
+            out[n + 2] = (quad[2] << 6) | quad[3];
+            n += 3;
+            have = 0;
+            if pad > 0 {
+                match pad {
+                    1 => n -= 1,
+                    2 => n -= 2,
+                    _ => return 0,
+                }
+                break;
+            }
+        }
+    }
+    n
+}
+
+/// Appends the base64 form of `src` (standard alphabet, padded).
+pub fn base64_encode(src: &[u8], out: &mut Vec<u8>) {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for c in src.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        out.push(T[(b[0] >> 2) as usize]);
+        out.push(T[(((b[0] & 3) << 4) | (b[1] >> 4)) as usize]);
+        out.push(if c.len() > 1 {
+            T[(((b[1] & 0x0f) << 2) | (b[2] >> 6)) as usize]
+        } else {
+            b'='
+        });
+        out.push(if c.len() > 2 {
+            T[(b[2] & 0x3f) as usize]
+        } else {
+            b'='
+        });
+    }
+}
+
+/// The argument of a flag token (after its letter), or None when there is none.
+fn arg(tok: &[u8]) -> Option<&[u8]> {
+    if tok.len() > 1 {
+        Some(&tok[1..])
+    } else {
+        None
+    }
+}
+
+/// Reads the flags from token `start` on (C's _meta_flag_preparse). Errors as C reports
+/// them: some stop at once, argument errors are reported after every flag was looked at.
+fn preparse(
+    line: &[u8],
+    t: &Tokens,
+    start: usize,
+    binkey: &mut [u8; KEY_MAX_LENGTH],
+) -> Result<Flags, &'static str> {
+    let mut f = Flags::default();
+    let key = t.get(line, 1).unwrap_or(b"");
+    if key.len() > KEY_MAX_LENGTH {
+        return Err("CLIENT_ERROR bad command line format");
+    }
+    if t.ntokens > MAX_OPT_TOKENS {
+        return Err("CLIENT_ERROR options flags are too long");
+    }
+    let mut errstr = "CLIENT_ERROR bad command line format";
+    let mut has_error = false;
+    let mut seen = [false; 127];
+    let exp = |a: Option<&[u8]>| a.and_then(tok_to_i32).map(realtime);
+    for i in start..t.ntokens {
+        let tok = t.get(line, i).unwrap_or(b"");
+        let o = line.get(t.offset(i)).copied().unwrap_or(0);
+        if o >= 127 || seen[o as usize] {
+            return Err("CLIENT_ERROR duplicate flag");
+        }
+        seen[o as usize] = true;
+        let bad_token = "CLIENT_ERROR bad token in command line format";
+        match o {
+            b'b' => {
+                f.bin_len = base64_decode(key, &mut binkey[..key.len()]);
+                if f.bin_len == 0 {
+                    errstr = "CLIENT_ERROR error decoding key";
+                    has_error = true;
+                }
+                f.key_binary = true;
+            }
+            b'N' => {
+                f.locked = true;
+                f.vivify = true;
+                match exp(arg(tok)) {
+                    Some(e) => f.autoviv_exptime = e,
+                    None => {
+                        errstr = bad_token;
+                        has_error = true;
+                    }
+                }
+            }
+            b'T' => {
+                f.locked = true;
+                match exp(arg(tok)) {
+                    Some(e) => {
+                        f.exptime = e;
+                        f.new_ttl = true;
+                    }
+                    None => {
+                        errstr = bad_token;
+                        has_error = true;
+                    }
+                }
+            }
+            b'R' => {
+                f.locked = true;
+                match exp(arg(tok)) {
+                    Some(e) => f.recache_time = e,
+                    None => {
+                        errstr = bad_token;
+                        has_error = true;
+                    }
+                }
+            }
+            b'l' | b'h' => f.locked = true,
+            b'O' | b'P' | b'L' | b'k' | b's' | b't' | b'c' | b'f' => {}
+            b'v' => f.value = true,
+            b'u' => f.no_update = true,
+            b'q' => f.no_reply = true,
+            b'x' => f.remove_val = true,
+            b'F' => match arg(tok).and_then(tok_to_u32) {
+                Some(v) => f.client_flags = v,
+                None => has_error = true,
+            },
+            b'C' => match arg(tok).and_then(tok_to_u64) {
+                Some(v) => {
+                    f.req_cas_id = v;
+                    f.has_cas = true;
+                }
+                None => {
+                    errstr = bad_token;
+                    has_error = true;
+                }
+            },
+            b'E' => match arg(tok).and_then(tok_to_u64) {
+                Some(v) => {
+                    f.cas_id_in = v;
+                    f.has_cas_in = true;
+                }
+                None => {
+                    errstr = bad_token;
+                    has_error = true;
+                }
+            },
+            // The byte after the letter, whatever it is (C reads it unchecked).
+            b'M' => f.mode = line.get(t.offset(i) + 1).copied().unwrap_or(0),
+            b'J' => match arg(tok).and_then(tok_to_u64) {
+                Some(v) => f.initial = v,
+                None => {
+                    errstr = "CLIENT_ERROR invalid numeric initial value";
+                    has_error = true;
+                }
+            },
+            b'D' => match arg(tok).and_then(tok_to_u64) {
+                Some(v) => f.delta = v,
+                None => {
+                    errstr = "CLIENT_ERROR invalid numeric delta value";
+                    has_error = true;
+                }
+            },
+            b'I' => f.set_stale = true,
+            _ => return Err("CLIENT_ERROR invalid flag"),
+        }
+    }
+    if has_error {
+        Err(errstr)
+    } else {
+        Ok(f)
+    }
+}
+
+/// " k<key>", base64 and " b" for binary keys (C's META_KEY).
+fn put_key(w: &mut Vec<u8>, key: &[u8], binary: bool) {
+    w.extend_from_slice(b" k");
+    if binary {
+        base64_encode(key, w);
+        w.extend_from_slice(b" b");
+    } else {
+        w.extend_from_slice(key);
+    }
+}
+
+/// " O<opaque>", or Err when the token is too long.
+fn put_opaque(w: &mut Vec<u8>, tok: &[u8]) -> Result<(), &'static str> {
+    if tok.len() > MAX_OPAQUE_LENGTH {
+        return Err("CLIENT_ERROR opaque token too long");
+    }
+    w.push(b' ');
+    w.extend_from_slice(tok);
+    Ok(())
+}
+
+/// Replies with an error line that quiet mode does not hide (C's pout_errstring).
+fn err(c: &mut Conn, msg: &str) {
+    c.out_errstring(msg);
+}
+
+/// `mg <key> <flags>*` (C's process_mget_cmd).
+pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
+    let t = &req.tokens;
+    let mut binkey = [0u8; KEY_MAX_LENGTH];
+    let f = match preparse(line, t, 2, &mut binkey) {
+        Ok(f) => f,
+        Err(e) => return err(c, e),
+    };
+    let key = if f.key_binary {
+        &binkey[..f.bin_len]
+    } else {
+        t.get(line, 1).unwrap_or(b"")
+    };
+    let Some(st) = store::store() else {
+        return err(c, "SERVER_ERROR out of memory");
+    };
+    let worker = std::sync::Arc::clone(&c.worker);
+    let ts = &worker.stats;
+    let hv = st.hash(key);
+    // Flags that read or change the item hold its lock throughout (the bump comes last).
+    let guard = f.locked.then(|| st.item_lock(hv));
+    // SAFETY: with `f.locked` the item lock for hv is held.
+    let mut it = unsafe {
+        if f.locked {
+            st.get_locked(key, hv, Some(ts), false)
+        } else {
+            st.get(key, Some(ts), !f.no_update)
+        }
+    };
+    if it.as_ref().is_some_and(|i| i.refcount() > REFCOUNT_LIMIT) {
+        drop(it);
+        drop(guard);
+        return err(c, "SERVER_ERROR refcount overflow during fetch");
+    }
+    let mut item_created = false;
+    if it.is_none() && f.vivify {
+        if let Some(mut n) = st.alloc(key, 0, realtime(0), 2) {
+            n.data_mut().copy_from_slice(b"\r\n");
+            let cas = if f.has_cas_in {
+                f.cas_id_in
+            } else {
+                st.next_cas()
+            };
+            // SAFETY: vivify implies `locked`: the item lock is held; `n` is fresh.
+            unsafe { st.link(&n, hv, cas) };
+            item_created = true;
+            it = Some(n);
+        }
+    }
+    let mut w = Vec::new();
+    let Some(r) = c.resp() else { return };
+    std::mem::swap(&mut w, &mut r.wbuf);
+    w.clear();
+    let mut ttl_set = false;
+    if let Some(it) = it {
+        let mut value = f.value;
+        if f.has_cas && it.cas() == f.req_cas_id {
+            value = false;
+        }
+        let nbytes = it.value_len() - 2;
+        if value {
+            let _ = write!(w, "VA {}", nbytes);
+        } else {
+            w.extend_from_slice(b"HD");
+        }
+        let mut won = false;
+        let now = current_time();
+        for i in 2..t.ntokens {
+            let tok = t.get(line, i).unwrap_or(b"");
+            match tok.first().copied().unwrap_or(0) {
+                b'T' => {
+                    ttl_set = true;
+                    // SAFETY: T implies `locked`.
+                    unsafe { it.set_exptime_locked(f.exptime) };
+                }
+                b'N' if item_created => {
+                    // SAFETY: N implies `locked`.
+                    unsafe { it.set_exptime_locked(f.autoviv_exptime) };
+                    won = true;
+                }
+                b'R' if it.flags() & ITEM_TOKEN_SENT == 0
+                    && !item_created
+                    && it.exptime() != 0
+                    && it.exptime() < f.recache_time =>
+                {
+                    won = true;
+                }
+                b's' => {
+                    let _ = write!(w, " s{}", nbytes);
+                }
+                b't' => {
+                    if it.exptime() == 0 {
+                        w.extend_from_slice(b" t-1");
+                    } else {
+                        let _ = write!(w, " t{}", it.exptime().wrapping_sub(now));
+                    }
+                }
+                b'c' => {
+                    let _ = write!(w, " c{}", it.cas());
+                }
+                b'f' => {
+                    let _ = write!(w, " f{}", it.client_flags());
+                }
+                b'l' => {
+                    let _ = write!(w, " l{}", now.wrapping_sub(it.time()));
+                }
+                b'h' => {
+                    w.extend_from_slice(if it.flags() & ITEM_FETCHED != 0 {
+                        b" h1"
+                    } else {
+                        b" h0"
+                    });
+                }
+                b'O' => {
+                    if let Err(e) = put_opaque(&mut w, tok) {
+                        drop(it);
+                        drop(guard);
+                        restore(c, w);
+                        return err(c, e);
+                    }
+                }
+                b'k' => put_key(&mut w, it.key(), it.flags() & ITEM_KEY_BINARY != 0),
+                _ => {}
+            }
+        }
+        // Already handed out a token: say so (and do not hand out another).
+        if it.flags() & ITEM_TOKEN_SENT != 0 {
+            w.extend_from_slice(b" Z");
+        }
+        if it.flags() & ITEM_STALE != 0 {
+            w.extend_from_slice(b" X");
+            if it.flags() & ITEM_TOKEN_SENT == 0 {
+                won = true;
+            }
+        }
+        if won {
+            w.extend_from_slice(b" W");
+            // A stale item's win can come without `locked`: take the lock for the flag.
+            let _g2 = guard.is_none().then(|| st.item_lock(hv));
+            // SAFETY: the item lock for hv is held (by `guard` or `_g2`).
+            unsafe { it.update_flags(ITEM_TOKEN_SENT, 0) };
+        }
+        w.extend_from_slice(b"\r\n");
+        if f.locked && !f.no_update {
+            // SAFETY: the item lock for hv is held.
+            unsafe { st.bump(it.as_ptr(), hv) };
+        }
+        let cls = it.class();
+        let lru = it.clsid();
+        if ttl_set {
+            stats::bump(&ts.touch_cmds, 1);
+            stats::bump(&worker.class_stats.class(cls).touch_hits, 1);
+        } else {
+            stats::bump(&worker.class_stats.lru_hits[lru as usize], 1);
+            stats::bump(&ts.get_cmds, 1);
+        }
+        drop(guard);
+        restore(c, w);
+        if let Some(r) = c.resp() {
+            if value {
+                r.item = Some(it);
+            }
+        }
+        c.set_state(ConnState::NewCmd);
+        return;
+    }
+    {
+        drop(guard);
+        stats::bump(&ts.get_misses, 1);
+        stats::bump(&ts.get_cmds, 1);
+        w.extend_from_slice(b"EN");
+        for i in 2..t.ntokens {
+            let tok = t.get(line, i).unwrap_or(b"");
+            match tok.first().copied().unwrap_or(0) {
+                b'O' => {
+                    if let Err(e) = put_opaque(&mut w, tok) {
+                        restore(c, w);
+                        return err(c, e);
+                    }
+                }
+                b'k' => put_key(&mut w, key, f.key_binary),
+                _ => {}
+            }
+        }
+        w.extend_from_slice(b"\r\n");
+        restore(c, w);
+        if f.no_reply {
+            if let Some(r) = c.resp() {
+                r.skip = true;
+            }
+        }
+    }
+    c.set_state(ConnState::NewCmd);
+}
+
+/// Puts a built reply line back into the current response object.
+fn restore(c: &mut Conn, mut w: Vec<u8>) {
+    if let Some(r) = c.resp() {
+        std::mem::swap(&mut w, &mut r.wbuf);
+    }
+}
+
+/// Sets the current response's line.
+fn reply(c: &mut Conn, w: &[u8], skip: bool) {
+    if let Some(r) = c.resp() {
+        r.wbuf.clear();
+        r.wbuf.extend_from_slice(w);
+        r.skip = skip;
+    }
+    c.set_state(ConnState::NewCmd);
+}
+
+/// `ms <key> <datalen> <flags>*`: allocates the item and reads the value like `set` (C's
+/// process_mset_command); the reply is made when the value is in (`finalize_mset`).
+pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
+    let t = &req.tokens;
+    let vlen = req.vlen;
+    let swallow = |c: &mut Conn, msg: &str| {
+        c.out_errstring(msg);
+        c.sbytes = vlen;
+        c.set_state(ConnState::Swallow);
+    };
+    let mut binkey = [0u8; KEY_MAX_LENGTH];
+    let f = match preparse(line, t, 3, &mut binkey) {
+        Ok(f) => f,
+        Err(e) => return swallow(c, e),
+    };
+    let key = if f.key_binary {
+        &binkey[..f.bin_len]
+    } else {
+        t.get(line, 1).unwrap_or(b"")
+    };
+    let mut exptime = f.exptime;
+    let mut cmd = match f.mode {
+        0 | b'S' => StoreCmd::Set,
+        b'E' => StoreCmd::Add,
+        b'A' if f.vivify => {
+            exptime = f.autoviv_exptime;
+            StoreCmd::AppendViv
+        }
+        b'A' => StoreCmd::Append,
+        b'P' if f.vivify => {
+            exptime = f.autoviv_exptime;
+            StoreCmd::PrependViv
+        }
+        b'P' => StoreCmd::Prepend,
+        b'R' => StoreCmd::Replace,
+        _ => return swallow(c, "CLIENT_ERROR invalid mode for ms M token"),
+    };
+    if f.has_cas && matches!(cmd, StoreCmd::Set | StoreCmd::Replace) {
+        cmd = StoreCmd::Cas;
+    }
+    let Some(st) = store::store() else {
+        return swallow(c, "SERVER_ERROR out of memory storing object");
+    };
+    let Some(mut it) = st.alloc(key, f.client_flags, exptime, vlen as i32) else {
+        let msg = if !st.item_size_ok(key.len(), f.client_flags, vlen) {
+            stats::bump(&c.worker.stats.store_too_large, 1);
+            "SERVER_ERROR object too large for cache"
+        } else {
+            stats::bump(&c.worker.stats.store_no_memory, 1);
+            "SERVER_ERROR out of memory storing object"
+        };
+        // A failed store must not leave the old value behind.
+        st.delete(key, Some(&c.worker.stats));
+        return swallow(c, msg);
+    };
+    it.set_cas_unlinked(f.req_cas_id);
+    if f.key_binary {
+        // SAFETY: the item is not linked yet.
+        unsafe { it.update_flags(ITEM_KEY_BINARY, 0) };
+    }
+    // Note which return flags were asked for; the reply is built after the store.
+    let mut stash = Vec::new();
+    for i in 3..t.ntokens {
+        let tok = t.get(line, i).unwrap_or(b"");
+        match tok.first().copied().unwrap_or(0) {
+            b'O' => {
+                if let Err(e) = put_opaque(&mut stash, tok) {
+                    return swallow(c, e);
+                }
+            }
+            b'k' => stash.extend_from_slice(b" k"),
+            b'c' => stash.extend_from_slice(b" c"),
+            b's' => stash.extend_from_slice(b" s"),
+            _ => {}
+        }
+    }
+    stats::bump(&c.worker.class_stats.class(it.clsid()).set_cmds, 1);
+    c.cas = if f.has_cas_in {
+        f.cas_id_in
+    } else {
+        st.next_cas()
+    };
+    // Errors from here on are always shown; only a success is quiet.
+    c.noreply = false;
+    let set_stale = f.set_stale && cmd == StoreCmd::Cas;
+    let no_reply = f.no_reply;
+    if let Some(r) = c.resp() {
+        r.wbuf.clear();
+        r.wbuf.extend_from_slice(&stash);
+        r.mset_res = true;
+        r.set_stale = set_stale;
+        r.skip = no_reply;
+    }
+    c.item = Some(it);
+    c.ritem = 0;
+    c.rlbytes = vlen;
+    c.store_cmd = cmd;
+    c.set_state(ConnState::Nread);
+}
+
+/// Builds a meta set's reply from the stashed return flags (C's _finalize_mset).
+pub fn finalize_mset(c: &mut Conn, it: &ItemRef, out: text::StoreOutcome) {
+    let Some(r) = c.resp() else { return };
+    let stash = std::mem::take(&mut r.wbuf);
+    let quiet = r.skip;
+    let mut w = Vec::with_capacity(64);
+    w.extend_from_slice(match out.result {
+        StoreResult::Stored => b"HD",
+        StoreResult::Exists => b"EX",
+        StoreResult::NotFound => b"NF",
+        StoreResult::NotStored => b"NS",
+    });
+    let mut i = 0;
+    while i < stash.len() {
+        // Each entry is " X..." (X a flag letter).
+        let flag = stash.get(i + 1).copied().unwrap_or(0);
+        let end = stash[i + 1..]
+            .iter()
+            .position(|&b| b == b' ')
+            .map_or(stash.len(), |p| i + 1 + p);
+        match flag {
+            b'O' => w.extend_from_slice(&stash[i..end]),
+            b'k' => put_key(&mut w, it.key(), it.flags() & ITEM_KEY_BINARY != 0),
+            b'c' => {
+                let _ = write!(w, " c{}", out.cas);
+            }
+            b's' => {
+                let n = if out.nbytes != 0 {
+                    out.nbytes
+                } else {
+                    it.value_len()
+                };
+                let _ = write!(w, " s{}", n - 2);
+            }
+            _ => {}
+        }
+        i = end;
+    }
+    w.extend_from_slice(b"\r\n");
+    let skip = quiet && out.result == StoreResult::Stored;
+    if let Some(r) = c.resp() {
+        r.wbuf = w;
+        r.mset_res = false;
+        r.skip = skip;
+    }
+    c.set_state(ConnState::NewCmd);
+}
+
+/// `md <key> <flags>*` (C's process_mdelete_cmd).
+pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
+    let t = &req.tokens;
+    let mut binkey = [0u8; KEY_MAX_LENGTH];
+    let f = match preparse(line, t, 2, &mut binkey) {
+        Ok(f) => f,
+        Err(e) => return err(c, e),
+    };
+    let key = if f.key_binary {
+        &binkey[..f.bin_len]
+    } else {
+        t.get(line, 1).unwrap_or(b"")
+    };
+    // The status goes in front once known; the returned flags come first.
+    let mut tail = Vec::new();
+    for i in 2..t.ntokens {
+        let tok = t.get(line, i).unwrap_or(b"");
+        match tok.first().copied().unwrap_or(0) {
+            b'O' => {
+                if let Err(e) = put_opaque(&mut tail, tok) {
+                    return err(c, e);
+                }
+            }
+            b'k' => put_key(&mut tail, key, f.key_binary),
+            _ => {}
+        }
+    }
+    let Some(st) = store::store() else {
+        return err(c, "SERVER_ERROR out of memory");
+    };
+    let worker = std::sync::Arc::clone(&c.worker);
+    let ts = &worker.stats;
+    let hv = st.hash(key);
+    let mut skip = false;
+    let status: &[u8] = {
+        let _g = st.item_lock(hv);
+        // SAFETY: the item lock for hv is held in this block.
+        unsafe {
+            match st.get_locked(key, hv, Some(ts), false) {
+                None => {
+                    stats::bump(&ts.delete_misses, 1);
+                    b"NF"
+                }
+                Some(mut it) => {
+                    if f.has_cas && it.cas() != f.req_cas_id {
+                        stats::bump(&ts.delete_misses, 1);
+                        b"EX"
+                    } else {
+                        let mut status: &[u8] = b"HD";
+                        let mut go_on = true;
+                        if f.remove_val {
+                            // Replace the value with an empty tombstone.
+                            match st.alloc(key, f.client_flags, f.exptime, 2) {
+                                Some(mut n) => {
+                                    n.data_mut().copy_from_slice(b"\r\n");
+                                    let cas_in = if f.has_cas_in { f.cas_id_in } else { it.cas() };
+                                    let out = text::store_item_locked(
+                                        st,
+                                        &n,
+                                        StoreCmd::Set,
+                                        hv,
+                                        cas_in,
+                                        false,
+                                        &worker,
+                                    );
+                                    if out.result == StoreResult::Stored {
+                                        it = n;
+                                    } else {
+                                        status = b"NS";
+                                        go_on = false;
+                                    }
+                                }
+                                None => {
+                                    drop(it);
+                                    drop(_g);
+                                    return err(c, "SERVER_ERROR out of memory");
+                                }
+                            }
+                        }
+                        if go_on {
+                            if f.set_stale {
+                                if f.new_ttl {
+                                    it.set_exptime_locked(f.exptime);
+                                }
+                                it.update_flags(ITEM_STALE, ITEM_TOKEN_SENT);
+                                it.set_cas_locked(if f.has_cas_in {
+                                    f.cas_id_in
+                                } else {
+                                    st.next_cas()
+                                });
+                            } else {
+                                stats::bump(&worker.class_stats.class(it.class()).delete_hits, 1);
+                                if !f.remove_val {
+                                    st.unlink(it.as_ptr(), hv);
+                                }
+                            }
+                            skip = f.no_reply;
+                        }
+                        status
+                    }
+                }
+            }
+        }
+    };
+    let mut w = Vec::with_capacity(status.len() + tail.len() + 2);
+    w.extend_from_slice(status);
+    w.extend_from_slice(&tail);
+    w.extend_from_slice(b"\r\n");
+    reply(c, &w, skip);
+}
+
+/// `ma <key> <flags>*` (C's process_marithmetic_cmd).
+pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
+    let t = &req.tokens;
+    let mut binkey = [0u8; KEY_MAX_LENGTH];
+    let mut f = match preparse(line, t, 2, &mut binkey) {
+        Ok(f) => f,
+        Err(_) => return err(c, "CLIENT_ERROR invalid or duplicate flag"),
+    };
+    // No D flag means a delta of one.
+    if !t_has(line, t, 2, b'D') {
+        f.delta = 1;
+    }
+    let key = if f.key_binary {
+        &binkey[..f.bin_len]
+    } else {
+        t.get(line, 1).unwrap_or(b"")
+    };
+    let incr = match f.mode {
+        0 | b'I' | b'+' => true,
+        b'D' | b'-' => false,
+        _ => return err(c, "CLIENT_ERROR invalid mode for ma M token"),
+    };
+    let Some(st) = store::store() else {
+        return err(c, "SERVER_ERROR out of memory");
+    };
+    let worker = std::sync::Arc::clone(&c.worker);
+    let ts = &worker.stats;
+    let hv = st.hash(key);
+    let mut buf = [0u8; 20];
+    let g = st.item_lock(hv);
+    let mut w = Vec::with_capacity(64);
+    let mut skip = false;
+    let mut item_created = false;
+    let mut cas = 0u64;
+    // SAFETY: the item lock for hv is held until `g` is dropped.
+    let res = unsafe {
+        text::add_delta(
+            st,
+            &worker,
+            key,
+            hv,
+            incr,
+            f.delta,
+            Some(f.req_cas_id),
+            &mut buf,
+        )
+    };
+    let mut digits_len = 0;
+    let it: Option<ItemRef> = match res {
+        Delta::Ok(it, n) => {
+            skip = f.no_reply;
+            if f.has_cas_in {
+                // SAFETY: the item lock is held.
+                unsafe { it.set_cas_locked(f.cas_id_in) };
+            }
+            cas = it.cas();
+            digits_len = n;
+            Some(it)
+        }
+        Delta::NonNumeric => {
+            drop(g);
+            return err(
+                c,
+                "CLIENT_ERROR cannot increment or decrement non-numeric value",
+            );
+        }
+        Delta::Eom => {
+            drop(g);
+            return err(c, "SERVER_ERROR out of memory");
+        }
+        Delta::NotFound if f.vivify => {
+            let digits = text::u64_decimal(f.initial, &mut buf).len();
+            buf.copy_within(20 - digits.., 0);
+            digits_len = digits;
+            match st.alloc(key, 0, 0, digits as i32 + 2) {
+                Some(mut n) => {
+                    let d = n.data_mut();
+                    d[..digits].copy_from_slice(&buf[..digits]);
+                    d[digits..].copy_from_slice(b"\r\n");
+                    let cas_in = if f.has_cas_in {
+                        f.cas_id_in
+                    } else {
+                        st.next_cas()
+                    };
+                    // SAFETY: the item lock for hv is held.
+                    let out = unsafe {
+                        text::store_item_locked(st, &n, StoreCmd::Add, hv, cas_in, false, &worker)
+                    };
+                    if out.result == StoreResult::Stored {
+                        item_created = true;
+                        cas = out.cas;
+                        skip = f.no_reply;
+                        Some(n)
+                    } else {
+                        w.extend_from_slice(b"NS");
+                        None
+                    }
+                }
+                None => {
+                    drop(g);
+                    return err(c, "SERVER_ERROR Out of memory allocating new item");
+                }
+            }
+        }
+        Delta::NotFound => {
+            stats::bump(
+                if incr {
+                    &ts.incr_misses
+                } else {
+                    &ts.decr_misses
+                },
+                1,
+            );
+            w.extend_from_slice(b"NF");
+            None
+        }
+        Delta::CasMismatch => {
+            w.extend_from_slice(b"EX");
+            None
+        }
+    };
+    let now = current_time();
+    if let Some(it) = &it {
+        if f.value {
+            let _ = write!(w, "VA {}", digits_len);
+        } else {
+            w.extend_from_slice(b"HD");
+        }
+        for i in 2..t.ntokens {
+            let tok = t.get(line, i).unwrap_or(b"");
+            match tok.first().copied().unwrap_or(0) {
+                b'c' => {
+                    let _ = write!(w, " c{}", cas);
+                }
+                b't' => {
+                    if it.exptime() == 0 {
+                        w.extend_from_slice(b" t-1");
+                    } else {
+                        let _ = write!(w, " t{}", it.exptime().wrapping_sub(now));
+                    }
+                }
+                // SAFETY (both): the item lock is held.
+                b'T' => unsafe { it.set_exptime_locked(f.exptime) },
+                // SAFETY: the item lock is held.
+                b'N' if item_created => unsafe { it.set_exptime_locked(f.autoviv_exptime) },
+                b'O' => {
+                    if let Err(e) = put_opaque(&mut w, tok) {
+                        drop(g);
+                        return err(c, e);
+                    }
+                }
+                b'k' => put_key(&mut w, key, f.key_binary),
+                _ => {}
+            }
+        }
+        if f.value {
+            w.extend_from_slice(b"\r\n");
+            w.extend_from_slice(&buf[..digits_len]);
+        }
+    } else {
+        for i in 2..t.ntokens {
+            let tok = t.get(line, i).unwrap_or(b"");
+            match tok.first().copied().unwrap_or(0) {
+                b'O' => {
+                    if let Err(e) = put_opaque(&mut w, tok) {
+                        drop(g);
+                        return err(c, e);
+                    }
+                }
+                b'k' => put_key(&mut w, key, f.key_binary),
+                _ => {}
+            }
+        }
+    }
+    drop(it);
+    drop(g);
+    w.extend_from_slice(b"\r\n");
+    reply(c, &w, skip);
+}
+
+/// Whether a flag token starting with `flag` is present from token `start` on.
+fn t_has(line: &[u8], t: &Tokens, start: usize, flag: u8) -> bool {
+    (start..t.ntokens).any(|i| line.get(t.offset(i)) == Some(&flag))
+}
+
+/// `me <key> [b]`: a one-line dump of an item's metadata (C's process_meta_command).
+pub fn process_meta_dump(c: &mut Conn, line: &[u8], req: &Request) {
+    let t = &req.tokens;
+    let tok_key = t.get(line, 1).unwrap_or(b"");
+    if t.ntokens < 2 || tok_key.len() > KEY_MAX_LENGTH {
+        return c.out_string("CLIENT_ERROR bad command line format");
+    }
+    let mut binkey = [0u8; KEY_MAX_LENGTH];
+    let mut key = tok_key;
+    // C only looks for `b` when another token follows it.
+    if t.ntokens >= 4 && t.get(line, 2) == Some(b"b") {
+        let n = base64_decode(tok_key, &mut binkey[..tok_key.len()]);
+        if n == 0 {
+            return c.out_string("CLIENT_ERROR bad command line format");
+        }
+        key = &binkey[..n];
+    }
+    let worker = std::sync::Arc::clone(&c.worker);
+    let found = store::store().and_then(|st| st.get(key, Some(&worker.stats), false));
+    match found {
+        Some(it) => {
+            let now = current_time();
+            let mut w = Vec::with_capacity(128);
+            w.extend_from_slice(b"ME ");
+            if it.flags() & ITEM_KEY_BINARY != 0 {
+                base64_encode(it.key(), &mut w);
+            } else {
+                w.extend_from_slice(it.key());
+            }
+            let exp = if it.exptime() == 0 {
+                -1
+            } else {
+                it.exptime().wrapping_sub(now) as i32
+            };
+            let _ = write!(
+                w,
+                " exp={} la={} cas={} fetch={} cls={} size={}\r\n",
+                exp,
+                now.wrapping_sub(it.time()),
+                it.cas(),
+                if it.flags() & ITEM_FETCHED != 0 {
+                    "yes"
+                } else {
+                    "no"
+                },
+                it.class(),
+                it.ntotal()
+            );
+            reply(c, &w, false);
+        }
+        None => c.out_string("EN"),
+    }
+    stats::bump(&worker.stats.meta_cmds, 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips_and_rejects_like_c() {
+        for s in [&b"a"[..], b"ab", b"abc", b"abcd", b"\x00\xff\x10 key"] {
+            let mut e = Vec::new();
+            base64_encode(s, &mut e);
+            let mut d = vec![0u8; e.len()];
+            let n = base64_decode(&e, &mut d);
+            assert_eq!(&d[..n], s);
+        }
+        let mut e = Vec::new();
+        base64_encode(b"foo", &mut e);
+        assert_eq!(e, b"Zm9v");
+        let mut d = [0u8; 16];
+        assert_eq!(base64_decode(b"Zm9", &mut d), 0, "not a multiple of four");
+        assert_eq!(base64_decode(b"!!!!", &mut d), 0, "no alphabet characters");
+        assert_eq!(base64_decode(b"Zm9v!", &mut d), 3, "strays are skipped");
+    }
+}
