@@ -323,10 +323,7 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
             it = Some(n);
         }
     }
-    let mut w = Vec::new();
-    let Some(r) = c.resp() else { return };
-    std::mem::swap(&mut w, &mut r.wbuf);
-    w.clear();
+    let mut w = take_wbuf(c);
     let mut ttl_set = false;
     if let Some(it) = it {
         let mut value = f.value;
@@ -469,6 +466,17 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
     c.set_state(ConnState::NewCmd);
 }
 
+/// The current response's line buffer, emptied, to build a reply in without allocating
+/// (give it back with `restore` or `reply`).
+fn take_wbuf(c: &mut Conn) -> Vec<u8> {
+    let mut w = Vec::new();
+    if let Some(r) = c.resp() {
+        std::mem::swap(&mut w, &mut r.wbuf);
+    }
+    w.clear();
+    w
+}
+
 /// Puts a built reply line back into the current response object.
 fn restore(c: &mut Conn, mut w: Vec<u8>) {
     if let Some(r) = c.resp() {
@@ -476,11 +484,10 @@ fn restore(c: &mut Conn, mut w: Vec<u8>) {
     }
 }
 
-/// Sets the current response's line.
-fn reply(c: &mut Conn, w: &[u8], skip: bool) {
+/// Makes `w` (from `take_wbuf`) the current response's line.
+fn reply(c: &mut Conn, w: Vec<u8>, skip: bool) {
+    restore(c, w);
     if let Some(r) = c.resp() {
-        r.wbuf.clear();
-        r.wbuf.extend_from_slice(w);
         r.skip = skip;
     }
     c.set_state(ConnState::NewCmd);
@@ -547,12 +554,13 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
         unsafe { it.update_flags(ITEM_KEY_BINARY, 0) };
     }
     // Note which return flags were asked for; the reply is built after the store.
-    let mut stash = Vec::new();
+    let mut stash = take_wbuf(c);
     for i in 3..t.ntokens {
         let tok = t.get(line, i).unwrap_or(b"");
         match tok.first().copied().unwrap_or(0) {
             b'O' => {
                 if let Err(e) = put_opaque(&mut stash, tok) {
+                    restore(c, stash);
                     return swallow(c, e);
                 }
             }
@@ -572,9 +580,8 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
     c.noreply = false;
     let set_stale = f.set_stale && cmd == StoreCmd::Cas;
     let no_reply = f.no_reply;
+    restore(c, stash);
     if let Some(r) = c.resp() {
-        r.wbuf.clear();
-        r.wbuf.extend_from_slice(&stash);
         r.mset_res = true;
         r.set_stale = set_stale;
         r.skip = no_reply;
@@ -589,9 +596,13 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
 /// Builds a meta set's reply from the stashed return flags (C's _finalize_mset).
 pub fn finalize_mset(c: &mut Conn, it: &ItemRef, out: text::StoreOutcome) {
     let Some(r) = c.resp() else { return };
-    let stash = std::mem::take(&mut r.wbuf);
     let quiet = r.skip;
-    let mut w = Vec::with_capacity(64);
+    // The stash is at most 20 short tokens; keep a copy while the line is rebuilt.
+    let mut saved = [0u8; 1024];
+    let n = r.wbuf.len().min(saved.len());
+    saved[..n].copy_from_slice(&r.wbuf[..n]);
+    let stash = &saved[..n];
+    let mut w = take_wbuf(c);
     w.extend_from_slice(match out.result {
         StoreResult::Stored => b"HD",
         StoreResult::Exists => b"EX",
@@ -627,11 +638,9 @@ pub fn finalize_mset(c: &mut Conn, it: &ItemRef, out: text::StoreOutcome) {
     w.extend_from_slice(b"\r\n");
     let skip = quiet && out.result == StoreResult::Stored;
     if let Some(r) = c.resp() {
-        r.wbuf = w;
         r.mset_res = false;
-        r.skip = skip;
     }
-    c.set_state(ConnState::NewCmd);
+    reply(c, w, skip);
 }
 
 /// `md <key> <flags>*` (C's process_mdelete_cmd).
@@ -647,21 +656,24 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
     } else {
         t.get(line, 1).unwrap_or(b"")
     };
-    // The status goes in front once known; the returned flags come first.
-    let mut tail = Vec::new();
+    // Two bytes for the status, known later; the returned flags follow (C builds it so).
+    let mut w = take_wbuf(c);
+    w.extend_from_slice(b"..");
     for i in 2..t.ntokens {
         let tok = t.get(line, i).unwrap_or(b"");
         match tok.first().copied().unwrap_or(0) {
             b'O' => {
-                if let Err(e) = put_opaque(&mut tail, tok) {
+                if let Err(e) = put_opaque(&mut w, tok) {
+                    restore(c, w);
                     return err(c, e);
                 }
             }
-            b'k' => put_key(&mut tail, key, f.key_binary),
+            b'k' => put_key(&mut w, key, f.key_binary),
             _ => {}
         }
     }
     let Some(st) = store::store() else {
+        restore(c, w);
         return err(c, "SERVER_ERROR out of memory");
     };
     let worker = std::sync::Arc::clone(&c.worker);
@@ -709,6 +721,7 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
                                 None => {
                                     drop(it);
                                     drop(_g);
+                                    restore(c, w);
                                     return err(c, "SERVER_ERROR out of memory");
                                 }
                             }
@@ -738,11 +751,9 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
             }
         }
     };
-    let mut w = Vec::with_capacity(status.len() + tail.len() + 2);
-    w.extend_from_slice(status);
-    w.extend_from_slice(&tail);
+    w[..2].copy_from_slice(status);
     w.extend_from_slice(b"\r\n");
-    reply(c, &w, skip);
+    reply(c, w, skip);
 }
 
 /// `ma <key> <flags>*` (C's process_marithmetic_cmd).
@@ -775,7 +786,7 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
     let hv = st.hash(key);
     let mut buf = [0u8; 20];
     let g = st.item_lock(hv);
-    let mut w = Vec::with_capacity(64);
+    let mut w = take_wbuf(c);
     let mut skip = false;
     let mut item_created = false;
     let mut cas = 0u64;
@@ -922,7 +933,7 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
     drop(it);
     drop(g);
     w.extend_from_slice(b"\r\n");
-    reply(c, &w, skip);
+    reply(c, w, skip);
 }
 
 /// Whether a flag token starting with `flag` is present from token `start` on.
@@ -952,7 +963,7 @@ pub fn process_meta_dump(c: &mut Conn, line: &[u8], req: &Request) {
     match found {
         Some(it) => {
             let now = current_time();
-            let mut w = Vec::with_capacity(128);
+            let mut w = take_wbuf(c);
             w.extend_from_slice(b"ME ");
             if it.flags() & ITEM_KEY_BINARY != 0 {
                 base64_encode(it.key(), &mut w);
@@ -978,7 +989,7 @@ pub fn process_meta_dump(c: &mut Conn, line: &[u8], req: &Request) {
                 it.class(),
                 it.ntotal()
             );
-            reply(c, &w, false);
+            reply(c, w, false);
         }
         None => c.out_string("EN"),
     }
