@@ -93,6 +93,7 @@ is(mq($sock, "md Zm9 b k\r\n"), "CLIENT_ERROR error decoding key\r\n", "bad base
 is(mq($sock, "md\r\n"), "CLIENT_ERROR bad command line format\r\n", "no key");
 is(mq($sock, "md " . ('k' x 251) . "\r\n"), "CLIENT_ERROR bad command line format\r\n", "key too long");
 is(mq($sock, "md a z\r\n"), "CLIENT_ERROR invalid flag\r\n", "invalid flag");
+is(mq($sock, "md a noreply\r\n"), "CLIENT_ERROR invalid flag\r\n", "noreply is not a meta flag");
 is(mq($sock, "md a k k\r\n"), "CLIENT_ERROR duplicate flag\r\n", "duplicate flag");
 is(mq($sock, "md a Tx\r\n"), "CLIENT_ERROR bad token in command line format\r\n", "bad T");
 is(mq($sock, "md a Cx\r\n"), "CLIENT_ERROR bad token in command line format\r\n", "bad C");

@@ -217,4 +217,20 @@ is(mq($sock, "ms plain 1\r\np\r\nmg plain u v\r\nme plain\r\n"),
     "HD\r\nVA 1\r\np\r\nME plain exp=-1 la=0 cas=26 fetch=no cls=1 size=65\r\n",
     "mg u leaves the item unfetched");
 
+is(mq($sock, "mg hello v noreply\r\n"), "CLIENT_ERROR invalid flag\r\n",
+    "the classic noreply token is not a meta flag");
+
+# --- l without the segmented LRU: a fetch moves the access time only once it is 60 s old -----
+{
+    my $srv = new_memcached("-o no_lru_maintainer");
+    my $s = $srv->sock;
+    is(mq($s, "debugtime p\r\nms a 1\r\n1\r\n"), "OK\r\nHD\r\n", "pause the clock, store a");
+    is(mq($s, "debugtime 30\r\n"), "OK\r\n", "clock moves 30 s");
+    is(mq($s, "mg a l h\r\nmg a l h\r\n"), "HD l30 h0\r\nHD l30 h1\r\n", "30 s old: fetches do not move it");
+    is(mq($s, "debugtime 31\r\n"), "OK\r\n", "clock moves 61 s more (running delta)");
+    is(mq($s, "mg a l h u\r\n"), "HD l91 h1\r\n", "u: no update");
+    is(mq($s, "mg a l h\r\n"), "HD l91 h1\r\n", "l shows the time before this fetch");
+    is(mq($s, "mg a l h\r\n"), "HD l0 h1\r\n", "the previous fetch moved it");
+}
+
 done_testing();

@@ -169,6 +169,10 @@ is(mq($sock, "ms x 2 c c\r\nzz\r\n"), "CLIENT_ERROR duplicate flag\r\n", "duplic
 is(mq($sock, "ms x 2 O1 O2\r\nzz\r\n"), "CLIENT_ERROR duplicate flag\r\n", "duplicate O");
 is(mq($sock, "ms x 2 " . join(' ', ('c') x 18) . "\r\nzz\r\n"), "CLIENT_ERROR options flags are too long\r\n",
     "more than 20 tokens");
+is(mq($sock, "ms x 2 noreply\r\nzz\r\n"), "CLIENT_ERROR invalid flag\r\n",
+    "the classic noreply token is not a meta flag");
+is(mq($sock, "ms x +2\r\nzz\r\n"), "CLIENT_ERROR bad command line format\r\nERROR\r\n",
+    "a length with a sign is not a number: the data is not swallowed");
 is(mq($sock, "mg x v\r\n"), "EN\r\n", "none of them stored anything");
 
 # --- too large ----------------------------------------------------------------
