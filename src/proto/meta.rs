@@ -553,6 +553,13 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
         // SAFETY: the item is not linked yet.
         unsafe { it.update_flags(ITEM_KEY_BINARY, 0) };
     }
+    stats::bump(&c.worker.class_stats.class(it.clsid()).set_cmds, 1);
+    // The CAS to store under is drawn now, before the flags are checked (as C does).
+    c.cas = if f.has_cas_in {
+        f.cas_id_in
+    } else {
+        st.next_cas()
+    };
     // Note which return flags were asked for; the reply is built after the store.
     let mut stash = take_wbuf(c);
     for i in 3..t.ntokens {
@@ -570,12 +577,6 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
             _ => {}
         }
     }
-    stats::bump(&c.worker.class_stats.class(it.clsid()).set_cmds, 1);
-    c.cas = if f.has_cas_in {
-        f.cas_id_in
-    } else {
-        st.next_cas()
-    };
     // Errors from here on are always shown; only a success is quiet.
     c.noreply = false;
     let set_stale = f.set_stale && cmd == StoreCmd::Cas;
