@@ -112,6 +112,8 @@ pub struct Resp {
     pub wbuf: Vec<u8>,
     /// An item whose value is sent after `wbuf`.
     pub item: Option<ItemRef>,
+    /// Bytes of the value's end not sent (binary replies leave out the "\r\n").
+    pub item_trim: usize,
     /// Static bytes sent last.
     pub tail: &'static [u8],
     /// A large body written after `wbuf` (C's write_and_free), e.g. a stats dump.
@@ -138,6 +140,7 @@ impl Resp {
         Resp {
             wbuf: Vec::with_capacity(WRITE_BUFFER_SIZE),
             item: None,
+            item_trim: 0,
             tail: b"",
             body: Vec::new(),
             sent: 0,
@@ -155,6 +158,7 @@ impl Resp {
     fn reset(&mut self) {
         self.wbuf.clear();
         self.item = None;
+        self.item_trim = 0;
         self.tail = b"";
         if self.body.capacity() > READ_BUFFER_SIZE {
             self.body = Vec::new();
@@ -172,9 +176,18 @@ impl Resp {
     /// The byte ranges to send, in order: line buffer, the item's value (one piece per chunk
     /// of a chunked item), body, tail.
     fn parts(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut left = self
+            .item
+            .as_ref()
+            .map_or(0, |it| it.value_len().saturating_sub(self.item_trim));
         let value = self.item.as_ref().map(|it| it.segments());
+        let value = value.into_iter().flatten().map(move |seg| {
+            let n = seg.len().min(left);
+            left -= n;
+            &seg[..n]
+        });
         std::iter::once(&self.wbuf[..])
-            .chain(value.into_iter().flatten())
+            .chain(value)
             .chain([&self.body[..], self.tail])
     }
 
@@ -451,12 +464,12 @@ pub struct Conn {
     pub protocol: Protocol,
     pub worker: Arc<Worker>,
     /// Read buffer (empty when released back to the cache).
-    rbuf: Vec<u8>,
+    pub rbuf: Vec<u8>,
     rbuf_malloced: bool,
     /// Start of unparsed bytes in `rbuf`.
-    rcurr: usize,
+    pub rcurr: usize,
     /// Count of unparsed bytes at `rcurr`.
-    rbytes: usize,
+    pub rbytes: usize,
     /// Replies waiting to be written, oldest first; the last is the current command's.
     pub resps: VecDeque<Box<Resp>>,
     /// The current command asked for no reply.
@@ -483,6 +496,8 @@ pub struct Conn {
     pub cas: u64,
     /// This connection's entry in the `stats conns` table.
     slot: Arc<ConnSlot>,
+    /// The binary request being handled.
+    pub bin: crate::proto::binary::BinState,
 }
 
 // ---- the connection table for `stats conns` (C walks its conns[] array) ----
@@ -664,6 +679,7 @@ pub fn conn_new(
     note_conn_struct(fd);
     let slot = conn_slot_open(fd, transport == Transport::Udp, init_state, request_addr);
     let mut c = Box::new(Conn {
+        bin: Default::default(),
         slot,
         fd,
         state: init_state,
@@ -1103,21 +1119,7 @@ impl Conn {
             }
         }
         match self.protocol {
-            Protocol::Binary if self.transport == Transport::Udp => {
-                // The binary protocol is not built yet: drop the datagram.
-                self.rbytes = 0;
-                false
-            }
-            Protocol::Binary => {
-                // The binary protocol is not built yet: say so and drop the client.
-                eprintln!(
-                    "{}: the binary protocol is not supported by this build yet; closing",
-                    self.fd
-                );
-                self.close_reason = CloseReason::Error;
-                self.set_state(ConnState::Closing);
-                true
-            }
+            Protocol::Binary => crate::proto::binary::try_read_command(self),
             _ => self.try_read_command_ascii(),
         }
     }
@@ -1331,6 +1333,12 @@ impl Conn {
         STATS.curr_conns.fetch_sub(1, Relaxed);
     }
 
+    /// Notes that a command arrived (for idle timeouts and `stats conns`).
+    pub fn last_cmd_time_now(&mut self) {
+        self.last_cmd_time = current_time();
+        self.slot.last_cmd_time.store(self.last_cmd_time, Relaxed);
+    }
+
     /// Runs the state machine until it has to wait for the network (C's drive_machine).
     pub fn drive_machine(&mut self) {
         self.nreqs = settings::get().reqs_per_event;
@@ -1406,7 +1414,11 @@ impl Conn {
                         continue;
                     };
                     if self.rlbytes == 0 {
-                        crate::proto::text::complete_nread_ascii(self, it);
+                        if self.protocol == Protocol::Binary {
+                            crate::proto::binary::complete_nread(self, it);
+                        } else {
+                            crate::proto::text::complete_nread_ascii(self, it);
+                        }
                         continue;
                     }
                     // Leftovers in the read buffer first, then straight from the socket into

@@ -174,14 +174,7 @@ fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
         let is = |name: &[u8]| name.starts_with(sub);
         let s = settings::get();
         if is(b"reset") {
-            {
-                let _g = stats::RESET_LOCK.lock();
-                stats::STATS.reset();
-                thread::stats_reset();
-                if let Some(st) = store::store() {
-                    st.reset_item_stats();
-                }
-            }
+            stats_reset_all();
             c.out_string("RESET");
             return;
         } else if is(b"detail") {
@@ -236,44 +229,63 @@ fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
             return;
         } else if is(b"conns") {
             crate::conn::write_stats_conns(&mut out);
-        } else if sub == b"items" {
-            if let Some(st) = store::store() {
-                st.write_item_stats(&mut out, &thread::class_totals());
-            }
-        } else if sub == b"slabs" {
-            let ct = thread::class_totals();
-            crate::slabs::with_slabs(|s| {
-                s.write_stats(&mut out, &|cls, o| {
-                    let r = &ct.slab[cls];
-                    stats::append_stat(o, &format!("{}:get_hits", cls), ct.get_hits(cls));
-                    for (i, name) in [
-                        "cmd_set",
-                        "delete_hits",
-                        "incr_hits",
-                        "decr_hits",
-                        "cas_hits",
-                        "cas_badval",
-                        "touch_hits",
-                    ]
-                    .iter()
-                    .enumerate()
-                    {
-                        stats::append_stat(o, &format!("{}:{}", cls, name), r[i]);
-                    }
-                })
-            });
-        } else if sub == b"sizes" {
-            if let Some(st) = store::store() {
-                st.write_sizes_stats(&mut out);
-            }
+        } else if engine_stats(sub, &mut out) {
         } else {
-            // detail, cachedump and conns arrive with their subsystems (issue 4).
             c.out_string("ERROR");
             return;
         }
     }
     out.extend_from_slice(b"END\r\n");
     c.write_body(out);
+}
+
+/// `stats reset` (C's stats_reset): global, per-thread, per-LRU and prefix counters.
+pub fn stats_reset_all() {
+    let _g = stats::RESET_LOCK.lock();
+    stats::STATS.reset();
+    thread::stats_reset();
+    if let Some(st) = store::store() {
+        st.reset_item_stats();
+    }
+}
+
+/// The stats groups named exactly (C's get_stats with a subcommand): items, slabs, sizes.
+/// False for any other name.
+pub fn engine_stats(sub: &[u8], out: &mut dyn stats::StatSink) -> bool {
+    if sub == b"items" {
+        if let Some(st) = store::store() {
+            st.write_item_stats(out, &thread::class_totals());
+        }
+    } else if sub == b"slabs" {
+        let ct = thread::class_totals();
+        crate::slabs::with_slabs(|s| {
+            s.write_stats(out, &|cls, o| {
+                let r = &ct.slab[cls];
+                stats::append_stat(o, &format!("{}:get_hits", cls), ct.get_hits(cls));
+                for (i, name) in [
+                    "cmd_set",
+                    "delete_hits",
+                    "incr_hits",
+                    "decr_hits",
+                    "cas_hits",
+                    "cas_badval",
+                    "touch_hits",
+                ]
+                .iter()
+                .enumerate()
+                {
+                    stats::append_stat(o, &format!("{}:{}", cls, name), r[i]);
+                }
+            })
+        });
+    } else if sub == b"sizes" {
+        if let Some(st) = store::store() {
+            st.write_sizes_stats(out);
+        }
+    } else {
+        return false;
+    }
+    true
 }
 
 /// Longest key (C's KEY_MAX_LENGTH).

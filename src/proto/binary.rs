@@ -1,0 +1,832 @@
+//! The binary protocol (C's proto_bin.c): 24-byte request headers, per-opcode checks of
+//! extras/key/body lengths, quiet variants, and response packets. Values are read straight
+//! into items as the text protocol does; the "\r\n" that items keep is added here.
+
+use super::text::{self, realtime, Delta, StoreCmd, StoreResult};
+use crate::conn::{CloseReason, Conn, ConnState};
+use crate::items::store::{self, ItemRef};
+use crate::settings;
+use crate::stats::{self, StatSink};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Request and response magic bytes.
+pub const REQ_MAGIC: u8 = 0x80;
+const RES_MAGIC: u8 = 0x81;
+/// Header size.
+pub const HEADER_LEN: usize = 24;
+/// Longest body a request may announce (C's ITEM_SIZE_MAX_UPPER_LIMIT).
+const BODY_MAX: u32 = 1024 * 1024 * 1024;
+const KEY_MAX_LENGTH: usize = 250;
+
+// Opcodes.
+const GET: u8 = 0x00;
+const SET: u8 = 0x01;
+const ADD: u8 = 0x02;
+const REPLACE: u8 = 0x03;
+const DELETE: u8 = 0x04;
+const INCREMENT: u8 = 0x05;
+const DECREMENT: u8 = 0x06;
+const QUIT: u8 = 0x07;
+const FLUSH: u8 = 0x08;
+const GETQ: u8 = 0x09;
+const NOOP: u8 = 0x0a;
+const VERSION: u8 = 0x0b;
+const GETK: u8 = 0x0c;
+const GETKQ: u8 = 0x0d;
+const APPEND: u8 = 0x0e;
+const PREPEND: u8 = 0x0f;
+const STAT: u8 = 0x10;
+const SETQ: u8 = 0x11;
+const ADDQ: u8 = 0x12;
+const REPLACEQ: u8 = 0x13;
+const DELETEQ: u8 = 0x14;
+const INCREMENTQ: u8 = 0x15;
+const DECREMENTQ: u8 = 0x16;
+const QUITQ: u8 = 0x17;
+const FLUSHQ: u8 = 0x18;
+const APPENDQ: u8 = 0x19;
+const PREPENDQ: u8 = 0x1a;
+const TOUCH: u8 = 0x1c;
+const GAT: u8 = 0x1d;
+const GATQ: u8 = 0x1e;
+const SASL_LIST_MECHS: u8 = 0x20;
+const SASL_AUTH: u8 = 0x21;
+const SASL_STEP: u8 = 0x22;
+const GATK: u8 = 0x23;
+const GATKQ: u8 = 0x24;
+
+// Response statuses.
+const SUCCESS: u16 = 0x00;
+const KEY_ENOENT: u16 = 0x01;
+const KEY_EEXISTS: u16 = 0x02;
+const E2BIG: u16 = 0x03;
+const EINVAL: u16 = 0x04;
+const NOT_STORED: u16 = 0x05;
+const DELTA_BADVAL: u16 = 0x06;
+const AUTH_ERROR: u16 = 0x20;
+const UNKNOWN_COMMAND: u16 = 0x81;
+const ENOMEM: u16 = 0x82;
+
+/// The current request's header, in host order (C's c->binary_header), and what the reply
+/// carries back.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BinState {
+    /// Opcode after quiet forms are mapped to their loud ones.
+    pub cmd: u8,
+    /// The opcode as received (echoed in replies).
+    pub opcode: u8,
+    pub keylen: u16,
+    pub extlen: u8,
+    pub bodylen: u32,
+    /// Echoed as received.
+    pub opaque: [u8; 4],
+    pub req_cas: u64,
+    /// CAS put in the reply header.
+    pub cas: u64,
+    /// Replies to successes are suppressed (quiet opcodes).
+    pub noreply: bool,
+}
+
+/// Parses one request if its header, extras and key are in the read buffer (C's
+/// try_read_command_binary). Returns false when more bytes are needed.
+pub fn try_read_command(c: &mut Conn) -> bool {
+    if c.rbytes < HEADER_LEN {
+        return false;
+    }
+    let h = &c.rbuf[c.rcurr..c.rcurr + HEADER_LEN];
+    if h[0] != REQ_MAGIC {
+        if settings::verbose() > 0 {
+            eprintln!("Invalid magic:  {:x}", h[0]);
+        }
+        c.set_state(ConnState::Closing);
+        return true;
+    }
+    let b = BinState {
+        cmd: h[1],
+        opcode: h[1],
+        keylen: u16::from_be_bytes([h[2], h[3]]),
+        extlen: h[4],
+        bodylen: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+        opaque: [h[12], h[13], h[14], h[15]],
+        req_cas: u64::from_be_bytes([h[16], h[17], h[18], h[19], h[20], h[21], h[22], h[23]]),
+        cas: 0,
+        noreply: false,
+    };
+    let need = HEADER_LEN + b.keylen as usize + b.extlen as usize;
+    if c.rbytes < need {
+        // More bytes needed; a request that cannot fit the buffer at all is refused.
+        if need > c.rbuf.len() {
+            c.bin = b;
+            return dispatch_oversized(c);
+        }
+        return false;
+    }
+    if !c.resp_start() {
+        c.set_state(ConnState::Closing);
+        return true;
+    }
+    c.bin = b;
+    c.last_cmd_time_now();
+    let start = c.rcurr + HEADER_LEN;
+    let mut ext = [0u8; 20];
+    let en = (b.extlen as usize).min(ext.len());
+    ext[..en].copy_from_slice(&c.rbuf[start..start + en]);
+    let kstart = start + b.extlen as usize;
+    let key_range = kstart..kstart + b.keylen as usize;
+    c.rbytes -= need;
+    c.rcurr += need;
+    let rbuf = std::mem::take(&mut c.rbuf);
+    dispatch(c, &ext, &rbuf[key_range]);
+    c.rbuf = rbuf;
+    true
+}
+
+/// A header whose key and extras cannot fit the read buffer: C would wait forever for them;
+/// the only answer that ends it is the one C gives for a key that is too long.
+fn dispatch_oversized(c: &mut Conn) -> bool {
+    if !c.resp_start() {
+        c.set_state(ConnState::Closing);
+        return true;
+    }
+    c.rbytes = 0;
+    protocol_error(c);
+    true
+}
+
+/// Writes a response header into the current response (C's add_bin_header).
+fn add_header(c: &mut Conn, status: u16, extlen: u8, keylen: u16, bodylen: u32) {
+    let b = c.bin;
+    let Some(r) = c.resp() else { return };
+    r.wbuf.clear();
+    r.item = None;
+    r.body.clear();
+    r.wbuf.push(RES_MAGIC);
+    r.wbuf.push(b.opcode);
+    r.wbuf.extend_from_slice(&keylen.to_be_bytes());
+    r.wbuf.push(extlen);
+    r.wbuf.push(0);
+    r.wbuf.extend_from_slice(&status.to_be_bytes());
+    r.wbuf.extend_from_slice(&bodylen.to_be_bytes());
+    r.wbuf.extend_from_slice(&b.opaque);
+    r.wbuf.extend_from_slice(&b.cas.to_be_bytes());
+}
+
+/// An error reply with C's texts; then the value is swallowed, or the reply flushed.
+fn write_error(c: &mut Conn, status: u16, text: Option<&str>, swallow: usize) {
+    let text = text.unwrap_or(match status {
+        ENOMEM => "Out of memory",
+        UNKNOWN_COMMAND => "Unknown command",
+        KEY_ENOENT => "Not found",
+        EINVAL => "Invalid arguments",
+        KEY_EEXISTS => "Data exists for key.",
+        E2BIG => "Too large.",
+        DELTA_BADVAL => "Non-numeric server-side value for incr or decr",
+        NOT_STORED => "Not stored.",
+        AUTH_ERROR => "Auth failure.",
+        _ => "UNHANDLED ERROR",
+    });
+    if settings::verbose() > 1 {
+        eprintln!(">{} Writing an error: {}", c.fd, text);
+    }
+    add_header(c, status, 0, 0, text.len() as u32);
+    if let Some(r) = c.resp() {
+        r.skip = false;
+        r.wbuf.extend_from_slice(text.as_bytes());
+    }
+    if swallow > 0 {
+        c.sbytes = swallow;
+        c.set_state(ConnState::Swallow);
+    } else {
+        c.set_state(ConnState::Mwrite);
+    }
+}
+
+/// Invalid arguments, then hang up (C's handle_binary_protocol_error).
+fn protocol_error(c: &mut Conn) {
+    write_error(c, EINVAL, None, 0);
+    if settings::verbose() > 0 {
+        eprintln!(
+            "Protocol error (opcode {:02x}), close connection {}",
+            c.bin.opcode, c.fd
+        );
+    }
+    c.close_after_write = true;
+}
+
+/// A success reply with `extras`, `key` and `value` (C's write_bin_response); suppressed
+/// for quiet opcodes except the get family.
+fn write_response(c: &mut Conn, extras: &[u8], key: &[u8], value: &[u8]) {
+    let b = c.bin;
+    if !b.noreply || b.cmd == GET || b.cmd == GETK {
+        add_header(
+            c,
+            SUCCESS,
+            extras.len() as u8,
+            key.len() as u16,
+            (extras.len() + key.len() + value.len()) as u32,
+        );
+        if let Some(r) = c.resp() {
+            r.wbuf.extend_from_slice(extras);
+            r.wbuf.extend_from_slice(key);
+            r.wbuf.extend_from_slice(value);
+        }
+    } else if let Some(r) = c.resp() {
+        r.skip = true;
+    }
+    c.set_state(ConnState::NewCmd);
+}
+
+/// A memory error (C's out_of_memory in binary mode: the "SERVER_ERROR " prefix dropped).
+fn out_of_memory(c: &mut Conn, text: &str) {
+    let text = text.strip_prefix("SERVER_ERROR ").unwrap_or(text);
+    write_error(c, ENOMEM, Some(text), 0);
+}
+
+fn dispatch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
+    let b = c.bin;
+    let (extlen, keylen, bodylen) = (b.extlen as u32, b.keylen as u32, b.bodylen);
+    if keylen > bodylen || keylen + extlen > bodylen {
+        write_error(c, UNKNOWN_COMMAND, None, 0);
+        c.close_after_write = true;
+        return;
+    }
+    if bodylen > BODY_MAX {
+        write_error(c, EINVAL, None, 0);
+        c.close_after_write = true;
+        return;
+    }
+    c.bin.noreply = true;
+    if key.len() > KEY_MAX_LENGTH {
+        return protocol_error(c);
+    }
+    c.bin.cmd = match b.opcode {
+        SETQ => SET,
+        ADDQ => ADD,
+        REPLACEQ => REPLACE,
+        DELETEQ => DELETE,
+        INCREMENTQ => INCREMENT,
+        DECREMENTQ => DECREMENT,
+        QUITQ => QUIT,
+        FLUSHQ => FLUSH,
+        APPENDQ => APPEND,
+        PREPENDQ => PREPEND,
+        GETQ => GET,
+        GETKQ => GETK,
+        GATQ => GAT,
+        GATKQ => GATK,
+        op => {
+            c.bin.noreply = false;
+            op
+        }
+    };
+    let ok = match c.bin.cmd {
+        VERSION => {
+            let ok = extlen == 0 && keylen == 0 && bodylen == 0;
+            if ok {
+                write_response(c, &[], &[], crate::VERSION.as_bytes());
+            }
+            ok
+        }
+        FLUSH => {
+            let ok = keylen == 0 && bodylen == extlen && (extlen == 0 || extlen == 4);
+            if ok {
+                process_flush(c, ext);
+            }
+            ok
+        }
+        NOOP => {
+            let ok = extlen == 0 && keylen == 0 && bodylen == 0;
+            if ok {
+                write_response(c, &[], &[], &[]);
+                // noop flushes the pipeline.
+                c.set_state(ConnState::Mwrite);
+            }
+            ok
+        }
+        SET | ADD | REPLACE => {
+            let ok = extlen == 8 && keylen != 0 && bodylen >= keylen + 8;
+            if ok {
+                process_update(c, ext, key);
+            }
+            ok
+        }
+        GET | GETK => {
+            let ok = extlen == 0 && bodylen == keylen && keylen > 0;
+            if ok {
+                process_get_or_touch(c, ext, key);
+            }
+            ok
+        }
+        DELETE => {
+            let ok = keylen > 0 && extlen == 0 && bodylen == keylen;
+            if ok {
+                process_delete(c, key);
+            }
+            ok
+        }
+        INCREMENT | DECREMENT => {
+            let ok = keylen > 0 && extlen == 20 && bodylen == keylen + extlen;
+            if ok {
+                process_incr(c, ext, key);
+            }
+            ok
+        }
+        APPEND | PREPEND => {
+            let ok = keylen > 0 && extlen == 0;
+            if ok {
+                process_append_prepend(c, key);
+            }
+            ok
+        }
+        STAT => {
+            let ok = extlen == 0;
+            if ok {
+                process_stat(c, key);
+            }
+            ok
+        }
+        QUIT => {
+            let ok = keylen == 0 && extlen == 0 && bodylen == 0;
+            if ok {
+                write_response(c, &[], &[], &[]);
+                c.set_state(ConnState::Mwrite);
+                c.close_after_write = true;
+                c.close_reason = CloseReason::Normal;
+            }
+            ok
+        }
+        // No SASL in this build: C answers as a server without SASL does.
+        SASL_LIST_MECHS => {
+            let ok = extlen == 0 && keylen == 0 && bodylen == 0;
+            if ok {
+                write_error(c, UNKNOWN_COMMAND, None, (bodylen - keylen) as usize);
+            }
+            ok
+        }
+        SASL_AUTH | SASL_STEP => {
+            let ok = extlen == 0 && keylen != 0;
+            if ok {
+                write_error(c, UNKNOWN_COMMAND, None, (bodylen - keylen) as usize);
+            }
+            ok
+        }
+        TOUCH | GAT | GATK => {
+            let ok = extlen == 4 && keylen != 0;
+            if ok {
+                process_get_or_touch(c, ext, key);
+            }
+            ok
+        }
+        _ => {
+            write_error(c, UNKNOWN_COMMAND, None, bodylen as usize);
+            true
+        }
+    };
+    if !ok {
+        protocol_error(c);
+    }
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn be64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(a)
+}
+
+/// get/getk/gat/gatk/touch and quiet forms (C's process_bin_get_or_touch).
+fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
+    let cmd = c.bin.cmd;
+    let touch = matches!(cmd, TOUCH | GAT | GATK);
+    let return_key = matches!(cmd, GETK | GATK);
+    let return_value = cmd != TOUCH;
+    if settings::verbose() > 1 {
+        eprintln!(
+            "<{} {} {}",
+            c.fd,
+            if touch { "TOUCH" } else { "GET" },
+            String::from_utf8_lossy(key)
+        );
+    }
+    let Some(st) = store::store() else { return };
+    let worker = std::sync::Arc::clone(&c.worker);
+    let ts = &worker.stats;
+    let found = if touch {
+        let exptime = realtime(be32(ext) as i32);
+        let hv = st.hash(key);
+        let _g = st.item_lock(hv);
+        // SAFETY: the item lock for hv is held.
+        unsafe {
+            let r = st.get_locked(key, hv, Some(ts), true);
+            if let Some(r) = &r {
+                st.set_exptime(r, exptime);
+            }
+            r
+        }
+    } else {
+        st.get(key, Some(ts), true)
+    };
+    let found = found.filter(|it| it.refcount() <= 60000);
+    match found {
+        Some(it) => {
+            if touch {
+                stats::bump(&ts.touch_cmds, 1);
+                stats::bump(&worker.class_stats.class(it.class()).touch_hits, 1);
+            } else {
+                stats::bump(&ts.get_cmds, 1);
+                stats::bump(&worker.class_stats.lru_hits[it.clsid() as usize], 1);
+            }
+            let vlen = it.value_len() - 2;
+            let mut bodylen = 4 + vlen as u32;
+            let mut keylen = 0u16;
+            if cmd == TOUCH {
+                bodylen -= vlen as u32;
+            } else if return_key {
+                bodylen += key.len() as u32;
+                keylen = key.len() as u16;
+            }
+            c.bin.cas = it.cas();
+            add_header(c, SUCCESS, 4, keylen, bodylen);
+            if let Some(r) = c.resp() {
+                r.wbuf.extend_from_slice(&it.client_flags().to_be_bytes());
+                if return_key {
+                    r.wbuf.extend_from_slice(key);
+                }
+                if return_value {
+                    r.item_trim = 2;
+                    r.item = Some(it);
+                }
+            }
+            c.set_state(ConnState::NewCmd);
+        }
+        None => {
+            if touch {
+                stats::bump(&ts.touch_cmds, 1);
+                stats::bump(&ts.touch_misses, 1);
+            } else {
+                stats::bump(&ts.get_cmds, 1);
+                stats::bump(&ts.get_misses, 1);
+            }
+            if c.bin.noreply {
+                if let Some(r) = c.resp() {
+                    r.skip = true;
+                }
+                c.set_state(ConnState::NewCmd);
+            } else if return_key {
+                add_header(c, KEY_ENOENT, 0, key.len() as u16, key.len() as u32);
+                if let Some(r) = c.resp() {
+                    r.wbuf.extend_from_slice(key);
+                }
+                c.set_state(ConnState::NewCmd);
+            } else {
+                write_error(c, KEY_ENOENT, None, 0);
+            }
+        }
+    }
+    if stats::detail_enabled() {
+        let hit = c
+            .resps
+            .back()
+            .is_some_and(|r| r.item.is_some() || cmd == TOUCH);
+        stats::prefix_record_get(key, hit);
+    }
+}
+
+/// set/add/replace: allocates the item and reads the value into it (C's
+/// process_bin_update).
+fn process_update(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
+    let b = c.bin;
+    let flags = be32(&ext[0..4]);
+    let exptime = be32(&ext[4..8]) as i32;
+    let vlen = (b.bodylen - (b.keylen as u32 + b.extlen as u32)) as usize;
+    if stats::detail_enabled() {
+        stats::prefix_record_set(key);
+    }
+    let Some(st) = store::store() else { return };
+    let Some(mut it) = st.alloc(key, flags, realtime(exptime), vlen as i32 + 2) else {
+        if !st.item_size_ok(key.len(), flags, vlen + 2) {
+            write_error(c, E2BIG, None, vlen);
+        } else {
+            out_of_memory(c, "SERVER_ERROR Out of memory allocating item");
+            c.sbytes = vlen;
+        }
+        // A failed set must not leave the old value behind.
+        if b.cmd == SET {
+            st.delete(key, Some(&c.worker.stats));
+        }
+        c.set_state(ConnState::Swallow);
+        return;
+    };
+    it.set_cas_unlinked(b.req_cas);
+    let mut cmd = match b.cmd {
+        ADD => StoreCmd::Add,
+        REPLACE => StoreCmd::Replace,
+        _ => StoreCmd::Set,
+    };
+    if b.req_cas != 0 {
+        cmd = StoreCmd::Cas;
+    }
+    start_value(c, it, cmd, vlen);
+}
+
+fn start_value(c: &mut Conn, it: ItemRef, cmd: StoreCmd, vlen: usize) {
+    c.item = Some(it);
+    c.ritem = 0;
+    c.rlbytes = vlen;
+    c.store_cmd = cmd;
+    c.set_state(ConnState::Nread);
+}
+
+/// append/prepend (C's process_bin_append_prepend).
+fn process_append_prepend(c: &mut Conn, key: &[u8]) {
+    let b = c.bin;
+    let vlen = (b.bodylen - b.keylen as u32) as usize;
+    if stats::detail_enabled() {
+        stats::prefix_record_set(key);
+    }
+    let Some(st) = store::store() else { return };
+    let Some(mut it) = st.alloc(key, 0, 0, vlen as i32 + 2) else {
+        if !st.item_size_ok(key.len(), 0, vlen + 2) {
+            write_error(c, E2BIG, None, vlen);
+        } else {
+            out_of_memory(c, "SERVER_ERROR Out of memory allocating item");
+            c.sbytes = vlen;
+        }
+        c.set_state(ConnState::Swallow);
+        return;
+    };
+    it.set_cas_unlinked(b.req_cas);
+    let cmd = if b.cmd == APPEND {
+        StoreCmd::Append
+    } else {
+        StoreCmd::Prepend
+    };
+    start_value(c, it, cmd, vlen);
+}
+
+/// The value is in: add the "\r\n" items keep and store (C's complete_update_bin).
+pub fn complete_nread(c: &mut Conn, mut it: ItemRef) {
+    let worker = std::sync::Arc::clone(&c.worker);
+    stats::bump(&worker.class_stats.class(it.class()).set_cmds, 1);
+    let n = it.value_len();
+    it.write_at(n - 2, b"\r\n");
+    let Some(st) = store::store() else { return };
+    let cas_in = if settings::get().use_cas {
+        st.next_cas()
+    } else {
+        0
+    };
+    let hv = st.hash(it.key());
+    let cmd = c.store_cmd;
+    let out = {
+        let _g = st.item_lock(hv);
+        // SAFETY: the item lock for hv is held.
+        unsafe { text::store_item_locked(st, &it, cmd, hv, cas_in, false, &worker) }
+    };
+    c.bin.cas = out.cas;
+    match out.result {
+        StoreResult::Stored => write_response(c, &[], &[], &[]),
+        StoreResult::Exists => write_error(c, KEY_EEXISTS, None, 0),
+        StoreResult::NotFound => write_error(c, KEY_ENOENT, None, 0),
+        StoreResult::NotStored => {
+            let status = match cmd {
+                StoreCmd::Add => KEY_EEXISTS,
+                StoreCmd::Replace => KEY_ENOENT,
+                _ => NOT_STORED,
+            };
+            write_error(c, status, None, 0);
+        }
+    }
+}
+
+/// delete (C's process_bin_delete).
+fn process_delete(c: &mut Conn, key: &[u8]) {
+    if stats::detail_enabled() {
+        stats::prefix_record_delete(key);
+    }
+    let Some(st) = store::store() else { return };
+    let worker = std::sync::Arc::clone(&c.worker);
+    let hv = st.hash(key);
+    let req_cas = c.bin.req_cas;
+    let res = {
+        let _g = st.item_lock(hv);
+        // SAFETY: the item lock for hv is held in this block.
+        unsafe {
+            match st.get_locked(key, hv, Some(&worker.stats), false) {
+                Some(it) if req_cas == 0 || req_cas == it.cas() => {
+                    stats::bump(&worker.class_stats.class(it.class()).delete_hits, 1);
+                    st.unlink(it.as_ptr(), hv);
+                    Some(true)
+                }
+                Some(_) => Some(false),
+                None => None,
+            }
+        }
+    };
+    match res {
+        Some(true) => write_response(c, &[], &[], &[]),
+        Some(false) => write_error(c, KEY_EEXISTS, None, 0),
+        None => {
+            write_error(c, KEY_ENOENT, None, 0);
+            stats::bump(&worker.stats.delete_misses, 1);
+        }
+    }
+}
+
+/// increment/decrement with initial value and expiry (C's complete_incr_bin).
+fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
+    let delta = be64(&ext[0..8]);
+    let initial = be64(&ext[8..16]);
+    let expiration = be32(&ext[16..20]);
+    let incr = c.bin.cmd == INCREMENT;
+    if settings::verbose() > 1 {
+        eprintln!(
+            "incr {} {}, {}, {}",
+            String::from_utf8_lossy(key),
+            delta as i64,
+            initial,
+            expiration as i32
+        );
+    }
+    let Some(st) = store::store() else { return };
+    let worker = std::sync::Arc::clone(&c.worker);
+    let hv = st.hash(key);
+    let req_cas = c.bin.req_cas;
+    let mut buf = [0u8; 20];
+    let res = {
+        let _g = st.item_lock(hv);
+        // SAFETY: the item lock for hv is held.
+        unsafe { text::add_delta(st, &worker, key, hv, incr, delta, Some(req_cas), &mut buf) }
+    };
+    match res {
+        Delta::Ok(it, n) => {
+            let value = std::str::from_utf8(&buf[..n])
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
+            c.bin.cas = it.cas();
+            write_response(c, &[], &[], &value.to_be_bytes());
+        }
+        Delta::NonNumeric => write_error(c, DELTA_BADVAL, None, 0),
+        Delta::Eom => out_of_memory(c, "SERVER_ERROR Out of memory incrementing value"),
+        Delta::NotFound if expiration != 0xffff_ffff => {
+            let digits = text::u64_decimal(initial, &mut buf).len();
+            buf.copy_within(20 - digits.., 0);
+            match st.alloc(key, 0, realtime(expiration as i32), digits as i32 + 2) {
+                Some(mut it) => {
+                    let d = it.data_mut();
+                    d[..digits].copy_from_slice(&buf[..digits]);
+                    d[digits..].copy_from_slice(b"\r\n");
+                    let cas_in = if settings::get().use_cas {
+                        st.next_cas()
+                    } else {
+                        0
+                    };
+                    let out = {
+                        let _g = st.item_lock(hv);
+                        // SAFETY: the item lock for hv is held.
+                        unsafe {
+                            text::store_item_locked(
+                                st,
+                                &it,
+                                StoreCmd::Add,
+                                hv,
+                                cas_in,
+                                false,
+                                &worker,
+                            )
+                        }
+                    };
+                    if out.result == StoreResult::Stored {
+                        c.bin.cas = out.cas;
+                        write_response(c, &[], &[], &initial.to_be_bytes());
+                    } else {
+                        write_error(c, NOT_STORED, None, 0);
+                    }
+                }
+                None => out_of_memory(c, "SERVER_ERROR Out of memory allocating new item"),
+            }
+        }
+        Delta::NotFound => {
+            stats::bump(
+                if incr {
+                    &worker.stats.incr_misses
+                } else {
+                    &worker.stats.decr_misses
+                },
+                1,
+            );
+            write_error(c, KEY_ENOENT, None, 0);
+        }
+        Delta::CasMismatch => write_error(c, KEY_EEXISTS, None, 0),
+    }
+}
+
+/// flush with an optional delay (C's process_bin_flush).
+fn process_flush(c: &mut Conn, ext: &[u8; 20]) {
+    let s = settings::get();
+    if !s.flush_enabled {
+        return write_error(c, AUTH_ERROR, None, 0);
+    }
+    let exptime = if c.bin.extlen == 4 {
+        be32(ext) as i32
+    } else {
+        0
+    };
+    let new_oldest = if exptime > 0 {
+        realtime(exptime).wrapping_sub(1)
+    } else {
+        stats::current_time().wrapping_sub(1)
+    };
+    s.oldest_live.store(new_oldest, Relaxed);
+    if let Some(st) = store::store() {
+        st.flush_expired(new_oldest);
+    }
+    stats::bump(&c.worker.stats.flush_cmds, 1);
+    write_response(c, &[], &[], &[]);
+}
+
+/// Stats as binary packets: one per stat (key = name, value = value), then an empty one
+/// (C's append_bin_stats).
+struct BinStats<'a> {
+    out: &'a mut Vec<u8>,
+    opaque: [u8; 4],
+}
+
+impl BinStats<'_> {
+    fn packet(&mut self, key: &[u8], value: &[u8]) {
+        let o = &mut *self.out;
+        o.push(RES_MAGIC);
+        o.push(STAT);
+        o.extend_from_slice(&(key.len() as u16).to_be_bytes());
+        o.extend_from_slice(&[0, 0, 0, 0]);
+        o.extend_from_slice(&((key.len() + value.len()) as u32).to_be_bytes());
+        o.extend_from_slice(&self.opaque);
+        o.extend_from_slice(&[0; 8]);
+        o.extend_from_slice(key);
+        o.extend_from_slice(value);
+    }
+}
+
+impl StatSink for BinStats<'_> {
+    fn stat(&mut self, name: &str, value: &dyn std::fmt::Display) {
+        let v = value.to_string();
+        self.packet(name.as_bytes(), v.as_bytes());
+    }
+    fn stat_bytes(&mut self, name: &str, value: &[u8]) {
+        self.packet(name.as_bytes(), value);
+    }
+}
+
+/// STAT with an optional group name as the key (C's process_bin_stat).
+fn process_stat(c: &mut Conn, key: &[u8]) {
+    if settings::verbose() > 1 {
+        eprintln!("<{} STATS {}", c.fd, String::from_utf8_lossy(key));
+    }
+    let s = settings::get();
+    let mut body = Vec::new();
+    let mut sink = BinStats {
+        out: &mut body,
+        opaque: c.bin.opaque,
+    };
+    if key.is_empty() {
+        let totals = crate::thread::stats_aggregate();
+        stats::server_stats(
+            &mut sink,
+            &totals,
+            &crate::thread::class_totals(),
+            s.num_threads,
+        );
+    } else if key.starts_with(b"reset") {
+        text::stats_reset_all();
+    } else if key.starts_with(b"settings") {
+        settings::write_stats_settings(&mut sink);
+    } else if key.starts_with(b"detail") {
+        let rest = &key[6..];
+        if !s.dump_enabled {
+            return write_error(c, KEY_ENOENT, None, 0);
+        }
+        if rest.starts_with(b" dump") {
+            let mut dump = Vec::new();
+            stats::prefix_dump(&mut dump);
+            sink.packet(b"detailed", &dump);
+        } else if rest.starts_with(b" on") {
+            s.detail_enabled.store(true, Relaxed);
+        } else if rest.starts_with(b" off") {
+            s.detail_enabled.store(false, Relaxed);
+        } else {
+            return write_error(c, KEY_ENOENT, None, 0);
+        }
+    } else if !text::engine_stats(key, &mut sink) {
+        return write_error(c, KEY_ENOENT, None, 0);
+    }
+    sink.packet(&[], &[]);
+    if let Some(r) = c.resp() {
+        r.wbuf.clear();
+        r.body = body;
+    }
+    c.set_state(ConnState::NewCmd);
+}
