@@ -94,6 +94,16 @@ pub fn try_read_command(c: &mut Conn) -> bool {
         return false;
     }
     let h = &c.rbuf[c.rcurr..c.rcurr + HEADER_LEN];
+    if settings::verbose() > 1 {
+        eprint!(
+            "{}",
+            dump_header(
+                &format!("<{} Read binary protocol data:", c.fd),
+                &format!("<{}   ", c.fd),
+                h
+            )
+        );
+    }
     if h[0] != REQ_MAGIC {
         if settings::verbose() > 0 {
             eprintln!("Invalid magic:  {:x}", h[0]);
@@ -169,6 +179,34 @@ fn add_header(c: &mut Conn, status: u16, extlen: u8, keylen: u16, bodylen: u32) 
     r.wbuf.extend_from_slice(&bodylen.to_be_bytes());
     r.wbuf.extend_from_slice(&b.opaque);
     r.wbuf.extend_from_slice(&b.cas.to_be_bytes());
+    if settings::verbose() > 1 {
+        let fd = c.fd;
+        if let Some(r) = c.resp() {
+            eprint!(
+                "{}",
+                dump_header(
+                    &format!(">{} Writing bin response:", fd),
+                    &format!(">{}  ", fd),
+                    &r.wbuf[..HEADER_LEN]
+                )
+            );
+        }
+    }
+}
+
+/// A header as C's -vv traces print it: a title, then four bytes per line.
+fn dump_header(title: &str, line_prefix: &str, h: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::from(title);
+    for (i, b) in h.iter().enumerate() {
+        if i % 4 == 0 {
+            s.push('\n');
+            s.push_str(line_prefix);
+        }
+        let _ = write!(s, " 0x{:02x}", b);
+    }
+    s.push('\n');
+    s
 }
 
 /// An error reply with C's texts; then the value is swallowed, or the reply flushed.
@@ -448,9 +486,10 @@ fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
                 bodylen += key.len() as u32;
                 keylen = key.len() as u16;
             }
-            c.bin.cas = it.cas();
             add_header(c, SUCCESS, 4, keylen, bodylen);
             if let Some(r) = c.resp() {
+                // C writes the item's CAS into the header after building (and tracing) it.
+                r.wbuf[16..24].copy_from_slice(&it.cas().to_be_bytes());
                 r.wbuf.extend_from_slice(&it.client_flags().to_be_bytes());
                 if return_key {
                     r.wbuf.extend_from_slice(key);
@@ -502,6 +541,20 @@ fn process_update(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
     let flags = be32(&ext[0..4]);
     let exptime = be32(&ext[4..8]) as i32;
     let vlen = (b.bodylen - (b.keylen as u32 + b.extlen as u32)) as usize;
+    if settings::verbose() > 1 {
+        let what = match b.cmd {
+            ADD => "ADD",
+            SET => "SET",
+            _ => "REPLACE",
+        };
+        eprintln!(
+            "<{} {} {} Value len is {}",
+            c.fd,
+            what,
+            String::from_utf8_lossy(key),
+            vlen
+        );
+    }
     if stats::detail_enabled() {
         stats::prefix_record_set(key);
     }
@@ -544,6 +597,9 @@ fn start_value(c: &mut Conn, it: ItemRef, cmd: StoreCmd, vlen: usize) {
 fn process_append_prepend(c: &mut Conn, key: &[u8]) {
     let b = c.bin;
     let vlen = (b.bodylen - b.keylen as u32) as usize;
+    if settings::verbose() > 1 {
+        eprintln!("Value len is {}", vlen);
+    }
     if stats::detail_enabled() {
         stats::prefix_record_set(key);
     }
@@ -604,6 +660,9 @@ pub fn complete_nread(c: &mut Conn, mut it: ItemRef) {
 
 /// delete (C's process_bin_delete).
 fn process_delete(c: &mut Conn, key: &[u8]) {
+    if settings::verbose() > 1 {
+        eprintln!("Deleting {}", String::from_utf8_lossy(key));
+    }
     if stats::detail_enabled() {
         stats::prefix_record_delete(key);
     }
