@@ -2,7 +2,7 @@
 //! extras/key/body lengths, quiet variants, and response packets. Values are read straight
 //! into items as the text protocol does; the "\r\n" that items keep is added here.
 
-use super::text::{self, realtime, Delta, StoreCmd, StoreResult};
+use super::text::{self, realtime_wide, Delta, StoreCmd, StoreResult};
 use crate::conn::{CloseReason, Conn, ConnState};
 use crate::items::store::{self, ItemRef};
 use crate::settings;
@@ -453,7 +453,7 @@ fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
     let worker = std::sync::Arc::clone(&c.worker);
     let ts = &worker.stats;
     let found = if touch {
-        let exptime = realtime(be32(ext) as i32);
+        let exptime = realtime_wide(be32(ext) as i64);
         let hv = st.hash(key);
         let _g = st.item_lock(hv);
         // SAFETY: the item lock for hv is held.
@@ -539,7 +539,7 @@ fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
 fn process_update(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
     let b = c.bin;
     let flags = be32(&ext[0..4]);
-    let exptime = be32(&ext[4..8]) as i32;
+    let exptime = be32(&ext[4..8]) as i64;
     let vlen = (b.bodylen - (b.keylen as u32 + b.extlen as u32)) as usize;
     if settings::verbose() > 1 {
         let what = match b.cmd {
@@ -559,7 +559,7 @@ fn process_update(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
         stats::prefix_record_set(key);
     }
     let Some(st) = store::store() else { return };
-    let Some(mut it) = st.alloc(key, flags, realtime(exptime), vlen as i32 + 2) else {
+    let Some(mut it) = st.alloc(key, flags, realtime_wide(exptime), vlen as i32 + 2) else {
         if !st.item_size_ok(key.len(), flags, vlen + 2) {
             write_error(c, E2BIG, None, vlen);
         } else {
@@ -734,7 +734,7 @@ fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
         Delta::NotFound if expiration != 0xffff_ffff => {
             let digits = text::u64_decimal(initial, &mut buf).len();
             buf.copy_within(20 - digits.., 0);
-            match st.alloc(key, 0, realtime(expiration as i32), digits as i32 + 2) {
+            match st.alloc(key, 0, realtime_wide(expiration as i64), digits as i32 + 2) {
                 Some(mut it) => {
                     let d = it.data_mut();
                     d[..digits].copy_from_slice(&buf[..digits]);
@@ -791,12 +791,12 @@ fn process_flush(c: &mut Conn, ext: &[u8; 20]) {
         return write_error(c, AUTH_ERROR, None, 0);
     }
     let exptime = if c.bin.extlen == 4 {
-        be32(ext) as i32
+        be32(ext) as i64
     } else {
         0
     };
     let new_oldest = if exptime > 0 {
-        realtime(exptime).wrapping_sub(1)
+        realtime_wide(exptime).wrapping_sub(1)
     } else {
         stats::current_time().wrapping_sub(1)
     };

@@ -295,11 +295,16 @@ const REALTIME_MAXDELTA: i64 = 60 * 60 * 24 * 30;
 
 /// Converts a client exptime to server time (C's realtime with EXPTIME_TO_POSITIVE_TIME).
 pub fn realtime(exptime: i32) -> u32 {
-    let exptime = if exptime < 0 {
+    realtime_wide(if exptime < 0 {
         REALTIME_MAXDELTA + 1
     } else {
         exptime as i64
-    };
+    })
+}
+
+/// C's realtime on a time_t: the binary protocol's unsigned 32-bit expiry times go through
+/// it unchanged (no negative-means-expired rule).
+pub fn realtime_wide(exptime: i64) -> u32 {
     if exptime == 0 {
         return 0;
     }
