@@ -3,6 +3,7 @@
 
 pub mod assoc;
 pub mod conn;
+pub mod crawler;
 pub mod daemon;
 pub mod event;
 pub mod hash;

@@ -631,6 +631,10 @@ pub fn main(argv: Vec<String>) -> i32 {
             return 1;
         }
     }
+    if s.start_lru_crawler && !crate::crawler::start() {
+        eprintln!("Failed to enable LRU crawler thread");
+        return 1;
+    }
     if s.start_lru_maintainer && crate::lru_maintainer::start().is_err() {
         eprintln!("Failed to enable LRU maintainer thread");
         return 1;

@@ -86,6 +86,57 @@ pub static CURR_ITEMS: AtomicI64 = AtomicI64::new(0);
 pub static CURR_BYTES: AtomicI64 = AtomicI64::new(0);
 pub static TOTAL_ITEMS: AtomicU64 = AtomicU64::new(0);
 
+/// A crawler's place in an LRU list: an item header with no key or value (C marks these
+/// with it_flags == 1, nkey == 0, nbytes == 0), plus the crawl's counters.
+struct CrawlerMarker {
+    it: std::cell::UnsafeCell<Item>,
+    /// Items left to look at (0: no limit), reclaimed, reclaimed unfetched, checked.
+    counts: std::cell::UnsafeCell<[u64; 4]>,
+}
+
+// SAFETY: a marker and its counts are only touched with the lock of the LRU it serves held.
+unsafe impl Sync for CrawlerMarker {}
+// SAFETY: as above; the raw pointers inside point at list members guarded the same way.
+unsafe impl Send for CrawlerMarker {}
+
+impl CrawlerMarker {
+    fn new() -> CrawlerMarker {
+        CrawlerMarker {
+            it: std::cell::UnsafeCell::new(Item {
+                next: ptr::null_mut(),
+                prev: ptr::null_mut(),
+                h_next: ptr::null_mut(),
+                time: 0,
+                exptime: 0,
+                nbytes: 0,
+                refcount: std::sync::atomic::AtomicU16::new(0),
+                it_flags: 0,
+                slabs_clsid: 0,
+                nkey: 0,
+            }),
+            counts: std::cell::UnsafeCell::new([0; 4]),
+        }
+    }
+}
+
+/// Whether a list entry is a crawler marker.
+///
+/// # Safety
+/// `it` is on a list whose lock is held.
+#[inline]
+unsafe fn is_crawler(it: *const Item) -> bool {
+    // SAFETY: per the contract.
+    unsafe { (*it).nbytes == 0 && (*it).nkey == 0 && (*it).it_flags == 1 }
+}
+
+/// What one crawler step did.
+pub enum CrawlStep {
+    /// The list is done (or its limit reached); the marker was taken off.
+    Done,
+    /// An item was skipped (locked or in use) or checked.
+    Went,
+}
+
 /// Entries one thread's bump queue holds before dropping bumps (C's LRU_BUMP_BUF_SIZE).
 const BUMP_BUF_SIZE: usize = 8192;
 
@@ -113,6 +164,8 @@ pub struct Store {
     slab_chunk_size_max: usize,
     /// Every thread's bump queue (C's bump_buf_head list).
     bump_bufs: Mutex<Vec<Arc<BumpBuf>>>,
+    /// One crawler marker per LRU id (C's crawlers[]): a pseudo item that walks up the list.
+    crawlers: Box<[CrawlerMarker]>,
     /// `stats sizes`: linked items per 32-byte size bucket, with `-o track_sizes`.
     sizes_hist: Option<Box<[AtomicI32]>>,
     /// Set (and `expand_cond` signalled) to ask the expansion thread to grow the table.
@@ -171,6 +224,7 @@ impl Store {
             use_cas: s.use_cas,
             slab_chunk_size_max: s.slab_chunk_size_max.max(1) as usize,
             bump_bufs: Mutex::new(Vec::new()),
+            crawlers: (0..POWER_LARGEST).map(|_| CrawlerMarker::new()).collect(),
             sizes_hist: s.track_sizes.load(Relaxed).then(|| {
                 let buckets = s.track_sizes_item_size_max.max(0) as usize / 32 + 1;
                 (0..buckets).map(|_| AtomicI32::new(0)).collect()
@@ -219,6 +273,167 @@ impl Store {
     pub fn lru_stats(&self, id: u8) -> (u64, u64, ItemStatsCounters) {
         let l = self.lru(id);
         (l.size, l.size_bytes, l.stats)
+    }
+
+    /// Puts the crawler marker at the tail of LRU `id` (C's do_lru_crawler_start). False
+    /// if a crawl of that list is already under way. `remaining` 0 means the whole list.
+    pub fn crawler_start(&self, id: u8, remaining: u64) -> bool {
+        let mut l = self.lru(id);
+        let m = &self.crawlers[id as usize];
+        // SAFETY: the marker is only touched under this list's lock, which is held.
+        unsafe {
+            let it = m.it.get();
+            if (*it).it_flags != 0 {
+                return false;
+            }
+            (*it).nbytes = 0;
+            (*it).nkey = 0;
+            (*it).it_flags = 1;
+            (*it).time = 0;
+            (*it).slabs_clsid = id;
+            (*it).next = ptr::null_mut();
+            (*it).prev = l.tail;
+            if !l.tail.is_null() {
+                (*l.tail).next = it;
+            }
+            l.tail = it;
+            if l.head.is_null() {
+                l.head = it;
+            }
+            // C counts one more than asked and stops when the count reaches 1.
+            *m.counts.get() = [if remaining > 0 { remaining + 1 } else { 0 }, 0, 0, 0];
+        }
+        true
+    }
+
+    /// Whether LRU `id` has a crawl under way.
+    pub fn crawler_active(&self, id: u8) -> bool {
+        let _l = self.lru(id);
+        // SAFETY: the marker is only touched under this list's lock, which is held.
+        unsafe { (*self.crawlers[id as usize].it.get()).it_flags == 1 }
+    }
+
+    /// Moves LRU `id`'s crawler one item up and reclaims that item if it expired or was
+    /// flushed (C's crawler thread loop with the expired-item module).
+    pub fn crawler_step(&self, id: u8) -> CrawlStep {
+        let s = settings::get();
+        let mut l = self.lru(id);
+        let m = &self.crawlers[id as usize];
+        // SAFETY: the marker, its counts and the list are touched under the list's lock.
+        unsafe {
+            let marker = m.it.get();
+            let counts = &mut *m.counts.get();
+            let search = Self::crawl_q(&mut l, marker);
+            let limit_hit = counts[0] != 0 && {
+                counts[0] -= 1;
+                counts[0] < 1
+            };
+            if search.is_null() || limit_hit {
+                if settings::verbose() > 2 {
+                    eprintln!("Nothing left to crawl for {}", id);
+                }
+                self.crawler_done(&mut l, marker, counts);
+                return CrawlStep::Done;
+            }
+            if is_crawler(search) {
+                return CrawlStep::Went;
+            }
+            let hv = self.hash(items::key(search));
+            let Some(_ilock) = self.item_trylock(hv) else {
+                return CrawlStep::Went;
+            };
+            if (*search).refcount.fetch_add(1, Relaxed) + 1 != 2 {
+                (*search).refcount.fetch_sub(1, Relaxed);
+                return CrawlStep::Went;
+            }
+            counts[3] += 1;
+            let now = current_time();
+            let oldest_live = s.oldest_live.load(Relaxed);
+            let flushed = (*search).time <= oldest_live && oldest_live <= now;
+            if ((*search).exptime != 0 && (*search).exptime < now) || flushed {
+                counts[1] += 1;
+                if settings::verbose() > 1 {
+                    eprintln!(
+                        "LRU crawler found an expired item (flags: {}, slab: {}): {}",
+                        (*search).it_flags,
+                        (*search).slabs_clsid,
+                        String::from_utf8_lossy(items::key(search))
+                    );
+                }
+                if (*search).it_flags & ITEM_FETCHED == 0 && !flushed {
+                    counts[2] += 1;
+                }
+                self.unlink_locked(&mut l, search, hv);
+                release(search);
+            } else {
+                (*search).refcount.fetch_sub(1, Relaxed);
+            }
+        }
+        CrawlStep::Went
+    }
+
+    /// Takes a finished crawler off its list and adds its counts to the list's stats (C's
+    /// lru_crawler_class_done and do_item_stats_add_crawl).
+    ///
+    /// # Safety
+    /// `l` is the locked list `marker` is on.
+    unsafe fn crawler_done(&self, l: &mut Lru, marker: *mut Item, counts: &mut [u64; 4]) {
+        // SAFETY: per the contract.
+        unsafe {
+            (*marker).it_flags = 0;
+            if l.head == marker {
+                l.head = (*marker).next;
+            }
+            if l.tail == marker {
+                l.tail = (*marker).prev;
+            }
+            if !(*marker).next.is_null() {
+                (*(*marker).next).prev = (*marker).prev;
+            }
+            if !(*marker).prev.is_null() {
+                (*(*marker).prev).next = (*marker).next;
+            }
+            (*marker).next = ptr::null_mut();
+            (*marker).prev = ptr::null_mut();
+        }
+        l.stats.crawler_reclaimed += counts[1];
+        l.stats.expired_unfetched += counts[2];
+        l.stats.crawler_items_checked += counts[3];
+    }
+
+    /// Swaps the marker with the item above it and returns that item, or null at the head
+    /// (C's do_item_crawl_q).
+    ///
+    /// # Safety
+    /// `l` is the locked list `it` (a marker) is on.
+    unsafe fn crawl_q(l: &mut Lru, it: *mut Item) -> *mut Item {
+        // SAFETY: per the contract every pointer followed is on the locked list.
+        unsafe {
+            let prev = (*it).prev;
+            if prev.is_null() {
+                // At the head: the walk is over.
+                return ptr::null_mut();
+            }
+            if l.head == prev {
+                l.head = it;
+            }
+            if l.tail == it {
+                l.tail = prev;
+            }
+            let next = (*it).next;
+            (*prev).next = next;
+            if !next.is_null() {
+                (*next).prev = prev;
+            }
+            // Now: prevprev <-> it <-> prev <-> next.
+            (*it).next = prev;
+            (*it).prev = (*prev).prev;
+            (*prev).prev = it;
+            if !(*it).prev.is_null() {
+                (*(*it).prev).next = it;
+            }
+            prev
+        }
     }
 
     /// Counts a linked item in (+1) or out (-1) of its `stats sizes` bucket (C's
@@ -623,6 +838,20 @@ impl Store {
     /// tail is older than `max_age` (active ones go to WARM), and with `evict` evicts from
     /// COLD (C's lru_pull_tail). Returns items removed or moved.
     pub fn pull_tail(&self, cls: u8, lru: u8, total_bytes: u64, evict: bool, max_age: u32) -> i32 {
+        self.pull_tail_flags(cls, lru, total_bytes, evict, max_age, false)
+    }
+
+    /// `pull_tail` where a crawler marker at the tail ends the walk when `crawl_blocks` (C's
+    /// LRU_PULL_CRAWL_BLOCKS, used by the maintainer) and is stepped over otherwise.
+    fn pull_tail_flags(
+        &self,
+        cls: u8,
+        lru: u8,
+        total_bytes: u64,
+        evict: bool,
+        max_age: u32,
+        crawl_blocks: bool,
+    ) -> i32 {
         if cls == 0 {
             return 0;
         }
@@ -637,6 +866,16 @@ impl Store {
         let mut tries = 5;
         while tries > 0 && !search.is_null() {
             tries -= 1;
+            // SAFETY: items on the list are live while its lock is held.
+            if unsafe { is_crawler(search) } {
+                if crawl_blocks {
+                    return 0;
+                }
+                tries += 1;
+                // SAFETY: as above.
+                search = unsafe { (*search).prev };
+                continue;
+            }
             // SAFETY: items on the list are live while its lock is held.
             let (next_it, hv) = unsafe { ((*search).prev, self.hash(items::key(search))) };
             let Some(_ilock) = self.item_trylock(hv) else {
@@ -1102,13 +1341,13 @@ impl Store {
         }
         for _ in 0..500 {
             let mut do_more = 0;
-            if self.pull_tail(cls, HOT_LRU, total_bytes, false, hot_age) != 0
-                || self.pull_tail(cls, WARM_LRU, total_bytes, false, warm_age) != 0
+            if self.pull_tail_flags(cls, HOT_LRU, total_bytes, false, hot_age, true) != 0
+                || self.pull_tail_flags(cls, WARM_LRU, total_bytes, false, warm_age, true) != 0
             {
                 do_more += 1;
             }
             if segmented {
-                do_more += self.pull_tail(cls, COLD_LRU, total_bytes, false, 0);
+                do_more += self.pull_tail_flags(cls, COLD_LRU, total_bytes, false, 0, true);
             }
             if do_more == 0 {
                 break;

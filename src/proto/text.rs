@@ -23,6 +23,7 @@ const ADMIN_COMMANDS: &[(&[u8], Handler)] = &[
     (b"flush_all", process_flush_all_command),
     (b"cache_memlimit", process_memlimit_command),
     (b"lru", process_lru_command),
+    (b"lru_crawler", process_lru_crawler_command),
     (b"slabs", process_slabs_command),
     #[cfg(feature = "debug-commands")]
     (b"debugtime", process_debugtime_command),
@@ -1026,6 +1027,72 @@ fn process_lru_command(c: &mut Conn, line: &[u8], req: &Request) {
                 }
                 c.out_string("OK");
             }
+        }
+    } else {
+        c.out_string("ERROR");
+    }
+}
+
+/// `lru_crawler crawl|metadump|mgdump|tocrawl|sleep|enable|disable` (C's
+/// process_lru_crawler_command).
+fn process_lru_crawler_command(c: &mut Conn, line: &[u8], req: &Request) {
+    let t = &req.tokens;
+    let n = t.ntokens;
+    let s = settings::get();
+    let sub = t.get(line, 1).unwrap_or(b"");
+    if n == 3 && sub_is(sub, b"crawl") {
+        if !s.lru_crawler.load(Relaxed) {
+            return c.out_string("CLIENT_ERROR lru crawler disabled");
+        }
+        // C copies at most 511 bytes of the class list.
+        let classes = t.get(line, 2).unwrap_or(b"");
+        let classes = &classes[..classes.len().min(511)];
+        let remaining = s.lru_crawler_tocrawl.load(Relaxed) as u64;
+        use crate::crawler::CrawlResult as R;
+        c.out_string(match crate::crawler::crawl(classes, remaining) {
+            R::Ok => "OK",
+            R::Running => "BUSY currently processing crawler request",
+            R::BadClass => "BADCLASS invalid class id",
+            R::NotStarted => "NOTSTARTED no items to crawl",
+            R::Error => "ERROR an unknown error happened",
+        });
+    } else if n == 3 && (sub_is(sub, b"metadump") || sub_is(sub, b"mgdump")) {
+        if !s.lru_crawler.load(Relaxed) {
+            return c.out_string("CLIENT_ERROR lru crawler disabled");
+        }
+        // The dump modes stream from the crawler thread; they are issue 7's remaining work.
+        c.out_string("SERVER_ERROR lru_crawler dumps are not supported by this build yet");
+    } else if n == 3 && sub_is(sub, b"tocrawl") {
+        match t.get_u32(line, 2) {
+            Some(v) => {
+                s.lru_crawler_tocrawl.store(v, Relaxed);
+                c.out_string("OK");
+            }
+            None => c.out_string("CLIENT_ERROR bad command line format"),
+        }
+    } else if n == 3 && sub_is(sub, b"sleep") {
+        match t.get_u32(line, 2) {
+            Some(v) if v > 1_000_000 => {
+                c.out_string("CLIENT_ERROR sleep must be one second or less")
+            }
+            Some(v) => {
+                s.lru_crawler_sleep.store(v as i32, Relaxed);
+                c.out_string("OK");
+            }
+            None => c.out_string("CLIENT_ERROR bad command line format"),
+        }
+    } else if n == 2 {
+        if sub_is(sub, b"enable") {
+            c.out_string(if crate::crawler::start() {
+                "OK"
+            } else {
+                "ERROR failed to start lru crawler thread"
+            });
+        } else if sub_is(sub, b"disable") {
+            crate::crawler::stop();
+            c.out_string("OK");
+        } else {
+            c.out_string("ERROR");
         }
     } else {
         c.out_string("ERROR");
