@@ -269,7 +269,9 @@ fn write_response(c: &mut Conn, extras: &[u8], key: &[u8], value: &[u8]) {
             r.wbuf.extend_from_slice(value);
         }
     } else if let Some(r) = c.resp() {
-        r.skip = true;
+        // Nothing is added, but the (empty) response stays: over UDP it still goes out as
+        // an empty datagram, as in C.
+        r.wbuf.clear();
     }
     c.set_state(ConnState::NewCmd);
 }
@@ -510,9 +512,6 @@ fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
                 stats::bump(&ts.get_misses, 1);
             }
             if c.bin.noreply {
-                if let Some(r) = c.resp() {
-                    r.skip = true;
-                }
                 c.set_state(ConnState::NewCmd);
             } else if return_key {
                 add_header(c, KEY_ENOENT, 0, key.len() as u16, key.len() as u32);
