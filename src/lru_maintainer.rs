@@ -7,7 +7,7 @@
 
 use crate::items::store::{self, Store};
 use crate::settings;
-use crate::stats::STATS;
+use crate::stats::{current_time, STATS};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -37,6 +37,7 @@ fn run(st: &'static Store) {
     let mut next_juggles = vec![0u64; classes];
     let mut backoff = vec![0u64; classes];
     let mut batch = Vec::with_capacity(1024);
+    let mut last_crawler_check = 0u32;
     if settings::verbose() > 2 {
         eprintln!("Starting LRU maintainer background thread");
     }
@@ -76,6 +77,12 @@ fn run(st: &'static Store) {
         // Queued COLD hits keep the pause short.
         if settings::get().lru_segmented.load(Relaxed) && st.process_bumps(&mut batch) {
             to_sleep = to_sleep.min(1000);
+        }
+
+        // Once a second at most: should the crawler look for expired items somewhere?
+        if settings::get().lru_crawler.load(Relaxed) && last_crawler_check != current_time() {
+            crate::crawler::maintainer_check();
+            last_crawler_check = current_time();
         }
     }
     if settings::verbose() > 2 {

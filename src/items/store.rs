@@ -133,8 +133,12 @@ unsafe fn is_crawler(it: *const Item) -> bool {
 pub enum CrawlStep {
     /// The list is done (or its limit reached); the marker was taken off.
     Done,
-    /// An item was skipped (locked or in use) or checked.
+    /// An item was skipped (locked or in use).
     Went,
+    /// An expired or flushed item was reclaimed.
+    Reclaimed,
+    /// A live item was looked at; its expiry time (0: never) feeds the crawl schedule.
+    Seen(u32),
 }
 
 /// Entries one thread's bump queue holds before dropping bumps (C's LRU_BUMP_BUF_SIZE).
@@ -365,11 +369,12 @@ impl Store {
                 }
                 self.unlink_locked(&mut l, search, hv);
                 release(search);
+                CrawlStep::Reclaimed
             } else {
                 (*search).refcount.fetch_sub(1, Relaxed);
+                CrawlStep::Seen((*search).exptime)
             }
         }
-        CrawlStep::Went
     }
 
     /// Takes a finished crawler off its list and adds its counts to the list's stats (C's
