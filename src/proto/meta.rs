@@ -269,6 +269,26 @@ fn put_opaque(w: &mut Vec<u8>, tok: &[u8]) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Appends the flags a reply without an item returns: opaque (`O`) and key (`k`), in request
+/// order. Err when an opaque is too long.
+fn put_opaque_and_key(
+    w: &mut Vec<u8>,
+    line: &[u8],
+    t: &Tokens,
+    key: &[u8],
+    binary: bool,
+) -> Result<(), &'static str> {
+    for i in 2..t.ntokens {
+        let tok = t.get(line, i).unwrap_or(b"");
+        match tok.first().copied().unwrap_or(0) {
+            b'O' => put_opaque(w, tok)?,
+            b'k' => put_key(w, key, binary),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Replies with an error line that quiet mode does not hide (C's pout_errstring).
 fn err(c: &mut Conn, msg: &str) {
     c.out_errstring(msg);
@@ -442,18 +462,9 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
         stats::bump(&ts.get_misses, 1);
         stats::bump(&ts.get_cmds, 1);
         w.extend_from_slice(b"EN");
-        for i in 2..t.ntokens {
-            let tok = t.get(line, i).unwrap_or(b"");
-            match tok.first().copied().unwrap_or(0) {
-                b'O' => {
-                    if let Err(e) = put_opaque(&mut w, tok) {
-                        restore(c, w);
-                        return err(c, e);
-                    }
-                }
-                b'k' => put_key(&mut w, key, f.key_binary),
-                _ => {}
-            }
+        if let Err(e) = put_opaque_and_key(&mut w, line, t, key, f.key_binary) {
+            restore(c, w);
+            return err(c, e);
         }
         w.extend_from_slice(b"\r\n");
         restore(c, w);
@@ -660,18 +671,9 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
     // Two bytes for the status, known later; the returned flags follow (C builds it so).
     let mut w = take_wbuf(c);
     w.extend_from_slice(b"..");
-    for i in 2..t.ntokens {
-        let tok = t.get(line, i).unwrap_or(b"");
-        match tok.first().copied().unwrap_or(0) {
-            b'O' => {
-                if let Err(e) = put_opaque(&mut w, tok) {
-                    restore(c, w);
-                    return err(c, e);
-                }
-            }
-            b'k' => put_key(&mut w, key, f.key_binary),
-            _ => {}
-        }
+    if let Err(e) = put_opaque_and_key(&mut w, line, t, key, f.key_binary) {
+        restore(c, w);
+        return err(c, e);
     }
     let Some(st) = store::store() else {
         restore(c, w);
@@ -916,20 +918,9 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
             w.extend_from_slice(b"\r\n");
             w.extend_from_slice(&buf[..digits_len]);
         }
-    } else {
-        for i in 2..t.ntokens {
-            let tok = t.get(line, i).unwrap_or(b"");
-            match tok.first().copied().unwrap_or(0) {
-                b'O' => {
-                    if let Err(e) = put_opaque(&mut w, tok) {
-                        drop(g);
-                        return err(c, e);
-                    }
-                }
-                b'k' => put_key(&mut w, key, f.key_binary),
-                _ => {}
-            }
-        }
+    } else if let Err(e) = put_opaque_and_key(&mut w, line, t, key, f.key_binary) {
+        drop(g);
+        return err(c, e);
     }
     drop(it);
     drop(g);
