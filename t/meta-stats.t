@@ -13,22 +13,6 @@ use FindBin qw($Bin);
 use lib "$Bin/lib";
 use MemcachedTest;
 
-# Send $bytes followed by "mn\r\n" and return what the server wrote before "MN\r\n"
-# (or what arrived before a 5 s silence, prefixed with "NO MN: ").
-sub mq {
-    my ($sock, $bytes) = @_;
-    print $sock $bytes . "mn\r\n";
-    my $got = '';
-    my $sel = IO::Select->new($sock);
-    while ($got !~ /(?:^|\n)MN\r\n\z/) {
-        last unless $sel->can_read(5);
-        my $n = sysread($sock, my $buf, 65536);
-        last unless $n;
-        $got .= $buf;
-    }
-    return $got =~ s/MN\r\n\z//r if $got =~ /(?:^|\n)MN\r\n\z/;
-    return "NO MN: $got";
-}
 
 my @COUNTERS = qw(
     cmd_get get_hits get_misses get_expired get_flushed cmd_set cmd_touch touch_hits
@@ -42,7 +26,7 @@ my $server = new_memcached("-o no_lru_crawler,no_lru_maintainer");
 my $sock = $server->sock;
 
 sub counters {
-    my %s = mq($sock, "stats\r\n") =~ /^STAT (\S+) (\S+)\r$/mg;
+    my %s = mem_meta_batch($sock, "stats\r\n") =~ /^STAT (\S+) (\S+)\r$/mg;
     return { map { $_ => $s{$_} } @COUNTERS };
 }
 
@@ -53,7 +37,7 @@ is_deeply($before, { map { $_ => 0 } @COUNTERS }, "a fresh server counts nothing
 sub step {
     my ($req, $reply, $changes) = @_;
     (my $name = $req) =~ s/\r\n.*//s;
-    is(mq($sock, $req), $reply, "$name: reply");
+    is(mem_meta_batch($sock, $req), $reply, "$name: reply");
     my $after = counters();
     my %delta = map { $_ => $after->{$_} - $before->{$_} } @COUNTERS;
     my %want = map { $_ => 0 } @COUNTERS;

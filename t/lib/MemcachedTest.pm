@@ -23,7 +23,7 @@ our @EXPORT = qw(
     supports_sasl free_port supports_drop_priv supports_extstore
     wait_ext_flush supports_tls enabled_tls_testing run_help
     supports_unix_socket get_memcached_exe supports_proxy
-    mem_request
+    mem_request mem_meta_batch
 );
 our @EXPORT_OK = qw(supports_udp is_running);
 
@@ -496,6 +496,25 @@ END {
 }
 
 ############################################################################
+# Not in upstream's module: sends $bytes followed by "mn\r\n" and returns what the server
+# wrote before "MN\r\n" (or, after a 5 s silence, what arrived, prefixed "NO MN: "), so a
+# batch of meta commands is checked as one string.
+sub mem_meta_batch {
+    my ($sock, $bytes) = @_;
+    require IO::Select;
+    print $sock $bytes . "mn\r\n";
+    my $got = '';
+    my $sel = IO::Select->new($sock);
+    while ($got !~ /(?:^|\n)MN\r\n\z/) {
+        last unless $sel->can_read(5);
+        my $n = sysread($sock, my $buf, 65536);
+        last unless $n;
+        $got .= $buf;
+    }
+    return $got =~ s/MN\r\n\z//r if $got =~ /(?:^|\n)MN\r\n\z/;
+    return "NO MN: $got";
+}
+
 # A started (or external) server.
 # Not in upstream's module: sends raw bytes and returns the next $lines reply lines joined,
 # for tests that compare replies byte for byte.
