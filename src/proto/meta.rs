@@ -46,6 +46,17 @@ struct Flags {
     set_stale: bool,
 }
 
+impl Flags {
+    /// The key the request names: the decoded bytes with `b`, else the key token.
+    fn key<'a>(&self, line: &'a [u8], t: &Tokens, binkey: &'a [u8; KEY_MAX_LENGTH]) -> &'a [u8] {
+        if self.key_binary {
+            &binkey[..self.bin_len]
+        } else {
+            t.get(line, 1).unwrap_or(b"")
+        }
+    }
+}
+
 /// Decodes base64 the way C's base64_decode does: characters outside the alphabet are
 /// skipped, '=' pads; 0 on malformed input. `out` must hold `src.len()` bytes.
 pub fn base64_decode(src: &[u8], out: &mut [u8]) -> usize {
@@ -302,11 +313,7 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
         Ok(f) => f,
         Err(e) => return err(c, e),
     };
-    let key = if f.key_binary {
-        &binkey[..f.bin_len]
-    } else {
-        t.get(line, 1).unwrap_or(b"")
-    };
+    let key = f.key(line, t, &binkey);
     let Some(st) = store::store() else {
         return err(c, "SERVER_ERROR out of memory");
     };
@@ -519,11 +526,7 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
         Ok(f) => f,
         Err(e) => return swallow(c, e),
     };
-    let key = if f.key_binary {
-        &binkey[..f.bin_len]
-    } else {
-        t.get(line, 1).unwrap_or(b"")
-    };
+    let key = f.key(line, t, &binkey);
     let mut exptime = f.exptime;
     let mut cmd = match f.mode {
         0 | b'S' => StoreCmd::Set,
@@ -663,11 +666,7 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
         Ok(f) => f,
         Err(e) => return err(c, e),
     };
-    let key = if f.key_binary {
-        &binkey[..f.bin_len]
-    } else {
-        t.get(line, 1).unwrap_or(b"")
-    };
+    let key = f.key(line, t, &binkey);
     // Two bytes for the status, known later; the returned flags follow (C builds it so).
     let mut w = take_wbuf(c);
     w.extend_from_slice(b"..");
@@ -771,11 +770,7 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
     if !t_has(line, t, 2, b'D') {
         f.delta = 1;
     }
-    let key = if f.key_binary {
-        &binkey[..f.bin_len]
-    } else {
-        t.get(line, 1).unwrap_or(b"")
-    };
+    let key = f.key(line, t, &binkey);
     let incr = match f.mode {
         0 | b'I' | b'+' => true,
         b'D' | b'-' => false,
