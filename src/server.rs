@@ -639,6 +639,12 @@ pub fn main(argv: Vec<String>) -> i32 {
         eprintln!("Failed to enable LRU maintainer thread");
         return 1;
     }
+    if s.slab_reassign {
+        if let Err(e) = crate::slabs_mover::start() {
+            eprintln!("Can't create slab rebalancer thread: {}", e);
+            return 1;
+        }
+    }
 
     clock_tick();
     if !base.register(

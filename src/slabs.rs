@@ -100,6 +100,17 @@ pub struct SlabAllocator {
     item_size_max: u32,
     /// With `-L`: the one region every page is carved from (C's mem_base), never freed.
     region: Option<Region>,
+    /// Where `pick_any_for_reassign` goes on from.
+    pick_cursor: usize,
+}
+
+/// One class's figures as the automover reads them (C's slab_stats_automove).
+#[derive(Clone, Copy, Default)]
+pub struct SlabAutomoveStats {
+    pub chunks_per_page: u32,
+    pub free_chunks: u32,
+    pub total_pages: u32,
+    pub chunk_size: u32,
 }
 
 /// The unused rest of the `-L` region.
@@ -147,6 +158,7 @@ impl SlabAllocator {
             slab_chunk_size_max,
             item_size_max,
             region: None,
+            pick_cursor: POWER_SMALLEST - 1,
         }
     }
 
@@ -359,18 +371,7 @@ impl SlabAllocator {
         }
         self.mem_limit = new_limit;
         self.mem_limit_reached = false;
-        if self.slab_reassign {
-            while self.mem_malloced > self.mem_limit {
-                let Some(p) = self.classes[SLAB_GLOBAL_PAGE_POOL].slab_list.pop() else {
-                    break;
-                };
-                if let Some(layout) = Self::page_layout(self.page_size as usize) {
-                    // SAFETY: pool pages were allocated with exactly this layout.
-                    unsafe { dealloc(p.as_ptr(), layout) };
-                }
-                self.mem_malloced -= self.page_size as u64;
-            }
-        }
+        self.memory_release();
         true
     }
 
@@ -408,6 +409,140 @@ impl SlabAllocator {
         self.classes
             .get(id)
             .map_or((0, 0), |c| (c.sl_curr, c.slab_list.len()))
+    }
+
+    /// Whether `id` names a class or the global pool (C's slabs_class_check).
+    pub fn class_check(&self, id: i32) -> bool {
+        id >= SLAB_GLOBAL_PAGE_POOL as i32 && id <= self.power_largest as i32
+    }
+
+    /// Pages a class (or the pool, id 0) holds.
+    pub fn page_count(&self, id: usize) -> usize {
+        self.classes.get(id).map_or(0, |c| c.slab_list.len())
+    }
+
+    /// Picks a source class with a spare page for `slabs reassign -1 <dst>`, going round the
+    /// classes from where the last pick stopped (C's slabs_pick_any_for_reassign). -1: none.
+    pub fn pick_any_for_reassign(&mut self, did: usize) -> i32 {
+        for _ in POWER_SMALLEST..MAX_NUMBER_OF_SLAB_CLASSES {
+            self.pick_cursor += 1;
+            if self.pick_cursor >= MAX_NUMBER_OF_SLAB_CLASSES {
+                self.pick_cursor = POWER_SMALLEST;
+            }
+            let cur = self.pick_cursor;
+            if cur == did {
+                continue;
+            }
+            if self.page_count(cur) > 1 {
+                return cur as i32;
+            }
+        }
+        -1
+    }
+
+    /// The page a move out of class `id` empties (its oldest, the first in its list), with
+    /// the class's chunk size and chunks per page; None unless it has two pages at least
+    /// (C's slabs_peek_page).
+    pub fn peek_page(&self, id: usize) -> Option<(NonNull<u8>, u32, u32)> {
+        let c = self.classes.get(id)?;
+        if id > self.power_largest || c.slab_list.len() < 2 {
+            return None;
+        }
+        Some((c.slab_list[0], c.size, c.perslab))
+    }
+
+    /// Takes a free chunk off class `id`'s free list wherever it sits in the list, for the
+    /// slab mover (C's do_slabs_unlink_free_chunk).
+    ///
+    /// # Safety
+    /// `it` is a chunk of class `id` on its free list (flags exactly ITEM_SLABBED).
+    pub unsafe fn unlink_free_chunk(&mut self, id: usize, it: *mut Item) {
+        let p = &mut self.classes[id];
+        // SAFETY: per the contract, `it` and its free-list neighbours are free chunks only the
+        // allocator (whose lock the caller holds through `&mut self`) touches.
+        unsafe {
+            debug_assert!((*it).it_flags == ITEM_SLABBED);
+            if p.slots == it {
+                p.slots = (*it).next;
+            }
+            if !(*it).next.is_null() {
+                (*(*it).next).prev = (*it).prev;
+            }
+            if !(*it).prev.is_null() {
+                (*(*it).prev).next = (*it).next;
+            }
+        }
+        p.sl_curr -= 1;
+    }
+
+    /// Hands an emptied page from class `sid` to class `did` (split into free chunks), or to
+    /// the global pool (id 0), where pages over the memory limit go back to the system
+    /// (C's slabs_finalize_page_move).
+    ///
+    /// # Safety
+    /// `page` is one of `sid`'s pages and none of its chunks is referenced or on a free list.
+    pub unsafe fn finalize_page_move(&mut self, sid: usize, did: usize, page: NonNull<u8>) {
+        let list = &mut self.classes[sid].slab_list;
+        if let Some(pos) = list.iter().position(|&p| p == page) {
+            list.remove(pos);
+        }
+        self.classes[did].slab_list.push(page);
+        if did > SLAB_GLOBAL_PAGE_POOL {
+            // SAFETY: the page is `page_size` bytes, ours, and now unused (the contract).
+            unsafe { ptr::write_bytes(page.as_ptr(), 0, self.page_size as usize) };
+            let (size, perslab) = (
+                self.classes[did].size as usize,
+                self.classes[did].perslab as usize,
+            );
+            for x in 0..perslab {
+                // SAFETY: as in newslab: chunk x lies within the zeroed page, 8-aligned.
+                unsafe { self.free_chunk(page.as_ptr().add(x * size) as *mut Item, did) };
+            }
+        } else {
+            // SAFETY: as above; only the first header is cleared, as C does.
+            unsafe { ptr::write_bytes(page.as_ptr(), 0, ITEM_HEADER_SIZE as usize) };
+            self.mem_limit_reached = false;
+            self.memory_release();
+        }
+    }
+
+    /// Gives pooled pages back to the system while more than the limit is allocated (C's
+    /// memory_release). Not with `-L` (one region) or without slab_reassign (pages of
+    /// mixed sizes).
+    fn memory_release(&mut self) {
+        if self.region.is_some() || !self.slab_reassign {
+            return;
+        }
+        while self.mem_malloced > self.mem_limit {
+            let Some(p) = self.classes[SLAB_GLOBAL_PAGE_POOL].slab_list.pop() else {
+                break;
+            };
+            if let Some(layout) = Self::page_layout(self.page_size as usize) {
+                // SAFETY: with slab_reassign every page was allocated with this layout.
+                unsafe { dealloc(p.as_ptr(), layout) };
+            }
+            self.mem_malloced -= self.page_size as u64;
+        }
+    }
+
+    /// Per class: chunks per page, free chunks, pages and chunk size, for the automover
+    /// (C's fill_slab_stats_automove).
+    pub fn automove_stats(&self) -> [SlabAutomoveStats; MAX_NUMBER_OF_SLAB_CLASSES] {
+        let mut out = [SlabAutomoveStats::default(); MAX_NUMBER_OF_SLAB_CLASSES];
+        for (o, c) in out.iter_mut().zip(&self.classes) {
+            *o = SlabAutomoveStats {
+                chunks_per_page: c.perslab,
+                free_chunks: c.sl_curr,
+                total_pages: c.slab_list.len() as u32,
+                chunk_size: c.size,
+            };
+        }
+        out
+    }
+
+    /// Whether everything allowed has been allocated (C's mem_flag of global_page_pool_size).
+    pub fn mem_limit_hit(&self) -> bool {
+        self.mem_malloced >= self.mem_limit
     }
 
     /// Pages in the global pool.

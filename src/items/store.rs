@@ -129,6 +129,15 @@ unsafe fn is_crawler(it: *const Item) -> bool {
     unsafe { (*it).nbytes == 0 && (*it).nkey == 0 && (*it).it_flags == 1 }
 }
 
+/// One class's item figures as the automover reads them (C's item_stats_automove).
+#[derive(Clone, Copy, Default)]
+pub struct ItemAutomoveStats {
+    pub evicted: u64,
+    pub outofmemory: u64,
+    /// Seconds since COLD's tail item was last used.
+    pub age: u64,
+}
+
 /// What one crawler step did.
 pub enum CrawlStep {
     /// The list is done (or its limit reached); the marker was taken off.
@@ -251,7 +260,27 @@ impl Store {
         m.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn item_trylock(&self, hv: u32) -> Option<MutexGuard<'_, ()>> {
+    /// `debugitem unref <key>`: gives back a reference a debugger leaked with `debugitem ref`
+    /// (takes one and releases two, as C does). False if the key is missing.
+    #[cfg(feature = "debug-commands")]
+    pub fn debug_unref(&self, key: &[u8]) -> bool {
+        let Some(r) = self.get(key, None, false) else {
+            return false;
+        };
+        // SAFETY: the extra release stands for the leaked reference; a debugger that never
+        // leaked one underflows the count, as with C's command.
+        unsafe { release(r.as_ptr()) };
+        true
+    }
+
+    /// The stripe of the item-lock table that guards `hv`.
+    pub fn item_lock_index(&self, hv: u32) -> u32 {
+        hv & self.item_lock_mask
+    }
+
+    /// Tries the item lock for `hv` (C's item_trylock), for threads that hold a lock that
+    /// comes later in the lock order.
+    pub(crate) fn item_trylock(&self, hv: u32) -> Option<MutexGuard<'_, ()>> {
         self.item_locks[(hv & self.item_lock_mask) as usize]
             .try_lock()
             .ok()
@@ -277,6 +306,30 @@ impl Store {
     pub fn lru_stats(&self, id: u8) -> (u64, u64, ItemStatsCounters) {
         let l = self.lru(id);
         (l.size, l.size_bytes, l.stats)
+    }
+
+    /// Per class: allocation failures (recorded in HOT), COLD evictions and the age of
+    /// COLD's tail, for the automover (C's fill_item_stats_automove).
+    pub fn automove_item_stats(&self, out: &mut [ItemAutomoveStats]) {
+        let now = current_time();
+        for (n, cur) in out.iter_mut().enumerate().take(crate::stats::MAX_CLASSES) {
+            cur.outofmemory = self.lru(n as u8 | HOT_LRU).stats.outofmemory;
+            let l = self.lru(n as u8 | COLD_LRU);
+            cur.evicted = l.stats.evicted;
+            let mut tail = l.tail;
+            // SAFETY: list entries are live while the list's lock is held; a crawler marker
+            // at the tail is looked past, as C does.
+            unsafe {
+                if !tail.is_null() && is_crawler(tail) {
+                    tail = (*tail).prev;
+                }
+                cur.age = if tail.is_null() {
+                    0
+                } else {
+                    now.wrapping_sub((*tail).time) as u64
+                };
+            }
+        }
     }
 
     /// Puts the crawler marker at the tail of LRU `id` (C's do_lru_crawler_start). False
@@ -785,9 +838,12 @@ impl Store {
                 (*ch).size = room as i32;
                 (*ch).used = room.min(remaining) as i32;
                 (*ch).nbytes = 0;
-                (*ch).it_flags = items::ITEM_CHUNK;
                 (*ch).slabs_clsid = cid as u8;
                 (*ch).orig_clsid = 0;
+                // Published last, with release ordering: the slab mover reads a chunk's
+                // flags under the slabs lock only, and follows `head` once it sees ITEM_CHUNK.
+                std::sync::atomic::AtomicU16::from_ptr(ptr::addr_of_mut!((*ch).it_flags))
+                    .store(items::ITEM_CHUNK, std::sync::atomic::Ordering::Release);
                 if prev.is_null() {
                     items::set_first_chunk(r.as_ptr(), ch);
                 } else {
@@ -864,6 +920,7 @@ impl Store {
         let id = cls | lru;
         let mut removed = 0;
         let mut move_to: Option<(*mut Item, u8)> = None;
+        let mut reassign_after = false;
         let now = current_time();
         let oldest_live = s.oldest_live.load(Relaxed);
         let mut l = self.lru(id);
@@ -957,6 +1014,9 @@ impl Store {
                             self.unlink_locked(&mut l, search, hv);
                             removed += 1;
                             release(search);
+                            if s.slab_automove.load(Relaxed) == 2 {
+                                reassign_after = true;
+                            }
                         } else if (*search).it_flags & ITEM_ACTIVE != 0
                             && s.lru_segmented.load(Relaxed)
                         {
@@ -972,13 +1032,18 @@ impl Store {
                     _ => release(search),
                 }
                 if stop {
+                    drop(l);
                     if let Some((it, to)) = move_to {
-                        drop(l);
                         (*it).slabs_clsid = cls | to;
                         let mut dest = self.lru(cls | to);
                         Self::link_q(&mut dest, it);
                         drop(dest);
                         release(it);
+                    }
+                    drop(_ilock);
+                    if reassign_after {
+                        // `slab_automove 2`: every eviction asks for a page from any class.
+                        crate::slabs_mover::reassign(-1, cls as i32, true);
                     }
                     return removed;
                 }
@@ -1578,6 +1643,15 @@ unsafe fn release(it: *mut Item) {
     }
 }
 
+/// Drops one reference taken by hand (the slab mover's); see `release`.
+///
+/// # Safety
+/// As for `release`.
+pub(crate) unsafe fn release_ref(it: *mut Item) {
+    // SAFETY: per the contract.
+    unsafe { release(it) }
+}
+
 /// A counted reference to an item: the item cannot be freed while one exists. Dropping it
 /// releases the reference (and frees the item if it was the last one).
 pub struct ItemRef {
@@ -1589,6 +1663,14 @@ pub struct ItemRef {
 unsafe impl Send for ItemRef {}
 
 impl ItemRef {
+    /// Wraps a reference already counted in the item's refcount.
+    ///
+    /// # Safety
+    /// The caller owns one counted reference to the live item `it` and hands it over.
+    pub(crate) unsafe fn from_raw(it: NonNull<Item>) -> ItemRef {
+        ItemRef { it }
+    }
+
     pub fn as_ptr(&self) -> *mut Item {
         self.it.as_ptr()
     }

@@ -27,6 +27,8 @@ const ADMIN_COMMANDS: &[(&[u8], Handler)] = &[
     (b"slabs", process_slabs_command),
     #[cfg(feature = "debug-commands")]
     (b"debugtime", process_debugtime_command),
+    #[cfg(feature = "debug-commands")]
+    (b"debugitem", process_debugitem_command),
 ];
 
 /// Handles one command line (with its "\n" or "\r\n").
@@ -154,6 +156,68 @@ fn process_debugtime_command(c: &mut Conn, line: &[u8], req: &Request) {
             None => c.out_string("ERROR"),
         },
     }
+}
+
+#[cfg(feature = "debug-commands")]
+thread_local! {
+    /// Item locks `debugitem lock` holds across commands on this worker, by lock stripe.
+    static DEBUG_LOCKS: std::cell::RefCell<Vec<(u32, std::sync::MutexGuard<'static, ()>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+    /// The reference `debugitem ref` took last (`debugitem unref reffed` gives it back).
+    static DEBUG_REFFED: std::cell::RefCell<Option<crate::items::store::ItemRef>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `debugitem lock|unlock|ref|unref <key>` (memcached-debug only; C's
+/// process_debugitem_command): holds an item lock, or leaks a reference, so tests can make
+/// the slab mover meet busy items.
+#[cfg(feature = "debug-commands")]
+fn process_debugitem_command(c: &mut Conn, line: &[u8], req: &Request) {
+    let t = &req.tokens;
+    let (Some(sub), Some(key)) = (t.get(line, 1), t.get(line, 2)) else {
+        c.out_string("ERROR");
+        return;
+    };
+    let Some(st) = crate::items::store::store() else {
+        c.out_string("ERROR");
+        return;
+    };
+    let hv = st.hash(key);
+    if sub_is(sub, b"lock") {
+        let g = st.item_lock(hv);
+        DEBUG_LOCKS.with(|l| l.borrow_mut().push((st.item_lock_index(hv), g)));
+    } else if sub_is(sub, b"unlock") {
+        let idx = st.item_lock_index(hv);
+        DEBUG_LOCKS.with(|l| {
+            let mut l = l.borrow_mut();
+            if let Some(pos) = l.iter().position(|(i, _)| *i == idx) {
+                drop(l.remove(pos));
+            }
+        });
+    } else if sub_is(sub, b"ref") {
+        let Some(r) = st.get(key, None, false) else {
+            c.out_string("MISS");
+            return;
+        };
+        // The reference held before is leaked for good, as C leaks it.
+        if let Some(old) = DEBUG_REFFED.with(|d| d.borrow_mut().replace(r)) {
+            std::mem::forget(old);
+        }
+    } else if sub_is(sub, b"unref") {
+        if key == b"reffed" {
+            DEBUG_REFFED.with(|d| d.borrow_mut().take());
+        } else {
+            // Gives back a reference leaked earlier.
+            if !st.debug_unref(key) {
+                c.out_string("MISS");
+                return;
+            }
+        }
+    } else {
+        c.out_string("ERROR");
+        return;
+    }
+    c.out_string("OK");
 }
 
 /// `stats [subcommand]` (C's process_stat).
@@ -1109,12 +1173,18 @@ fn process_slabs_command(c: &mut Conn, line: &[u8], req: &Request) {
             c.out_string("CLIENT_ERROR slab reassignment disabled");
             return;
         }
-        if t.get_i32(line, 2).is_none() || t.get_i32(line, 3).is_none() {
+        let (Some(src), Some(dst)) = (t.get_i32(line, 2), t.get_i32(line, 3)) else {
             c.out_string("CLIENT_ERROR bad command line format");
             return;
-        }
-        // The slab mover is issue 7's work: say so rather than pretend.
-        c.out_string("SERVER_ERROR slab reassign not supported by this build yet");
+        };
+        use crate::slabs_mover::{reassign, Reassign};
+        c.out_string(match reassign(src, dst, true) {
+            Reassign::Ok => "OK",
+            Reassign::Running => "BUSY currently processing reassign request",
+            Reassign::BadClass => "BADCLASS invalid src or dst class id",
+            Reassign::NoSpare => "NOSPARE source class has no spare pages",
+            Reassign::SrcDstSame => "SAME src and dst class are identical",
+        });
     } else if n >= 3 && sub_is(sub, b"automove") {
         process_slabs_automove_command(c, line, req);
     } else {
