@@ -1,7 +1,8 @@
 #!/usr/bin/env perl
 # Soak (bounded in time): several clients write and read back values while the hash table
-# grows, the LRU maintainer juggles, the crawler keeps crawling and items expire. No value
-# may come back corrupted or belong to another key, and the server must stay up.
+# grows, the LRU maintainer juggles, the crawler keeps crawling, the slab mover keeps moving
+# pages between classes (by hand and by the automover) and items expire. No value may come
+# back corrupted or belong to another key, and the server must stay up.
 
 use strict;
 use warnings;
@@ -12,7 +13,8 @@ use lib "$Bin/lib";
 use MemcachedTest;
 use POSIX qw(_exit);
 
-my $server = new_memcached("-m 8 -t 4 -o hashpower=13 -l 127.0.0.1");
+my $server = new_memcached("-m 32 -t 2 -l 127.0.0.1 "
+    . "-o hashpower=12,slab_chunk_max=16,slab_automove=2,slab_automove_window=3");
 my $seconds = 6;
 my $clients = 3;
 
@@ -28,7 +30,9 @@ for my $n (1 .. $clients) {
         while (time() < $end) {
             $i++;
             my $key = "c$n:" . ($i % 5000);
-            my $val = "$key:" . ('v' x ($i % 300)) . ":$i";
+            # Mostly small values over a few classes; every 40th one chunked.
+            my $pad = $i % 40 == 0 ? 20000 + $i % 5000 : ($i * 13) % 1500;
+            my $val = "$key:" . ('v' x $pad) . ":$i";
             my $ttl = $i % 7 == 0 ? 1 : 0;
             print $sock "set $key 0 $ttl " . length($val) . "\r\n$val\r\n";
             my $r = <$sock>;
@@ -56,15 +60,21 @@ for my $n (1 .. $clients) {
     push @pids, $pid;
 }
 
-# Meanwhile keep the crawler busy.
+# Meanwhile keep the crawler busy, and ask the mover for pages for one class after another.
 my $admin = $server->new_sock;
 my $end = time() + $seconds;
 my $crawls = 0;
+my $moves = 0;
+my $dst = 1;
 while (time() < $end) {
     print $admin "lru_crawler crawl all\r\n";
     my $r = <$admin>;
     $crawls++ if defined $r && $r eq "OK\r\n";
-    MemcachedTest::sleep(0.2);
+    $dst = $dst % 40 + 1;
+    print $admin "slabs reassign -1 $dst\r\n";
+    $r = <$admin>;
+    $moves++ if defined $r && $r eq "OK\r\n";
+    MemcachedTest::sleep(0.1);
 }
 
 for my $pid (@pids) {
@@ -72,9 +82,12 @@ for my $pid (@pids) {
     is($? >> 8, 0, "client $pid saw only intact values");
 }
 cmp_ok($crawls, '>', 0, "crawls ran during the load");
+cmp_ok($moves, '>', 0, "page moves were asked for during the load");
 my $s = mem_stats($admin);
-# 15000 keys over 2^13 buckets: the table had to grow while the clients ran.
-cmp_ok($s->{hash_power_level}, '>', 13, "the hash table grew under load");
+cmp_ok($s->{slabs_moved}, ">", 0, "pages moved during the load");
+diag("moves asked: $moves, pages moved: $s->{slabs_moved}, rescues: $s->{slab_reassign_rescues}, chunk rescues: $s->{slab_reassign_chunk_rescues}, evictions: $s->{evictions}");
+# Thousands of keys over 2^12 buckets: the table had to grow while the clients ran.
+cmp_ok($s->{hash_power_level}, ">", 12, "the hash table grew under load");
 cmp_ok($s->{curr_items}, '>', 0, "items stored");
 like(mem_request($admin, "version\r\n", 1), qr/^VERSION /, "server still answers");
 
