@@ -388,6 +388,46 @@ is($stats->{slabs_moved}, $before->{slabs_moved} + 2, "another page moved");
 }
 
 # -------------------------------------------------------------------------------------------
+# An item of the page that is held by a reference (`debugitem ref`): the mover copies it out
+# at once (the key now names the copy) but cannot reuse its old memory until the reference
+# goes (`debugitem unref reffed`, same connection); meanwhile the old copy floats.
+
+{
+    my $srv = new_memcached("-m 12 -o slab_automove=0");
+    my $s = $srv->sock;
+    my $other = $srv->new_sock;
+    my %w = map { ("r$_" => value_for("r$_", $VLEN - $_ % 3)) } 1 .. 3 * $per;
+    is(store_all($s, [map { [$_, $w{$_}] } map { "r$_" } 1 .. 3 * $per]), 3 * $per,
+        "three pages of class A");
+    # The copy made for r1 uses a free chunk and the old one is not free yet: a few more
+    # free chunks than the page has items keep the waiting mover from evicting for room.
+    my @drop = map { "r$_" } $per + 1 .. $per + 5, 2 * $per + 1 .. 3 * $per;
+    is(delete_all($s, @drop), $per + 5, "emptied the last page and a bit");
+    delete @w{@drop};
+
+    is(cmd($s, "debugitem ref r1"), $OK, "took a reference to r1");
+    is(cmd($s, "debugitem ref nosuchkey"), "MISS\r\n", "no reference to a missing key");
+    is(cmd($s, "slabs reassign $A 0"), $OK, "move started");
+    my $st = wait_stats($other, undef, 10, sub {
+        $_[0]{slab_reassign_running} == 1 && $_[0]{slab_reassign_last_busy_status} eq "busy_floating";
+    });
+    is($st->{slab_reassign_running}, 1, "mover waiting");
+    is($st->{slab_reassign_last_busy_status}, "busy_floating", "on the old copy of r1");
+    is($st->{slabs_moved}, 0, "page not moved yet");
+    is(cmd($other, "slabs reassign 1 2"), $BUSY, "BUSY meanwhile");
+    mem_get_is($other, "r1", $w{r1}, "r1 reads from its new copy");
+
+    is(cmd($s, "debugitem unref reffed"), $OK, "reference dropped");
+    $st = wait_stats($other, undef, 10,
+        sub { $_[0]{slabs_moved} == 1 && $_[0]{slab_reassign_running} == 0 });
+    is($st->{slabs_moved}, 1, "page moved");
+    is($st->{slab_reassign_rescues}, $per, "every item rescued once, r1 included");
+    is($st->{evictions}, 0, "nothing evicted");
+    is($st->{curr_items}, 2 * $per - 5, "no item lost or duplicated");
+    is_deeply([wrong_values($other, \%w)], [], "every item reads back intact");
+}
+
+# -------------------------------------------------------------------------------------------
 # With -o no_slab_reassign the command is refused before its arguments are looked at, and
 # the mover's counters are not in "stats".
 
