@@ -282,4 +282,47 @@ sub record_cas {
     is(scalar(keys %$back), 0, "deleted items did not come back");
 }
 
+# -------------------------------------------------------------------------------------------
+# Expired items in the page being moved are dropped, not rescued (nor evicted).
+
+{
+    my $server = new_memcached("-m 12 -o slab_automove=0");
+    my $sock = $server->sock;
+    my @first = map { ["e$_", 7, value_for("e$_", 15000)] } 1 .. 5;
+    # Store one item to learn the class, then the rest with a TTL of 100 s.
+    print $sock "set e1 7 100 15000\r\n$first[0][2]\r\n";
+    is(scalar <$sock>, "STORED\r\n", "stored e1 with a ttl");
+    my ($A) = classes_with_pages(mem_stats($sock, "slabs"));
+    my $per = mem_stats($sock, "slabs")->{"$A:chunks_per_page"};
+    my $ok = 0;
+    for my $i (2 .. $per) {
+        my $v = value_for("e$i", 15000);
+        print $sock "set e$i 7 100 15000\r\n$v\r\n";
+        $ok++ if scalar(<$sock>) eq "STORED\r\n";
+    }
+    is($ok, $per - 1, "the first page holds items that expire in 100 s");
+    my @items = map { ["k$_", $_, value_for("k$_", 15000 - $_ % 13)] } $per + 1 .. 3 * $per;
+    is(store_all($sock, \@items), 2 * $per, "two more pages without a ttl");
+    is(mem_stats($sock, "slabs")->{"$A:total_pages"}, 3, "three pages");
+    my %want = map { $_->[0] => [$_->[1], $_->[2], undef] } @items;
+    ok(record_cas($sock, \%want), "noted the cas of the lasting items");
+    my @gone = map { "k$_" } 2 * $per + 1 .. 3 * $per;
+    is(delete_all($sock, @gone), $per, "emptied the last page");
+    delete @want{@gone};
+
+    like(mem_move_time($sock, 200), qr/^OK/, "clock moved past the ttl");
+    is(cmd($sock, "slabs reassign $A 0"), "OK\r\n", "first page -> pool");
+    my $s = wait_stats($sock, undef, 10,
+        sub { $_[0]{slabs_moved} == 1 && $_[0]{slab_reassign_running} == 0 });
+    is($s->{slabs_moved}, 1, "page moved");
+    is($s->{slab_reassign_rescues}, 0, "expired items are not rescued");
+    is($s->{evictions}, 0, "nor evicted");
+    is($s->{curr_items}, $per, "only the lasting items are counted");
+    my $got = fetch_all($sock, map { "e$_" } 1 .. $per);
+    is(scalar(keys %$got), 0, "the expired items are gone");
+    my ($missing, $wrong) = audit($sock, \%want);
+    is(scalar(@$missing), 0, "no lasting item missing");
+    is_deeply($wrong, [], "every lasting item exact");
+}
+
 done_testing();
