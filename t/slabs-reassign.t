@@ -428,6 +428,63 @@ is($stats->{slabs_moved}, $before->{slabs_moved} + 2, "another page moved");
 }
 
 # -------------------------------------------------------------------------------------------
+# All memory in use and no free chunk in the source class: the mover evicts to make room,
+# finds the freed chunks inside the very page it empties (inline reclaim), and meets live
+# items while it has nowhere to put them (busy_nomem). The page still moves.
+
+{
+    my $srv = new_memcached("-m 12 -o slab_automove=0");
+    my $s = $srv->sock;
+    my %w;
+    my $i = 0;
+    while ($i < 2000) {
+        $i++;
+        my $v = value_for("f$i", $VLEN);
+        last unless store_all($s, [["f$i", $v]]);
+        $w{"f$i"} = $v;
+        last if mem_stats($s)->{evictions} > 0;
+    }
+    my $ev = mem_stats($s)->{evictions};
+    cmp_ok($ev, '>', 0, "class A filled memory and began to evict");
+    $i = 0;
+    while ($i < 5000) {
+        $i++;
+        my $v = value_for("g$i", 2000);
+        last unless store_all($s, [["g$i", $v]]);
+        $w{"g$i"} = $v;
+        last if mem_stats($s)->{evictions} > $ev;
+    }
+    my $sl = mem_stats($s, "slabs");
+    my @cls = classes_with_pages($sl);
+    is(scalar(@cls), 2, "two classes");
+    my ($B, $A2) = @cls;
+    is($A2, $A, "the big one is class A");
+    my $apages = $sl->{"$A:total_pages"};
+    my $bpages = $sl->{"$B:total_pages"};
+    is($sl->{"$A:free_chunks"}, 0, "no free chunk in class A");
+    my $before = mem_stats($s);
+
+    is(cmd($s, "slabs reassign $A $B"), $OK, "class A -> class B");
+    my $st = wait_stats($s, undef, 10,
+        sub { $_[0]{slabs_moved} == 1 && $_[0]{slab_reassign_running} == 0 });
+    is($st->{slabs_moved}, 1, "page moved");
+    cmp_ok($st->{evictions}, '>', $before->{evictions}, "by evicting");
+    cmp_ok($st->{slab_reassign_inline_reclaim}, '>', 0, "freed chunks of the page reclaimed inline");
+    cmp_ok($st->{slab_reassign_busy_nomem}, '>', 0, "live items met with no memory to move to");
+    cmp_ok($st->{slab_reassign_busy_items}, '>=', $st->{slab_reassign_busy_nomem},
+        "each counted as busy too");
+    $sl = mem_stats($s, "slabs");
+    is($sl->{"$A:total_pages"}, $apages - 1, "class A lost a page");
+    is($sl->{"$B:total_pages"}, $bpages + 1, "class B gained it");
+
+    my $got = fetch_all($s, sort keys %w);
+    my @wrong = grep { defined $got->{$_} && $got->{$_} ne $w{$_} } sort keys %w;
+    my $missing = grep { !defined $got->{$_} } keys %w;
+    is_deeply(\@wrong, [], "items still there are intact");
+    is($missing, $st->{evictions}, "the missing ones are exactly the evicted ones");
+}
+
+# -------------------------------------------------------------------------------------------
 # With -o no_slab_reassign the command is refused before its arguments are looked at, and
 # the mover's counters are not in "stats".
 
