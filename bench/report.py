@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Parse memcaslap (memaslap) output and summarise bench/run trials.
+"""Parse memcaslap (memaslap) or bench/loadgen output and summarise bench/run trials.
 
 Used by bench/run; it generates no load itself.
 
-  report.py parse FILE          one memcaslap output -> key=value lines
+  report.py parse FILE          one memcaslap or loadgen output -> key=value lines
   report.py summary TRIALS.TSV  all trials of a run -> the comparison tables
 
 Percentiles: memcaslap prints no percentiles, only a base-2 histogram per
@@ -15,12 +15,17 @@ cumulative count reaches p% of all requests, interpolating linearly inside
 the bucket, whose bounds are first narrowed to the run's observed Min and Max.
 The true value lies in the same bucket, so the estimate is off by less than
 a factor of 2 and is mainly good for comparing two runs of equal shape.
+
+bench/loadgen computes its percentiles itself from a finer histogram (32
+sub-buckets per power of two) and prints them on a "Latency us:" line; those
+are taken as they are.
 """
 
 import statistics
 import sys
 
 SECTIONS = ("Get", "Set", "Total")
+QUANTILES = ((0.50, "p50"), (0.99, "p99"), (0.999, "p99.9"))
 NOISY_PCT = 10  # 'other cpu' above this (% of one CPU) marks a trial as disturbed
 
 
@@ -54,11 +59,18 @@ def parse_memaslap(text):
                 i += 1
             out["sections"][name] = sec
         elif line.startswith("Run time:"):
-            # "Run time: 3.0s Ops: 475479 TPS: 158371 Net_rate: 177.2M/s"
+            # memcaslap: "Run time: 3.0s Ops: 475479 TPS: 158371 Net_rate: 177.2M/s"
+            # loadgen:   "Run time: 3.00s Ops: 475479 TPS: 158371 Misses: 0 Errors: 0"
             f = line.split()
             out["runtime"] = float(f[2].rstrip("s"))
             out["ops"] = int(f[4])
-            out["tps"] = int(f[6])
+            out["tps"] = int(float(f[6]))
+            if len(f) >= 9 and f[7] == "Misses:":
+                out["get_misses"] = int(f[8])
+        elif line.startswith("Latency us:"):
+            # loadgen: "Latency us: min=12.0 p50=45.1 ... p99.9=800.1 max=5000.0 avg=50.3"
+            out["latency"] = {k: float(v) for k, _, v in
+                              (kv.partition("=") for kv in line.split()[2:])}
         elif line.startswith(("cmd_get:", "cmd_set:", "get_misses:")):
             key, _, val = line.partition(":")
             out[key] = int(val)
@@ -108,11 +120,13 @@ def cmd_parse(path):
         if k in p:
             print(f"{k}={p[k]}")
     for name, sec in p["sections"].items():
-        for q in (0.5, 0.99):
+        for q, label in QUANTILES:
             r = percentile(sec, q)
             if r:
-                print(f"{name.lower()}_p{int(q * 100)}={r[0]:.0f} bucket=({r[1]:.0f},{r[2]:.0f}]")
+                print(f"{name.lower()}_{label}={r[0]:.0f} bucket=({r[1]:.0f},{r[2]:.0f}]")
         print(f"{name.lower()}_events={sec['events']} avg={sec.get('avg')} max={sec.get('max')}")
+    for k, v in p.get("latency", {}).items():
+        print(f"latency_{k}={v}")
 
 
 def fmt_int(x):
@@ -121,6 +135,21 @@ def fmt_int(x):
 
 def fmt_us(x):
     return "-" if x is None else f"{x:,.0f} us"
+
+
+def fmt_mib(kb):
+    return "-" if kb is None else f"{kb / 1024:,.1f} MiB"
+
+
+def latencies(workload, p):
+    """p50, p99, p99.9 in microseconds for one parsed output (None where unknown)."""
+    if "latency" in p:
+        lat = p["latency"]
+        return tuple(lat.get(label) for _, label in QUANTILES)
+    sec = p["sections"].get(latency_section(workload, p))
+    if not sec or not sec["dist"]:
+        return (None,) * len(QUANTILES)
+    return tuple(percentile(sec, q)[0] for q, _ in QUANTILES)
 
 
 def fmt_ratio(a, b):
@@ -148,29 +177,31 @@ def table(header, rows):
 
 def cmd_summary(tsv):
     # columns: workload side round outfile server_cpu_ticks clk_tck other_cpu_pct status
+    # [peak_rss_kb] (older runs have no RSS column)
     trials = []
     with open(tsv) as fh:
         for raw in fh:
             if not raw.strip() or raw.startswith("#"):
                 continue
-            w, side, rnd, path, ticks, hz, other, status = raw.rstrip("\n").split("\t")
+            cols = raw.rstrip("\n").split("\t")
+            w, side, rnd, path, ticks, hz, other, status = cols[:8]
+            rss = cols[8] if len(cols) > 8 else "-"
             t = {"workload": w, "side": side, "round": int(rnd), "status": status,
-                 "other": None if other in ("", "-") else int(other)}
+                 "other": None if other in ("", "-") else int(other),
+                 "rss": None if rss in ("", "-") else int(rss)}
             try:
                 with open(path, errors="replace") as fh2:
                     p = parse_memaslap(fh2.read())
             except OSError:
                 p = {"sections": {}}
             t["tps"] = p.get("tps")
-            sec = p["sections"].get(latency_section(w, p))
-            t["p50"] = percentile(sec, 0.50)[0] if sec and sec["dist"] else None
-            t["p99"] = percentile(sec, 0.99)[0] if sec and sec["dist"] else None
+            t["p50"], t["p99"], t["p999"] = latencies(w, p)
             t["misses"] = p.get("get_misses")
             ops = p.get("ops")
             cpu_s = int(ticks) / int(hz) if ticks not in ("", "-") else None
             t["cpu_us_op"] = cpu_s * 1e6 / ops if cpu_s is not None and ops else None
             if status != "ok" or t["tps"] is None:
-                t["tps"] = t["p50"] = t["p99"] = t["cpu_us_op"] = None
+                t["tps"] = t["p50"] = t["p99"] = t["p999"] = t["cpu_us_op"] = None
             trials.append(t)
 
     workloads = []
@@ -182,19 +213,19 @@ def cmd_summary(tsv):
     rows = []
     for t in trials:
         rows.append([t["workload"], t["side"], t["round"], fmt_int(t["tps"]), fmt_us(t["p50"]),
-                     fmt_us(t["p99"]),
+                     fmt_us(t["p99"]), fmt_us(t["p999"]), fmt_mib(t["rss"]),
                      "-" if t["cpu_us_op"] is None else f"{t['cpu_us_op']:.2f}",
                      "-" if t["other"] is None else f"{t['other']}%",
                      fmt_int(t["misses"]), t["status"]])
-    print(table(["workload", "server", "round", "ops/s", "p50", "p99", "srv cpu us/op",
-                 "other cpu", "get misses", "status"], rows))
+    print(table(["workload", "server", "round", "ops/s", "p50", "p99", "p99.9", "peak RSS",
+                 "srv cpu us/op", "other cpu", "get misses", "status"], rows))
     noisy = [t for t in trials if t["other"] is not None and t["other"] > NOISY_PCT]
     if noisy:
         print(f"warning: in {len(noisy)} trial(s) other programs used more than {NOISY_PCT}% of a CPU"
               " ('other cpu'); their numbers are skewed, rerun on a quiet machine")
     print()
 
-    main_rows, cpu_rows = [], []
+    main_rows, res_rows = [], []
     failed = False
     for w in workloads:
         agg = {}
@@ -202,23 +233,29 @@ def cmd_summary(tsv):
             ts = [t for t in trials if t["workload"] == w and t["side"] == side]
             if any(t["status"] != "ok" for t in ts):
                 failed = True
-            agg[side] = {k: med([t[k] for t in ts]) for k in ("tps", "p50", "p99", "cpu_us_op")}
+            agg[side] = {k: med([t[k] for t in ts])
+                         for k in ("tps", "p50", "p99", "p999", "cpu_us_op")}
             agg[side]["best"] = max([t["tps"] for t in ts if t["tps"] is not None], default=None)
+            # peak RSS: the largest over the trials (each trial's server is a new process)
+            agg[side]["rss"] = max([t["rss"] for t in ts if t["rss"] is not None], default=None)
         o, c = agg["ours"], agg["C"]
         main_rows.append([w, fmt_int(o["tps"]), fmt_int(c["tps"]), fmt_ratio(o["tps"], c["tps"]),
-                          fmt_us(o["p99"]), fmt_us(c["p99"]), fmt_us(o["p50"]), fmt_us(c["p50"]),
-                          fmt_int(o["best"]), fmt_int(c["best"])])
-        cpu_rows.append([w,
+                          fmt_us(o["p50"]), fmt_us(c["p50"]), fmt_us(o["p99"]), fmt_us(c["p99"]),
+                          fmt_us(o["p999"]), fmt_us(c["p999"])])
+        res_rows.append([w, fmt_int(o["best"]), fmt_int(c["best"]),
                          "-" if o["cpu_us_op"] is None else f"{o['cpu_us_op']:.2f}",
                          "-" if c["cpu_us_op"] is None else f"{c['cpu_us_op']:.2f}",
-                         fmt_ratio(o["cpu_us_op"], c["cpu_us_op"])])
+                         fmt_ratio(o["cpu_us_op"], c["cpu_us_op"]),
+                         fmt_mib(o["rss"]), fmt_mib(c["rss"]), fmt_ratio(o["rss"], c["rss"])])
 
     print("Summary (median over rounds; ratio = ours/C; for ops/s higher is better):")
-    print(table(["workload", "ours ops/s", "C ops/s", "ratio", "ours p99", "C p99",
-                 "ours p50", "C p50", "ours best ops/s", "C best ops/s"], main_rows))
+    print(table(["workload", "ours ops/s", "C ops/s", "ratio", "ours p50", "C p50",
+                 "ours p99", "C p99", "ours p99.9", "C p99.9"], main_rows))
     print()
-    print("Server CPU time per operation (median; ratio = ours/C; lower is better):")
-    print(table(["workload", "ours cpu us/op", "C cpu us/op", "ratio"], cpu_rows))
+    print("Best ops/s, server CPU time per operation (median) and server peak RSS (VmHWM, the"
+          " largest over the rounds); ratios ours/C, lower is better:")
+    print(table(["workload", "ours best ops/s", "C best ops/s", "ours cpu us/op", "C cpu us/op",
+                 "cpu ratio", "ours peak RSS", "C peak RSS", "RSS ratio"], res_rows))
     return 1 if failed else 0
 
 
