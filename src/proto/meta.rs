@@ -359,7 +359,8 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
         }
         let nbytes = it.value_len() - 2;
         if value {
-            let _ = write!(w, "VA {}", nbytes);
+            w.extend_from_slice(b"VA ");
+            super::push_decimal(&mut w, nbytes as u64);
         } else {
             w.extend_from_slice(b"HD");
         }
@@ -386,23 +387,28 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
                     won = true;
                 }
                 b's' => {
-                    let _ = write!(w, " s{}", nbytes);
+                    w.extend_from_slice(b" s");
+                    super::push_decimal(&mut w, nbytes as u64);
                 }
                 b't' => {
                     if it.exptime() == 0 {
                         w.extend_from_slice(b" t-1");
                     } else {
-                        let _ = write!(w, " t{}", it.exptime().wrapping_sub(now));
+                        w.extend_from_slice(b" t");
+                        super::push_decimal(&mut w, it.exptime().wrapping_sub(now) as u64);
                     }
                 }
                 b'c' => {
-                    let _ = write!(w, " c{}", it.cas());
+                    w.extend_from_slice(b" c");
+                    super::push_decimal(&mut w, it.cas());
                 }
                 b'f' => {
-                    let _ = write!(w, " f{}", it.client_flags());
+                    w.extend_from_slice(b" f");
+                    super::push_decimal(&mut w, it.client_flags() as u64);
                 }
                 b'l' => {
-                    let _ = write!(w, " l{}", now.wrapping_sub(it.time()));
+                    w.extend_from_slice(b" l");
+                    super::push_decimal(&mut w, now.wrapping_sub(it.time()) as u64);
                 }
                 b'h' => {
                     w.extend_from_slice(if it.flags() & ITEM_FETCHED != 0 {
@@ -892,7 +898,8 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
                     if it.exptime() == 0 {
                         w.extend_from_slice(b" t-1");
                     } else {
-                        let _ = write!(w, " t{}", it.exptime().wrapping_sub(now));
+                        w.extend_from_slice(b" t");
+                        super::push_decimal(&mut w, it.exptime().wrapping_sub(now) as u64);
                     }
                 }
                 // SAFETY (both): the item lock is held.

@@ -478,7 +478,6 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
         }
         match found {
             Some(it) => {
-                use std::io::Write;
                 if touch.is_some() {
                     stats::bump(&tstats.touch_cmds, 1);
                     stats::bump(&worker.class_stats.class(it.clsid()).touch_hits, 1);
@@ -494,14 +493,14 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
                 };
                 fd_resp.wbuf.extend_from_slice(b"VALUE ");
                 fd_resp.wbuf.extend_from_slice(it.key());
-                let _ = write!(
-                    fd_resp.wbuf,
-                    " {} {}",
-                    it.client_flags(),
-                    it.value_len().saturating_sub(2)
-                );
+                let w = &mut fd_resp.wbuf;
+                w.push(b' ');
+                super::push_decimal(w, it.client_flags() as u64);
+                w.push(b' ');
+                super::push_decimal(w, it.value_len().saturating_sub(2) as u64);
                 if return_cas {
-                    let _ = write!(fd_resp.wbuf, " {}", it.cas());
+                    w.push(b' ');
+                    super::push_decimal(w, it.cas());
                 }
                 fd_resp.wbuf.extend_from_slice(b"\r\n");
                 fd_resp.item = Some(it);
