@@ -954,6 +954,16 @@ impl Store {
                             if (*search).it_flags & ITEM_ACTIVE != 0 {
                                 l.stats.evicted_active += 1;
                             }
+                            if crate::logger::enabled(crate::logger::LOG_EVICTIONS) {
+                                crate::logger::eviction(
+                                    items::key(search),
+                                    exp,
+                                    it_time,
+                                    (*search).it_flags,
+                                    (*search).nbytes,
+                                    items::clsid_of((*search).slabs_clsid),
+                                );
+                            }
                             self.unlink_locked(&mut l, search, hv);
                             removed += 1;
                             release(search);
@@ -1087,6 +1097,7 @@ impl Store {
             let it = self.assoc.find(key, hv);
             if it.is_null() {
                 trace_get(key, "NOT FOUND", "");
+                log_get(0, key, None);
                 return None;
             }
             (*it).refcount.fetch_add(1, Relaxed);
@@ -1102,6 +1113,7 @@ impl Store {
                     crate::stats::bump(&st.get_flushed, 1);
                 }
                 trace_get(key, "FOUND KEY", " -removed by flush");
+                log_get(2, key, None);
                 return None;
             }
             if (*it).exptime != 0 && (*it).exptime <= now {
@@ -1110,12 +1122,14 @@ impl Store {
                     crate::stats::bump(&st.get_expired, 1);
                 }
                 trace_get(key, "FOUND KEY", " -removed by expire");
+                log_get(3, key, None);
                 return None;
             }
             trace_get(key, "FOUND KEY", "");
             if do_update {
                 self.bump(it, hv);
             }
+            log_get(1, key, Some(&r));
             Some(r)
         }
     }
@@ -1476,13 +1490,22 @@ impl Store {
         unsafe { self.get_locked(key, hv, stats, do_update) }
     }
 
-    /// Removes a key if present, returning the class it was in (for per-class stats).
+    /// Removes a key if present (the `delete` command), returning the class it was in (for
+    /// per-class stats). Logs the deletion for `watch deletions`.
     pub fn delete_class(&self, key: &[u8], stats: Option<&ThreadStats>) -> Option<u8> {
         let hv = self.hash(key);
         let _g = self.item_lock(hv);
         // SAFETY: the item lock for hv is held; the reference keeps the item alive.
         unsafe {
             let r = self.get_locked(key, hv, stats, false)?;
+            if crate::logger::enabled(crate::logger::LOG_DELETIONS) {
+                crate::logger::deletion(
+                    r.key(),
+                    r.value_len() as i32,
+                    crate::logger::DELETE_CMD,
+                    r.class(),
+                );
+            }
             self.unlink(r.as_ptr(), hv);
             Some(r.clsid())
         }
@@ -1502,6 +1525,15 @@ impl Store {
                 None => false,
             }
         }
+    }
+}
+
+/// Logs a lookup for `watch fetchers` (C's LOGGER_ITEM_GET in do_item_get).
+#[inline]
+fn log_get(was_found: u8, key: &[u8], it: Option<&ItemRef>) {
+    if crate::logger::enabled(crate::logger::LOG_FETCHERS) {
+        let (nbytes, clsid) = it.map_or((0, 0), |r| (r.value_len() as i32, r.class()));
+        crate::logger::item_get(was_found, key, nbytes, clsid);
     }
 }
 
