@@ -1367,6 +1367,16 @@ impl Conn {
         crate::thread::LentConn::new(self.fd, Arc::clone(&self.worker))
     }
 
+    /// Takes back a loan the side thread refused at once (the command is still running on
+    /// this worker): the connection continues with a fresh response for the error reply.
+    pub fn unlend(&mut self, lent: crate::thread::LentConn) {
+        lent.cancel();
+        self.set_state(ConnState::NewCmd);
+        if !self.resp_start() {
+            self.set_state(ConnState::Closing);
+        }
+    }
+
     // ---- closing ----
 
     fn conn_close(&mut self) {

@@ -175,6 +175,53 @@ pub struct Store {
     /// Set (and `expand_cond` signalled) to ask the expansion thread to grow the table.
     expand_request: Mutex<bool>,
     expand_cond: Condvar,
+    /// Held by the expansion thread while it expands and by a hash-table dump while it walks
+    /// (C's maintenance_lock): a walk sees one stable array.
+    maintenance: Mutex<()>,
+}
+
+/// What a crawler dump shows of one live item, read under its item lock.
+pub struct DumpItem<'a> {
+    pub key: &'a [u8],
+    pub exptime: u32,
+    pub time: u32,
+    pub cas: u64,
+    pub it_flags: u16,
+    /// Slab class without the LRU bits.
+    pub clsid: u8,
+    /// C's ITEM_ntotal.
+    pub ntotal: usize,
+    pub client_flags: u32,
+}
+
+impl DumpItem<'_> {
+    /// # Safety
+    /// `it` is live and its item lock is held for as long as the result is used.
+    unsafe fn of<'a>(it: *const Item) -> DumpItem<'a> {
+        // SAFETY: per the contract.
+        unsafe {
+            DumpItem {
+                key: items::key(it),
+                exptime: (*it).exptime,
+                time: (*it).time,
+                cas: items::get_cas(it),
+                it_flags: (*it).it_flags,
+                clsid: items::clsid_of((*it).slabs_clsid),
+                ntotal: ntotal(it),
+                client_flags: items::client_flags(it),
+            }
+        }
+    }
+}
+
+/// Outcome of one dump step on an LRU (see `Store::crawler_step_visit`).
+pub enum VisitStep {
+    /// The list is done; the marker is off it.
+    Done,
+    /// An item was shown to the visitor.
+    Visited,
+    /// The marker moved past an item that was busy (or another marker).
+    Went,
 }
 
 static STORE: OnceLock<Store> = OnceLock::new();
@@ -235,6 +282,7 @@ impl Store {
             }),
             expand_request: Mutex::new(false),
             expand_cond: Condvar::new(),
+            maintenance: Mutex::new(()),
         }
     }
 
@@ -375,6 +423,99 @@ impl Store {
                 CrawlStep::Seen((*search).exptime)
             }
         }
+    }
+
+    /// Moves LRU `id`'s crawler one item up and shows that item to `visit` under its item
+    /// lock, with the LRU lock released (the dump modules of C's crawler thread). Items
+    /// another thread holds are passed over, as C does.
+    pub fn crawler_step_visit(&self, id: u8, visit: &mut dyn FnMut(&DumpItem<'_>)) -> VisitStep {
+        let mut l = self.lru(id);
+        let m = &self.crawlers[id as usize];
+        // SAFETY: the marker, its counts and the list are touched under the list's lock; the
+        // item shown is live under its item lock and our reference.
+        unsafe {
+            let marker = m.it.get();
+            let counts = &mut *m.counts.get();
+            let search = Self::crawl_q(&mut l, marker);
+            let limit_hit = counts[0] != 0 && {
+                counts[0] -= 1;
+                counts[0] < 1
+            };
+            if search.is_null() || limit_hit {
+                if settings::verbose() > 2 {
+                    eprintln!("Nothing left to crawl for {}", id);
+                }
+                self.crawler_done(&mut l, marker, counts);
+                return VisitStep::Done;
+            }
+            if is_crawler(search) {
+                return VisitStep::Went;
+            }
+            let hv = self.hash(items::key(search));
+            let Some(_ilock) = self.item_trylock(hv) else {
+                return VisitStep::Went;
+            };
+            if (*search).refcount.fetch_add(1, Relaxed) + 1 != 2 {
+                (*search).refcount.fetch_sub(1, Relaxed);
+                return VisitStep::Went;
+            }
+            counts[3] += 1;
+            drop(l);
+            visit(&DumpItem::of(search));
+            (*search).refcount.fetch_sub(1, Relaxed);
+            VisitStep::Visited
+        }
+    }
+
+    /// Ends a crawl of LRU `id` early (its dump client went away).
+    pub fn crawler_stop(&self, id: u8) {
+        let mut l = self.lru(id);
+        let m = &self.crawlers[id as usize];
+        // SAFETY: the marker and its counts are touched under the list's lock, which is held.
+        unsafe {
+            let marker = m.it.get();
+            if (*marker).it_flags != 0 {
+                self.crawler_done(&mut l, marker, &mut *m.counts.get());
+            }
+        }
+    }
+
+    /// Walks every bucket of the hash table (C's item_crawl_hash with assoc_iterate): each
+    /// chain is shown item by item to `visit` under its bucket's item lock, then `between`
+    /// runs with no lock held and may stop the walk by returning false. Returns false without
+    /// walking while the table is being expanded.
+    pub fn walk_hash(
+        &self,
+        visit: &mut dyn FnMut(&DumpItem<'_>),
+        between: &mut dyn FnMut() -> bool,
+    ) -> bool {
+        let Ok(_m) = self.maintenance.try_lock() else {
+            return false;
+        };
+        let n = 1u64 << self.assoc.power();
+        for b in 0..n {
+            {
+                let _g = self.item_lock(b as u32);
+                // SAFETY: with the maintenance lock no expansion runs, so the primary array is
+                // the only one; bucket `b`'s lock is held, so its chain is stable and live.
+                unsafe {
+                    let mut it = self.assoc.primary_head(b);
+                    while !it.is_null() {
+                        let next = (*it).h_next;
+                        // A linked item holds the table's reference; skip one being freed.
+                        if (*it).refcount.fetch_add(1, Relaxed) + 1 >= 2 {
+                            visit(&DumpItem::of(it));
+                        }
+                        (*it).refcount.fetch_sub(1, Relaxed);
+                        it = next;
+                    }
+                }
+            }
+            if !between() {
+                break;
+            }
+        }
+        true
     }
 
     /// Takes a finished crawler off its list and adds its counts to the list's stats (C's
@@ -1218,6 +1359,8 @@ impl Store {
             if self.assoc.is_expanding() || self.assoc.power() >= crate::assoc::HASHPOWER_MAX {
                 continue;
             }
+            // A hash-table dump in progress finishes first.
+            let _maint = lock(&self.maintenance);
             // Allocate before stopping anyone; without the memory, keep running as is.
             let Some(bigger) = self.assoc.next_buckets() else {
                 continue;

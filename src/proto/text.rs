@@ -148,14 +148,8 @@ fn process_watch_command(c: &mut Conn, line: &[u8], req: &Request) {
     }
     let lent = c.lend();
     if let AddWatcher::TooMany(lent) = add_watcher(lent, f) {
-        // Not lent after all: the connection stays with its worker.
-        lent.cancel();
-        c.set_state(ConnState::NewCmd);
-        if c.resp_start() {
-            c.out_string("WATCHER_TOO_MANY log watcher limit reached");
-        } else {
-            c.set_state(ConnState::Closing);
-        }
+        c.unlend(lent);
+        c.out_string("WATCHER_TOO_MANY log watcher limit reached");
     }
 }
 
@@ -1167,11 +1161,38 @@ fn process_lru_crawler_command(c: &mut Conn, line: &[u8], req: &Request) {
             R::Error => "ERROR an unknown error happened",
         });
     } else if n == 3 && (sub_is(sub, b"metadump") || sub_is(sub, b"mgdump")) {
+        // C tries metadump's name first, so a bare "m" means metadump.
+        let mgdump = !sub_is(sub, b"metadump");
+        let (name, not_allowed) = if mgdump {
+            ("mgdump", "ERROR key dump not allowed")
+        } else {
+            ("metadump", "ERROR metadump not allowed")
+        };
         if !s.lru_crawler.load(Relaxed) {
             return c.out_string("CLIENT_ERROR lru crawler disabled");
         }
-        // The dump modes stream from the crawler thread; they are issue 7's remaining work.
-        c.out_string("SERVER_ERROR lru_crawler dumps are not supported by this build yet");
+        if !s.dump_enabled {
+            return c.out_string(not_allowed);
+        }
+        if c.resps.len() > 1 {
+            return c.out_string(&format!(
+                "ERROR cannot pipeline other commands before {name}"
+            ));
+        }
+        let classes = t.get(line, 2).unwrap_or(b"");
+        let classes = &classes[..classes.len().min(511)];
+        let lent = c.lend();
+        if let Err((res, lent)) = crate::crawler::dump(classes, mgdump, lent) {
+            use crate::crawler::CrawlResult as R;
+            c.unlend(lent);
+            c.out_string(match res {
+                R::Ok => "OK",
+                R::Running => "BUSY currently processing crawler request",
+                R::BadClass => "BADCLASS invalid class id",
+                R::NotStarted => "NOTSTARTED no items to crawl",
+                R::Error => "ERROR an unknown error happened",
+            });
+        }
     } else if n == 3 && sub_is(sub, b"tocrawl") {
         match t.get_u32(line, 2) {
             Some(v) => {
