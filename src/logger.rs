@@ -724,10 +724,9 @@ fn write_entry(st: &mut State, e: &Rendered, line: &[u8], ps: &mut PassStats) {
             }
         }
         let need = line.len() + SKIP_ROOM;
-        loop {
-            let Some(w) = st.watchers[x].as_mut() else {
-                break;
-            };
+        // Flush this watcher until the line fits, once per pass at most (a failed flush
+        // marks it); poll_watchers may close it.
+        while let Some(w) = st.watchers[x].as_mut() {
             if w.failed_flush || w.buf.request(need) {
                 break;
             }

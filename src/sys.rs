@@ -499,5 +499,6 @@ pub fn realtime() -> (i64, i32) {
     };
     // SAFETY: `tv` is a valid timeval to fill; a null timezone is allowed.
     unsafe { libc::gettimeofday(&mut tv, std::ptr::null_mut()) };
-    (tv.tv_sec as i64, tv.tv_usec as i32)
+    // time_t and suseconds_t are both i64 on the targets built for.
+    (tv.tv_sec, tv.tv_usec as i32)
 }
