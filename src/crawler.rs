@@ -29,6 +29,9 @@ struct ListStats {
     histo: [u64; 61],
     noexp: u64,
     seen: u64,
+    reclaimed: u64,
+    start_time: u32,
+    end_time: u32,
     run_complete: bool,
 }
 
@@ -36,6 +39,9 @@ const EMPTY_STATS: ListStats = ListStats {
     histo: [0; 61],
     noexp: 0,
     seen: 0,
+    reclaimed: 0,
+    start_time: 0,
+    end_time: 0,
     run_complete: false,
 };
 
@@ -412,6 +418,9 @@ fn start_lists(
         if kind == Kind::Auto {
             // A new automatic run starts its statistics afresh.
             c.auto_stats = [EMPTY_STATS; POWER_LARGEST];
+            for ls in c.auto_stats.iter_mut() {
+                ls.start_time = now;
+            }
         }
         if starts > 0 {
             if let Some(conn) = client.take() {
@@ -472,6 +481,30 @@ pub fn maintainer_check() {
                 c.next_wait[i] = c.next_wait[i].min(MAX_MAINTCRAWL_WAIT);
                 c.next_crawl[i] = now + c.next_wait[i] + 5;
                 c.auto_stats[i].run_complete = false;
+                if crate::logger::enabled(crate::logger::LOG_SYSEVENTS) {
+                    let lru = match i as u8 & (3 << 6) {
+                        HOT_LRU => "hot",
+                        WARM_LRU => "warm",
+                        COLD_LRU => "cold",
+                        _ => "temp",
+                    };
+                    crate::logger::text(
+                        crate::logger::LOG_SYSEVENTS,
+                        &format!(
+                            "type=lru_crawler crawler={} lru={} low_mark={} next_reclaims={} \
+                             since_run={} next_run={} elapsed={} examined={} reclaimed={}",
+                            i & 63,
+                            lru,
+                            low_watermark,
+                            available,
+                            now.wrapping_sub(s.end_time),
+                            c.next_crawl[i].wrapping_sub(now) as i32,
+                            s.end_time.wrapping_sub(s.start_time),
+                            s.seen,
+                            s.reclaimed
+                        ),
+                    );
+                }
             }
             if now > c.next_crawl[i] {
                 tocrawl_limit = tocrawl_limit.max(st.lru_stats(i as u8).0);
@@ -552,7 +585,15 @@ fn run() {
                             finished.push(id);
                             let mut c = control();
                             if c.kind == Kind::Auto {
-                                c.auto_stats[id as usize].run_complete = true;
+                                let ls = &mut c.auto_stats[id as usize];
+                                ls.run_complete = true;
+                                ls.end_time = now;
+                            }
+                        }
+                        CrawlStep::Reclaimed => {
+                            let mut c = control();
+                            if c.kind == Kind::Auto {
+                                c.auto_stats[id as usize].reclaimed += 1;
                             }
                         }
                         CrawlStep::Seen(exptime) => {
@@ -570,7 +611,7 @@ fn run() {
                                 }
                             }
                         }
-                        CrawlStep::Reclaimed | CrawlStep::Went => {}
+                        CrawlStep::Went => {}
                     }
                 }
                 let sleep = s.lru_crawler_sleep.load(Relaxed);

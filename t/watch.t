@@ -178,6 +178,15 @@ my $PEER = $server->{domainsocket}
     cmp_ok($st->{evictions}, '>', 0, "evictions happened");
 }
 
+# sysevents: the maintainer reports each list's automatic crawl (the first ones run right
+# after start-up).
+{
+    my $ss = new_memcached();
+    my $w = watcher($ss, "sysevents");
+    like(wline($w, 8), qr/^$TS type=lru_crawler crawler=\d+ lru=(hot|warm|cold|temp) low_mark=\d+ next_reclaims=\d+ since_run=\d+ next_run=-?\d+ elapsed=\d+ examined=\d+ reclaimed=\d+\n\z/,
+        "crawler schedule line");
+}
+
 # -W refuses watch.
 {
     my $nw = new_memcached("-W");
