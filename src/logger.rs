@@ -33,9 +33,12 @@ pub const LOG_DELETIONS: u16 = 1 << 13;
 
 /// Most watchers at once (C's WATCHER_LIMIT).
 const WATCHER_LIMIT: usize = 20;
+/// C's `sizeof(logentry)`: worker buffers are accounted in C's entry sizes, so that they
+/// fill up (and drop, `log_worker_dropped`) after as many entries as C's.
+const C_ENTRY_HEADER: usize = 40;
 /// Room an entry may take in a worker buffer, header included: C reserves
 /// `sizeof(logentry) + reqlen` (512) before writing any entry.
-const ENTRY_RESERVE: usize = 40 + 512;
+const ENTRY_RESERVE: usize = C_ENTRY_HEADER + 512;
 /// Room a rendered line needs in a watcher buffer beyond its length (C asks for 128 more,
 /// for a "skipped=N" line in front of it).
 const SKIP_ROOM: usize = 128;
@@ -66,6 +69,8 @@ pub struct Logger {
 
 struct LogBuf {
     data: Vec<u8>,
+    /// Bytes the entries in `data` would take in C's buffer.
+    c_used: usize,
     cap: usize,
     written: u64,
     dropped: u64,
@@ -87,6 +92,7 @@ pub fn logger_create() {
     let l = Arc::new(Logger {
         inner: Mutex::new(LogBuf {
             data: Vec::with_capacity(size),
+            c_used: 0,
             cap: size,
             written: 0,
             dropped: 0,
@@ -118,12 +124,15 @@ const E_DELETION: u8 = 10;
 /// Appends one entry to the calling thread's buffer: a fixed header (size, type, class flag,
 /// gid, time) followed by `body` written by the caller. Counts a drop when the buffer lacks
 /// C's reserve.
-fn log_entry(event: u8, eflags: u16, body: impl FnOnce(&mut Vec<u8>)) {
+/// `c_size` is the entry's body size in C (its e->size).
+fn log_entry(event: u8, eflags: u16, c_size: usize, body: impl FnOnce(&mut Vec<u8>)) {
     THREAD_LOGGER.with(|t| {
         let t = t.borrow();
         let Some(l) = t.as_ref() else { return };
         let mut b = lock(&l.inner);
-        if b.data.len() + ENTRY_RESERVE > b.cap {
+        // Our entries are smaller than C's, so the real buffer never runs out before the
+        // C-sized accounting does.
+        if b.c_used + ENTRY_RESERVE > b.cap {
             b.dropped += 1;
             return;
         }
@@ -139,6 +148,7 @@ fn log_entry(event: u8, eflags: u16, body: impl FnOnce(&mut Vec<u8>)) {
         body(d);
         let len = (d.len() - start) as u16;
         d[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+        b.c_used += C_ENTRY_HEADER + c_size;
         b.written += 1;
     });
 }
@@ -153,7 +163,7 @@ fn put_key(d: &mut Vec<u8>, key: &[u8]) {
 /// 3 expired; `nbytes` and `clsid` of the item returned (0 when none).
 pub fn item_get(was_found: u8, key: &[u8], nbytes: i32, clsid: u8) {
     let sfd = cur_sfd();
-    log_entry(E_ITEM_GET, LOG_FETCHERS, |d| {
+    log_entry(E_ITEM_GET, LOG_FETCHERS, 12 + key.len(), |d| {
         d.push(was_found);
         d.push(clsid);
         d.extend_from_slice(&nbytes.to_ne_bytes());
@@ -181,7 +191,7 @@ pub fn item_store(
     } else {
         0
     };
-    log_entry(E_ITEM_STORE, LOG_MUTATIONS, |d| {
+    log_entry(E_ITEM_STORE, LOG_MUTATIONS, 24 + key.len(), |d| {
         d.push(status);
         d.push(clsid);
         d.extend_from_slice(&cmd.to_ne_bytes());
@@ -201,7 +211,7 @@ pub fn eviction(key: &[u8], exptime: u32, time: u32, it_flags: u16, nbytes: i32,
         -1
     };
     let la = now.wrapping_sub(time);
-    log_entry(E_EVICTION, LOG_EVICTIONS, |d| {
+    log_entry(E_EVICTION, LOG_EVICTIONS, 24 + key.len(), |d| {
         d.extend_from_slice(&exp.to_ne_bytes());
         d.extend_from_slice(&la.to_ne_bytes());
         d.extend_from_slice(&it_flags.to_ne_bytes());
@@ -217,7 +227,7 @@ pub const META_DELETE_CMD: u8 = 2;
 
 /// An item removed by `delete` or `md` (C's LOGGER_DELETIONS).
 pub fn deletion(key: &[u8], nbytes: i32, cmd: u8, clsid: u8) {
-    log_entry(E_DELETION, LOG_DELETIONS, |d| {
+    log_entry(E_DELETION, LOG_DELETIONS, 12 + key.len(), |d| {
         d.extend_from_slice(&nbytes.to_ne_bytes());
         d.push(cmd);
         d.push(clsid);
@@ -249,7 +259,7 @@ pub fn conn_event(new: bool, addr: &SockAddr, transport: Transport, reason: Clos
         None => (0, [0; 16], 0),
     };
     let event = if new { E_CONN_NEW } else { E_CONN_CLOSE };
-    log_entry(event, LOG_CONNEVENTS, |d| {
+    log_entry(event, LOG_CONNEVENTS, 40, |d| {
         d.push(transport);
         d.push(reason);
         d.extend_from_slice(&sfd.to_ne_bytes());
@@ -261,8 +271,8 @@ pub fn conn_event(new: bool, addr: &SockAddr, transport: Transport, reason: Clos
 
 /// A preformatted system event line (C's text entries, e.g. the crawler's schedule).
 pub fn text(eflags: u16, line: &str) {
-    log_entry(E_TEXT, eflags, |d| {
-        let n = line.len().min(511);
+    let n = line.len().min(511);
+    log_entry(E_TEXT, eflags, n + 1, |d| {
         d.extend_from_slice(&line.as_bytes()[..n]);
     });
 }
@@ -502,38 +512,84 @@ fn render(entry: &[u8], out: &mut Vec<u8>) -> Option<Rendered> {
 
 // ---- watchers and the logger thread ----
 
-/// A watcher's output buffer: bytes from `start` to the end are unsent; its capacity is fixed
-/// (`-o watcher_logbuf_size`).
+/// A watcher's output buffer of fixed size (`-o watcher_logbuf_size`), managed as C's bip
+/// buffer: region A is written out from its start; when the room after A is smaller than the
+/// room before it, new bytes go to region B at the front, which becomes A once A drains. So a
+/// slow watcher loses lines exactly when C's would.
 struct WatchBuf {
     data: Vec<u8>,
-    start: usize,
-    cap: usize,
+    a_start: usize,
+    a_end: usize,
+    b_end: usize,
+    b_inuse: bool,
 }
 
 impl WatchBuf {
-    fn used(&self) -> usize {
-        self.data.len() - self.start
+    fn new(size: usize) -> WatchBuf {
+        WatchBuf {
+            data: vec![0; size],
+            a_start: 0,
+            a_end: 0,
+            b_end: 0,
+            b_inuse: false,
+        }
     }
-    /// Whether `n` more bytes fit; moves unsent bytes to the front when that makes room.
-    fn request(&mut self, n: usize) -> bool {
-        if self.cap - self.used() < n {
+    fn unused(&self) -> usize {
+        if self.b_inuse {
+            self.a_start - self.b_end
+        } else {
+            self.data.len() - self.a_end
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.a_start == self.a_end
+    }
+    /// Whether `n` contiguous bytes fit (bipbuf_request).
+    fn request(&self, n: usize) -> bool {
+        self.unused() >= n
+    }
+    fn switch_to_b(&mut self) {
+        if self.data.len() - self.a_end < self.a_start - self.b_end {
+            self.b_inuse = true;
+        }
+    }
+    /// Appends `src` if it fits (bipbuf_offer).
+    fn offer(&mut self, src: &[u8]) -> bool {
+        if self.unused() < src.len() {
             return false;
         }
-        if self.data.len() + n > self.cap {
-            self.data.drain(..self.start);
-            self.start = 0;
+        let at = if self.b_inuse { self.b_end } else { self.a_end };
+        self.data[at..at + src.len()].copy_from_slice(src);
+        if self.b_inuse {
+            self.b_end += src.len();
+        } else {
+            self.a_end += src.len();
         }
+        self.switch_to_b();
         true
     }
+    /// The bytes to write next: region A (bipbuf_peek_all).
     fn pending(&self) -> &[u8] {
-        &self.data[self.start..]
+        &self.data[self.a_start..self.a_end]
     }
+    /// Drops `n` written bytes from the front (bipbuf_poll).
     fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start >= self.data.len() {
-            self.data.clear();
-            self.start = 0;
+        if self.is_empty() {
+            return;
         }
+        self.a_start = (self.a_start + n).min(self.a_end);
+        if self.a_start == self.a_end {
+            if self.b_inuse {
+                self.a_start = 0;
+                self.a_end = self.b_end;
+                self.b_end = 0;
+                self.b_inuse = false;
+            } else {
+                self.a_start = 0;
+                self.a_end = 0;
+            }
+        }
+        self.switch_to_b();
     }
 }
 
@@ -590,15 +646,8 @@ pub fn add_watcher(conn: LentConn, eflags: u16) -> AddWatcher {
     let Some(x) = st.watchers.iter().position(|w| w.is_none()) else {
         return AddWatcher::TooMany(conn);
     };
-    let cap = crate::settings::get().logger_watcher_buf_size as usize;
-    let mut buf = WatchBuf {
-        data: Vec::with_capacity(cap),
-        start: 0,
-        cap,
-    };
-    if buf.request(4) {
-        buf.data.extend_from_slice(b"OK\r\n");
-    }
+    let mut buf = WatchBuf::new(crate::settings::get().logger_watcher_buf_size as usize);
+    buf.offer(b"OK\r\n");
     st.watchers[x] = Some(Watcher {
         conn,
         skipped: 0,
@@ -639,7 +688,7 @@ fn poll_watchers(st: &mut State, force_poll: bool, only: Option<usize>) -> usize
         if only.is_some_and(|o| o != x) {
             continue;
         }
-        let events = if w.buf.used() > 0 {
+        let events = if !w.buf.is_empty() {
             libc::POLLOUT
         } else if force_poll {
             libc::POLLIN
@@ -689,7 +738,7 @@ fn poll_watchers(st: &mut State, force_poll: bool, only: Option<usize>) -> usize
                 _ => {}
             }
         }
-        if w.buf.used() == 0 {
+        if w.buf.is_empty() {
             continue;
         }
         if revents & (libc::POLLHUP | libc::POLLERR) != 0 {
@@ -744,12 +793,13 @@ fn write_entry(st: &mut State, e: &Rendered, line: &[u8], ps: &mut PassStats) {
             ps.watcher_skipped += 1;
             continue;
         }
+        // The request above left room for both lines.
         if w.skipped > 0 {
             let s = format!("skipped={}\n", w.skipped);
-            w.buf.data.extend_from_slice(s.as_bytes());
+            w.buf.offer(s.as_bytes());
             w.skipped = 0;
         }
-        w.buf.data.extend_from_slice(line);
+        w.buf.offer(line);
         ps.watcher_sent += 1;
     }
 }
@@ -773,6 +823,7 @@ fn read_logger(
             spare.reserve_exact(b.cap);
         }
         std::mem::swap(&mut b.data, spare);
+        b.c_used = 0;
         ps.worker_written += b.written;
         ps.worker_dropped += b.dropped;
         b.written = 0;
@@ -863,18 +914,20 @@ mod tests {
     }
 
     #[test]
-    fn watch_buffer_compacts_and_refuses_when_full() {
-        let mut b = WatchBuf {
-            data: Vec::with_capacity(8),
-            start: 0,
-            cap: 8,
-        };
-        assert!(b.request(6));
-        b.data.extend_from_slice(b"abcdef");
+    fn watch_buffer_wraps_like_a_bip_buffer() {
+        let mut b = WatchBuf::new(8);
+        assert!(b.offer(b"abcdef"));
         assert!(!b.request(3));
         b.consume(4);
-        assert!(b.request(6));
-        b.data.extend_from_slice(b"ghijkl");
-        assert_eq!(b.pending(), b"efghijkl");
+        // 2 free at the end, 4 before A: new bytes go to the front (region B).
+        assert!(b.offer(b"gh"));
+        assert!(b.request(2) && !b.request(3));
+        assert_eq!(b.pending(), b"ef");
+        b.consume(2);
+        assert_eq!(b.pending(), b"gh");
+        assert!(b.offer(b"ijklmn"));
+        assert!(!b.offer(b"o"));
+        b.consume(8);
+        assert!(b.is_empty() && b.request(8));
     }
 }
