@@ -530,11 +530,16 @@ fn run() {
         eprintln!("Starting LRU crawler background thread");
     }
     let mut c = control();
-    while c.run {
+    loop {
         if c.active.is_empty() && !c.hash_walk {
+            if !c.run {
+                break;
+            }
             c = WAKE.wait(c).unwrap_or_else(|e| e.into_inner());
             continue;
         }
+        // Work asked for before a stop is still done, so no marker or dump client is left
+        // behind (C's thread, woken by the stop, also runs what was queued).
         let kind = c.kind;
         let mut dump = c.dump.take();
         let hash_walk = std::mem::take(&mut c.hash_walk);
