@@ -192,6 +192,18 @@ impl HashTable {
         self.expanding.store(false, Relaxed);
     }
 
+    /// The head of bucket `b` of the current array (for walks of the whole table).
+    ///
+    /// # Safety
+    /// No expansion is under way and the caller holds the item lock covering `b`.
+    pub unsafe fn primary_head(&self, b: u64) -> *mut Item {
+        // SAFETY: per the contract the arrays are stable and the bucket is ours.
+        let t = unsafe { &*self.tables.get() };
+        t.primary
+            .get(b as usize)
+            .map_or(ptr::null_mut(), |p| p.load(Relaxed))
+    }
+
     /// The linked item with this key, or null (C's assoc_find).
     ///
     /// # Safety

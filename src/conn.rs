@@ -676,6 +676,9 @@ pub fn conn_new(
             }
         }
     }
+    if init_state == ConnState::NewCmd && crate::logger::enabled(crate::logger::LOG_CONNEVENTS) {
+        crate::logger::conn_event(true, &request_addr, transport, CloseReason::None, fd);
+    }
     note_conn_struct(fd);
     let slot = conn_slot_open(fd, transport == Transport::Udp, init_state, request_addr);
     let mut c = Box::new(Conn {
@@ -788,11 +791,52 @@ impl Handler for Conn {
         } else {
             self.drive_machine();
         }
-        if self.state == ConnState::Closed {
-            Disposition::Release
-        } else {
-            Disposition::Keep
+        match self.state {
+            ConnState::Closed => Disposition::Release,
+            // Lent to a side thread (see `lend`).
+            ConnState::Watch => Disposition::Park,
+            _ => Disposition::Keep,
         }
+    }
+
+    fn park(mut self: Box<Self>) {
+        // Without its event the connection hears nothing until it is registered again.
+        self.ev = None;
+        PARKED.with(|p| p.borrow_mut().insert(self.fd, self));
+    }
+}
+
+thread_local! {
+    /// The worker's connections lent to side threads, by descriptor (C leaves them in
+    /// conn_watch without an event).
+    static PARKED: RefCell<std::collections::HashMap<RawFd, Box<Conn>>> =
+        RefCell::new(std::collections::HashMap::new());
+}
+
+/// A side thread's loan of a connection ended (C's conn_worker_readd for conn_watch, or
+/// sidethread_conn_close when `close`): the worker closes it, or registers its event again
+/// and waits for the client's next command.
+pub fn redispatch(fd: RawFd, close: bool, base: &EventBase) {
+    let Some(mut c) = PARKED.with(|p| p.borrow_mut().remove(&fd)) else {
+        return;
+    };
+    if close {
+        c.set_state(ConnState::Closing);
+        c.drive_machine();
+        return;
+    }
+    c.set_state(ConnState::NewCmd);
+    let timeout = if c.transport == Transport::Tcp {
+        idle_timeout_interval(settings::get())
+    } else {
+        None
+    };
+    if !base.register(fd, event::EV_READ | event::EV_PERSIST, timeout, c) {
+        // The connection object is gone; at least release its descriptor and count.
+        sys::perror("event_add", &io::Error::last_os_error());
+        conn_slot_close(fd);
+        sys::close(fd);
+        STATS.curr_conns.fetch_sub(1, Relaxed);
     }
 }
 
@@ -1097,6 +1141,7 @@ impl Conn {
 
     /// Parses one command from the read buffer. Returns false when more data is needed.
     fn try_read_command(&mut self) -> bool {
+        crate::logger::set_cur_sfd(self.fd);
         if self.transport == Transport::Udp {
             // Each datagram picks its own protocol.
             self.protocol = if self.rbuf[self.rcurr] == 0x80 {
@@ -1311,9 +1356,39 @@ impl Conn {
         }
     }
 
+    // ---- lending to side threads ----
+
+    /// Lends the connection to a side thread (C's conn_watch hand-off): the connection stops
+    /// when the current event returns and is parked without an event until the loan ends.
+    /// Replies queued for this command are dropped; unparsed input stays for afterwards.
+    pub fn lend(&mut self) -> crate::thread::LentConn {
+        self.release_resps();
+        self.set_state(ConnState::Watch);
+        crate::thread::LentConn::new(self.fd, Arc::clone(&self.worker))
+    }
+
+    /// Takes back a loan the side thread refused at once (the command is still running on
+    /// this worker): the connection continues with a fresh response for the error reply.
+    pub fn unlend(&mut self, lent: crate::thread::LentConn) {
+        lent.cancel();
+        self.set_state(ConnState::NewCmd);
+        if !self.resp_start() {
+            self.set_state(ConnState::Closing);
+        }
+    }
+
     // ---- closing ----
 
     fn conn_close(&mut self) {
+        if crate::logger::enabled(crate::logger::LOG_CONNEVENTS) {
+            crate::logger::conn_event(
+                false,
+                &self.request_addr,
+                self.transport,
+                self.close_reason,
+                self.fd,
+            );
+        }
         if let Some(ev) = self.ev.as_ref() {
             ev.del();
         }

@@ -146,6 +146,10 @@ pub enum Disposition {
     Keep,
     /// Free the object (its Drop frees its event, closes its fd, etc.).
     Release,
+    /// Take the object back from libevent: its box goes to `Handler::park`, which must
+    /// drop the object's event (the object waits, without events, until it is registered
+    /// again).
+    Park,
 }
 
 /// An object that owns a libevent event and receives its callbacks.
@@ -154,6 +158,12 @@ pub trait Handler {
     fn set_event(&mut self, ev: Event);
     /// Called on every event; `which` is the EV_* mask that fired.
     fn handle(&mut self, fd: RawFd, which: i16) -> Disposition;
+    /// Receives the object when `handle` returned `Disposition::Park`. The default frees it.
+    fn park(self: Box<Self>)
+    where
+        Self: Sized,
+    {
+    }
 }
 
 unsafe extern "C" fn trampoline<T: Handler>(fd: c_int, which: c_short, arg: *mut c_void) {
@@ -161,10 +171,18 @@ unsafe extern "C" fn trampoline<T: Handler>(fd: c_int, which: c_short, arg: *mut
     // SAFETY: `arg` is the pointer leaked by `register::<T>`; libevent calls back on the base's
     // own thread only, so no other reference to the object is live during this call.
     let disposition = unsafe { (*ptr).handle(fd, which) };
-    if disposition == Disposition::Release {
-        // SAFETY: the object asked to be released; this is the single place its box is
-        // reclaimed and its Drop deletes the event, so libevent will not call back again.
-        drop(unsafe { Box::from_raw(ptr) });
+    match disposition {
+        Disposition::Keep => {}
+        Disposition::Release => {
+            // SAFETY: the object asked to be released; this is the single place its box is
+            // reclaimed and its Drop deletes the event, so libevent will not call back again.
+            drop(unsafe { Box::from_raw(ptr) });
+        }
+        Disposition::Park => {
+            // SAFETY: as for Release, the box is reclaimed once here; `park` drops the event
+            // that holds the raw pointer before anything else can use it.
+            T::park(unsafe { Box::from_raw(ptr) });
+        }
     }
 }
 

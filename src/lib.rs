@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod event;
 pub mod hash;
 pub mod items;
+pub mod logger;
 pub mod lru_maintainer;
 pub mod proto;
 pub mod server;

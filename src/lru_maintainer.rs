@@ -38,6 +38,7 @@ fn run(st: &'static Store) {
     let mut backoff = vec![0u64; classes];
     let mut batch = Vec::with_capacity(1024);
     let mut last_crawler_check = 0u32;
+    crate::logger::logger_create();
     if settings::verbose() > 2 {
         eprintln!("Starting LRU maintainer background thread");
     }

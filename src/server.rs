@@ -624,6 +624,7 @@ pub fn main(argv: Vec<String>) -> i32 {
     );
 
     ignore_sigpipe();
+    crate::logger::init();
     thread::init(s.num_threads.max(1) as usize);
     if s.start_assoc_maint {
         if let Err(e) = crate::items::store::start_assoc_maintenance() {

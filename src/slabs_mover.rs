@@ -232,6 +232,8 @@ fn run(st: &'static Store, shared: &'static Shared) {
     let mut backoff_us: u64 = 1;
     const BACKOFF_MAX_US: u64 = 5000;
     let mut idle_rounds = 0u32;
+    // Automover moves and forced deletions are logged, as C's mover does.
+    crate::logger::logger_create();
     let mut m = lock(&shared.mover);
     while m.run {
         if m.rebal.s_clsid != 0 || m.rebal.d_clsid != 0 {
@@ -547,6 +549,17 @@ unsafe fn active_rescue(st: &Store, m: &mut Mover, a: &Locked) {
             drop(new_ref);
             m.rebal.rescues += 1;
         } else if m.rebal.busy_loops > MAX_BUSY_LOOPS {
+            if crate::logger::enabled(crate::logger::LOG_EVICTIONS) {
+                let it = a.it;
+                crate::logger::eviction(
+                    items::key(it),
+                    (*it).exptime,
+                    (*it).time,
+                    (*it).it_flags,
+                    (*it).nbytes,
+                    items::clsid_of((*it).slabs_clsid),
+                );
+            }
             st.unlink(a.it, a.hv);
             m.rebal.busy_deletes += 1;
         }
@@ -715,7 +728,18 @@ fn check_automove(m: &mut Mover) -> bool {
     let Some((src, dst)) = am.run() else {
         return false;
     };
-    do_reassign(m, src as i32, dst as i32, false);
+    let ok = do_reassign(m, src as i32, dst as i32, false) == Reassign::Ok;
+    if crate::logger::enabled(crate::logger::LOG_SYSEVENTS) {
+        crate::logger::text(
+            crate::logger::LOG_SYSEVENTS,
+            &format!(
+                "type=slab_move src={} dst={} state={}",
+                src,
+                dst,
+                if ok { "ok" } else { "fail" }
+            ),
+        );
+    }
     if dst != 0 {
         // Moves between classes at most once a second; reclaiming to the pool may go on.
         m.am_last = now;

@@ -483,3 +483,22 @@ pub fn rusage_self() -> ((i64, i64), (i64, i64)) {
         (ru.ru_stime.tv_sec as i64, ru.ru_stime.tv_usec as i64),
     )
 }
+
+/// poll(2) over `fds` with a timeout in milliseconds; returns how many have events.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: the pointer and count describe `fds`, which is writable for the call.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    cvt(r as isize)
+}
+
+/// Wall-clock time as gettimeofday(2) gives it: seconds and microseconds.
+pub fn realtime() -> (i64, i32) {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    // SAFETY: `tv` is a valid timeval to fill; a null timezone is allowed.
+    unsafe { libc::gettimeofday(&mut tv, std::ptr::null_mut()) };
+    // time_t and suseconds_t are both i64 on the targets built for.
+    (tv.tv_sec, tv.tv_usec as i32)
+}

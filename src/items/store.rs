@@ -184,6 +184,53 @@ pub struct Store {
     /// Set (and `expand_cond` signalled) to ask the expansion thread to grow the table.
     expand_request: Mutex<bool>,
     expand_cond: Condvar,
+    /// Held by the expansion thread while it expands and by a hash-table dump while it walks
+    /// (C's maintenance_lock): a walk sees one stable array.
+    maintenance: Mutex<()>,
+}
+
+/// What a crawler dump shows of one live item, read under its item lock.
+pub struct DumpItem<'a> {
+    pub key: &'a [u8],
+    pub exptime: u32,
+    pub time: u32,
+    pub cas: u64,
+    pub it_flags: u16,
+    /// Slab class without the LRU bits.
+    pub clsid: u8,
+    /// C's ITEM_ntotal.
+    pub ntotal: usize,
+    pub client_flags: u32,
+}
+
+impl DumpItem<'_> {
+    /// # Safety
+    /// `it` is live and its item lock is held for as long as the result is used.
+    unsafe fn of<'a>(it: *const Item) -> DumpItem<'a> {
+        // SAFETY: per the contract.
+        unsafe {
+            DumpItem {
+                key: items::key(it),
+                exptime: (*it).exptime,
+                time: (*it).time,
+                cas: items::get_cas(it),
+                it_flags: (*it).it_flags,
+                clsid: items::clsid_of((*it).slabs_clsid),
+                ntotal: ntotal(it),
+                client_flags: items::client_flags(it),
+            }
+        }
+    }
+}
+
+/// Outcome of one dump step on an LRU (see `Store::crawler_step_visit`).
+pub enum VisitStep {
+    /// The list is done; the marker is off it.
+    Done,
+    /// An item was shown to the visitor.
+    Visited,
+    /// The marker moved past an item that was busy (or another marker).
+    Went,
 }
 
 static STORE: OnceLock<Store> = OnceLock::new();
@@ -244,6 +291,7 @@ impl Store {
             }),
             expand_request: Mutex::new(false),
             expand_cond: Condvar::new(),
+            maintenance: Mutex::new(()),
         }
     }
 
@@ -428,6 +476,99 @@ impl Store {
                 CrawlStep::Seen((*search).exptime)
             }
         }
+    }
+
+    /// Moves LRU `id`'s crawler one item up and shows that item to `visit` under its item
+    /// lock, with the LRU lock released (the dump modules of C's crawler thread). Items
+    /// another thread holds are passed over, as C does.
+    pub fn crawler_step_visit(&self, id: u8, visit: &mut dyn FnMut(&DumpItem<'_>)) -> VisitStep {
+        let mut l = self.lru(id);
+        let m = &self.crawlers[id as usize];
+        // SAFETY: the marker, its counts and the list are touched under the list's lock; the
+        // item shown is live under its item lock and our reference.
+        unsafe {
+            let marker = m.it.get();
+            let counts = &mut *m.counts.get();
+            let search = Self::crawl_q(&mut l, marker);
+            let limit_hit = counts[0] != 0 && {
+                counts[0] -= 1;
+                counts[0] < 1
+            };
+            if search.is_null() || limit_hit {
+                if settings::verbose() > 2 {
+                    eprintln!("Nothing left to crawl for {}", id);
+                }
+                self.crawler_done(&mut l, marker, counts);
+                return VisitStep::Done;
+            }
+            if is_crawler(search) {
+                return VisitStep::Went;
+            }
+            let hv = self.hash(items::key(search));
+            let Some(_ilock) = self.item_trylock(hv) else {
+                return VisitStep::Went;
+            };
+            if (*search).refcount.fetch_add(1, Relaxed) + 1 != 2 {
+                (*search).refcount.fetch_sub(1, Relaxed);
+                return VisitStep::Went;
+            }
+            counts[3] += 1;
+            drop(l);
+            visit(&DumpItem::of(search));
+            (*search).refcount.fetch_sub(1, Relaxed);
+            VisitStep::Visited
+        }
+    }
+
+    /// Ends a crawl of LRU `id` early (its dump client went away).
+    pub fn crawler_stop(&self, id: u8) {
+        let mut l = self.lru(id);
+        let m = &self.crawlers[id as usize];
+        // SAFETY: the marker and its counts are touched under the list's lock, which is held.
+        unsafe {
+            let marker = m.it.get();
+            if (*marker).it_flags != 0 {
+                self.crawler_done(&mut l, marker, &mut *m.counts.get());
+            }
+        }
+    }
+
+    /// Walks every bucket of the hash table (C's item_crawl_hash with assoc_iterate): each
+    /// chain is shown item by item to `visit` under its bucket's item lock, then `between`
+    /// runs with no lock held and may stop the walk by returning false. Returns false without
+    /// walking while the table is being expanded.
+    pub fn walk_hash(
+        &self,
+        visit: &mut dyn FnMut(&DumpItem<'_>),
+        between: &mut dyn FnMut() -> bool,
+    ) -> bool {
+        let Ok(_m) = self.maintenance.try_lock() else {
+            return false;
+        };
+        let n = 1u64 << self.assoc.power();
+        for b in 0..n {
+            {
+                let _g = self.item_lock(b as u32);
+                // SAFETY: with the maintenance lock no expansion runs, so the primary array is
+                // the only one; bucket `b`'s lock is held, so its chain is stable and live.
+                unsafe {
+                    let mut it = self.assoc.primary_head(b);
+                    while !it.is_null() {
+                        let next = (*it).h_next;
+                        // A linked item holds the table's reference; skip one being freed.
+                        if (*it).refcount.fetch_add(1, Relaxed) + 1 >= 2 {
+                            visit(&DumpItem::of(it));
+                        }
+                        (*it).refcount.fetch_sub(1, Relaxed);
+                        it = next;
+                    }
+                }
+            }
+            if !between() {
+                break;
+            }
+        }
+        true
     }
 
     /// Takes a finished crawler off its list and adds its counts to the list's stats (C's
@@ -1011,6 +1152,16 @@ impl Store {
                             if (*search).it_flags & ITEM_ACTIVE != 0 {
                                 l.stats.evicted_active += 1;
                             }
+                            if crate::logger::enabled(crate::logger::LOG_EVICTIONS) {
+                                crate::logger::eviction(
+                                    items::key(search),
+                                    exp,
+                                    it_time,
+                                    (*search).it_flags,
+                                    (*search).nbytes,
+                                    items::clsid_of((*search).slabs_clsid),
+                                );
+                            }
                             self.unlink_locked(&mut l, search, hv);
                             removed += 1;
                             release(search);
@@ -1152,6 +1303,7 @@ impl Store {
             let it = self.assoc.find(key, hv);
             if it.is_null() {
                 trace_get(key, "NOT FOUND", "");
+                log_get(0, key, None);
                 return None;
             }
             (*it).refcount.fetch_add(1, Relaxed);
@@ -1167,6 +1319,7 @@ impl Store {
                     crate::stats::bump(&st.get_flushed, 1);
                 }
                 trace_get(key, "FOUND KEY", " -removed by flush");
+                log_get(2, key, None);
                 return None;
             }
             if (*it).exptime != 0 && (*it).exptime <= now {
@@ -1175,12 +1328,14 @@ impl Store {
                     crate::stats::bump(&st.get_expired, 1);
                 }
                 trace_get(key, "FOUND KEY", " -removed by expire");
+                log_get(3, key, None);
                 return None;
             }
             trace_get(key, "FOUND KEY", "");
             if do_update {
                 self.bump(it, hv);
             }
+            log_get(1, key, Some(&r));
             Some(r)
         }
     }
@@ -1269,6 +1424,8 @@ impl Store {
             if self.assoc.is_expanding() || self.assoc.power() >= crate::assoc::HASHPOWER_MAX {
                 continue;
             }
+            // A hash-table dump in progress finishes first.
+            let _maint = lock(&self.maintenance);
             // Allocate before stopping anyone; without the memory, keep running as is.
             let Some(bigger) = self.assoc.next_buckets() else {
                 continue;
@@ -1541,13 +1698,22 @@ impl Store {
         unsafe { self.get_locked(key, hv, stats, do_update) }
     }
 
-    /// Removes a key if present, returning the class it was in (for per-class stats).
+    /// Removes a key if present (the `delete` command), returning the class it was in (for
+    /// per-class stats). Logs the deletion for `watch deletions`.
     pub fn delete_class(&self, key: &[u8], stats: Option<&ThreadStats>) -> Option<u8> {
         let hv = self.hash(key);
         let _g = self.item_lock(hv);
         // SAFETY: the item lock for hv is held; the reference keeps the item alive.
         unsafe {
             let r = self.get_locked(key, hv, stats, false)?;
+            if crate::logger::enabled(crate::logger::LOG_DELETIONS) {
+                crate::logger::deletion(
+                    r.key(),
+                    r.value_len() as i32,
+                    crate::logger::DELETE_CMD,
+                    r.class(),
+                );
+            }
             self.unlink(r.as_ptr(), hv);
             Some(r.clsid())
         }
@@ -1567,6 +1733,15 @@ impl Store {
                 None => false,
             }
         }
+    }
+}
+
+/// Logs a lookup for `watch fetchers` (C's LOGGER_ITEM_GET in do_item_get).
+#[inline]
+fn log_get(was_found: u8, key: &[u8], it: Option<&ItemRef>) {
+    if crate::logger::enabled(crate::logger::LOG_FETCHERS) {
+        let (nbytes, clsid) = it.map_or((0, 0), |r| (r.value_len() as i32, r.class()));
+        crate::logger::item_get(was_found, key, nbytes, clsid);
     }
 }
 

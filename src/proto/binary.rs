@@ -559,11 +559,20 @@ fn process_update(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
     }
     let Some(st) = store::store() else { return };
     let Some(mut it) = st.alloc(key, flags, realtime_wide(exptime), vlen as i32 + 2) else {
-        if !st.item_size_ok(key.len(), flags, vlen + 2) {
+        let status = if !st.item_size_ok(key.len(), flags, vlen + 2) {
             write_error(c, E2BIG, None, vlen);
+            text::STORE_TOO_LARGE
         } else {
             out_of_memory(c, "SERVER_ERROR Out of memory allocating item");
             c.sbytes = vlen;
+            text::STORE_NO_MEMORY
+        };
+        if crate::logger::enabled(crate::logger::LOG_MUTATIONS) {
+            // C logs command 0 and passes its arguments shifted by one: the request's
+            // expiration as the size, no TTL, the descriptor as the class.
+            let sfd = c.fd;
+            let exp = be32(&ext[4..8]) as i32;
+            crate::logger::item_store(status, 0, key, exp, 0, sfd as u8, sfd);
         }
         // A failed set must not leave the old value behind.
         if b.cmd == SET {

@@ -557,13 +557,26 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
         return swallow(c, "SERVER_ERROR out of memory storing object");
     };
     let Some(mut it) = st.alloc(key, f.client_flags, exptime, vlen as i32) else {
-        let msg = if !st.item_size_ok(key.len(), f.client_flags, vlen) {
+        let (msg, status) = if !st.item_size_ok(key.len(), f.client_flags, vlen) {
             stats::bump(&c.worker.stats.store_too_large, 1);
-            "SERVER_ERROR object too large for cache"
+            (
+                "SERVER_ERROR object too large for cache",
+                text::STORE_TOO_LARGE,
+            )
         } else {
             stats::bump(&c.worker.stats.store_no_memory, 1);
-            "SERVER_ERROR out of memory storing object"
+            (
+                "SERVER_ERROR out of memory storing object",
+                text::STORE_NO_MEMORY,
+            )
         };
+        if crate::logger::enabled(crate::logger::LOG_MUTATIONS) {
+            // C passes this entry's arguments shifted by two and the command as a pointer:
+            // command "na", no size, the descriptor as the expiry time, and an undefined
+            // class (0 here).
+            let sfd = crate::logger::cur_sfd();
+            crate::logger::item_store(status, -1, key, 0, sfd as u32, 0, sfd);
+        }
         // A failed store must not leave the old value behind.
         st.delete(key, Some(&c.worker.stats));
         return swallow(c, msg);
@@ -747,6 +760,14 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
                                 });
                             } else {
                                 stats::bump(&worker.class_stats.class(it.class()).delete_hits, 1);
+                                if crate::logger::enabled(crate::logger::LOG_DELETIONS) {
+                                    crate::logger::deletion(
+                                        it.key(),
+                                        it.value_len() as i32,
+                                        crate::logger::META_DELETE_CMD,
+                                        it.class(),
+                                    );
+                                }
                                 if !f.remove_val {
                                     st.unlink(it.as_ptr(), hv);
                                 }

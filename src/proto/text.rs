@@ -77,8 +77,8 @@ pub fn process_command(c: &mut Conn, line: &[u8]) {
                 // mn flushes what is queued before anything else is read.
                 c.set_state(ConnState::Mwrite);
             }
-            // watch arrives with the logger (issue 7); until then it is unknown.
-            Some(Command::Watch) | None => c.out_string("ERROR"),
+            Some(Command::Watch) => process_watch_command(c, line, &req),
+            None => c.out_string("ERROR"),
         },
         Parsed::NotFound => {
             let t = &req.tokens;
@@ -103,6 +103,55 @@ pub fn process_command(c: &mut Conn, line: &[u8]) {
             c.out_string("ERROR");
         }
         Parsed::BadFormat => c.out_string("CLIENT_ERROR bad command line format"),
+    }
+}
+
+/// `watch [type...]` (C's process_watch_command): the connection becomes a log watcher,
+/// lent to the logger thread, which replies "OK" and streams lines from then on.
+fn process_watch_command(c: &mut Conn, line: &[u8], req: &Request) {
+    use crate::logger::*;
+    if !settings::get().watch_enabled {
+        c.out_string("CLIENT_ERROR watch commands not allowed");
+        return;
+    }
+    if c.resps.len() > 1 {
+        c.out_string("ERROR cannot pipeline other commands before watch");
+        return;
+    }
+    let t = &req.tokens;
+    let mut f = 0u16;
+    if t.ntokens > 1 {
+        // C compares only as many bytes as the client sent, so prefixes are accepted; the
+        // proxy words are accepted although this build never logs them.
+        const WORDS: &[(&[u8], u16)] = &[
+            (b"rawcmds", LOG_RAWCMDS),
+            (b"evictions", LOG_EVICTIONS),
+            (b"fetchers", LOG_FETCHERS),
+            (b"mutations", LOG_MUTATIONS),
+            (b"sysevents", LOG_SYSEVENTS),
+            (b"connevents", LOG_CONNEVENTS),
+            (b"proxyreqs", LOG_PROXYREQS),
+            (b"proxyevents", LOG_PROXYEVENTS),
+            (b"proxyuser", LOG_PROXYUSER),
+            (b"deletions", LOG_DELETIONS),
+        ];
+        for x in 1..t.ntokens {
+            let tok = t.get(line, x).unwrap_or(b"");
+            match WORDS.iter().find(|(w, _)| w.starts_with(tok)) {
+                Some((_, flag)) => f |= flag,
+                None => {
+                    c.out_string("ERROR");
+                    return;
+                }
+            }
+        }
+    } else {
+        f = LOG_FETCHERS;
+    }
+    let lent = c.lend();
+    if let AddWatcher::TooMany(lent) = add_watcher(lent, f) {
+        c.unlend(lent);
+        c.out_string("WATCHER_TOO_MANY log watcher limit reached");
     }
 }
 
@@ -397,6 +446,26 @@ pub enum StoreCmd {
     PrependViv,
 }
 
+impl StoreCmd {
+    /// C's NREAD_* number, as `watch mutations` lines name it.
+    pub fn nread(self) -> i32 {
+        match self {
+            StoreCmd::Add => 1,
+            StoreCmd::Set => 2,
+            StoreCmd::Replace => 3,
+            StoreCmd::Append => 4,
+            StoreCmd::Prepend => 5,
+            StoreCmd::Cas => 6,
+            StoreCmd::AppendViv => 7,
+            StoreCmd::PrependViv => 8,
+        }
+    }
+}
+
+/// C's store_item_type numbers of the two allocation failures, for `watch mutations`.
+pub const STORE_TOO_LARGE: u8 = 4;
+pub const STORE_NO_MEMORY: u8 = 5;
+
 /// What a store did (C's store_item_type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreResult {
@@ -580,12 +649,20 @@ fn process_update_command(c: &mut Conn, line: &[u8], req: &Request, cmd: StoreCm
             c.set_state(ConnState::Nread);
         }
         None => {
-            if !st.item_size_ok(key.len(), flags, vlen) {
+            let status = if !st.item_size_ok(key.len(), flags, vlen) {
                 stats::bump(&c.worker.stats.store_too_large, 1);
                 fail(c, "SERVER_ERROR object too large for cache");
+                STORE_TOO_LARGE
             } else {
                 stats::bump(&c.worker.stats.store_no_memory, 1);
                 fail(c, "SERVER_ERROR out of memory storing object");
+                STORE_NO_MEMORY
+            };
+            if crate::logger::enabled(crate::logger::LOG_MUTATIONS) {
+                // C passes this entry's arguments shifted by one: no size or TTL, and the
+                // descriptor lands in the class field.
+                let sfd = crate::logger::cur_sfd();
+                crate::logger::item_store(status, cmd.nread(), key, 0, 0, sfd as u8, sfd);
             }
             // A failed set must not leave the old value behind.
             if cmd == StoreCmd::Set {
@@ -751,6 +828,9 @@ pub unsafe fn store_item_locked(
                 if out.result == StoreResult::Stored {
                     out.cas = stored_it.as_ref().unwrap_or(it).cas();
                 }
+                // An append logs the combined item, as C's does.
+                log_store(&out, cmd, stored_it.as_ref().unwrap_or(it));
+                return out;
             }
             None => match cmd {
                 StoreCmd::Add | StoreCmd::Set | StoreCmd::AppendViv | StoreCmd::PrependViv => {
@@ -766,7 +846,31 @@ pub unsafe fn store_item_locked(
             },
         }
     }
+    log_store(&out, cmd, it);
     out
+}
+
+/// Logs a store for `watch mutations` (C's LOGGER_ITEM_STORE at the end of do_store_item).
+#[inline]
+fn log_store(out: &StoreOutcome, cmd: StoreCmd, it: &ItemRef) {
+    use crate::logger;
+    if logger::enabled(logger::LOG_MUTATIONS) {
+        let status = match out.result {
+            StoreResult::NotStored => 0,
+            StoreResult::Stored => 1,
+            StoreResult::Exists => 2,
+            StoreResult::NotFound => 3,
+        };
+        logger::item_store(
+            status,
+            cmd.nread(),
+            it.key(),
+            it.value_len() as i32,
+            it.exptime(),
+            it.class(),
+            logger::cur_sfd(),
+        );
+    }
 }
 
 /// `delete <key> [noreply]` (C's process_delete_cmd).
@@ -1120,11 +1224,38 @@ fn process_lru_crawler_command(c: &mut Conn, line: &[u8], req: &Request) {
             R::Error => "ERROR an unknown error happened",
         });
     } else if n == 3 && (sub_is(sub, b"metadump") || sub_is(sub, b"mgdump")) {
+        // C tries metadump's name first, so a bare "m" means metadump.
+        let mgdump = !sub_is(sub, b"metadump");
+        let (name, not_allowed) = if mgdump {
+            ("mgdump", "ERROR key dump not allowed")
+        } else {
+            ("metadump", "ERROR metadump not allowed")
+        };
         if !s.lru_crawler.load(Relaxed) {
             return c.out_string("CLIENT_ERROR lru crawler disabled");
         }
-        // The dump modes stream from the crawler thread; they are issue 7's remaining work.
-        c.out_string("SERVER_ERROR lru_crawler dumps are not supported by this build yet");
+        if !s.dump_enabled {
+            return c.out_string(not_allowed);
+        }
+        if c.resps.len() > 1 {
+            return c.out_string(&format!(
+                "ERROR cannot pipeline other commands before {name}"
+            ));
+        }
+        let classes = t.get(line, 2).unwrap_or(b"");
+        let classes = &classes[..classes.len().min(511)];
+        let lent = c.lend();
+        if let Err((res, lent)) = crate::crawler::dump(classes, mgdump, lent) {
+            use crate::crawler::CrawlResult as R;
+            c.unlend(lent);
+            c.out_string(match res {
+                R::Ok => "OK",
+                R::Running => "BUSY currently processing crawler request",
+                R::BadClass => "BADCLASS invalid class id",
+                R::NotStarted => "NOTSTARTED no items to crawl",
+                R::Error => "ERROR an unknown error happened",
+            });
+        }
     } else if n == 3 && sub_is(sub, b"tocrawl") {
         match t.get_u32(line, 2) {
             Some(v) => {
