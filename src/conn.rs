@@ -210,7 +210,18 @@ struct ThreadCaches {
     bundles: Vec<Option<Bundle>>,
     /// First bundle with free slots (C's open_bundle); the list continues through `next`.
     open: Option<u32>,
+    /// Budget units given back by freed bundles: counted as free buffers (as C's freed
+    /// bundle memory is), but a buffer is only allocated when one is asked for.
+    units_free: u64,
+    /// Response objects of freed bundles, kept (a few) so a pipelining client that needs a
+    /// second bundle now and then does not allocate and free thirteen objects each time.
+    spare_slots: Vec<BundleSlots>,
 }
+
+type BundleSlots = [Option<Box<Resp>>; RESP_PER_BUNDLE];
+
+/// Freed bundles whose objects are kept for reuse, per worker.
+const SPARE_BUNDLES: usize = 4;
 
 /// Response objects per bundle: as many of C's mc_resp as fit in one read buffer.
 const RESP_PER_BUNDLE: usize = 13;
@@ -252,6 +263,8 @@ pub fn thread_caches_init(worker: &Arc<Worker>) {
             rbuf_limit,
             bundles: Vec::new(),
             open: None,
+            units_free: 0,
+            spare_slots: Vec::new(),
         })
     });
 }
@@ -260,23 +273,62 @@ impl ThreadCaches {
     /// One buffer-sized unit from the cache (C's do_cache_alloc), or None at the limit.
     fn cache_alloc(&mut self) -> Option<Vec<u8>> {
         let st = &self.worker.stats;
-        if let Some(mut b) = self.rbufs.pop() {
+        if let Some(b) = self.rbufs.pop() {
             st.read_buf_bytes_free
                 .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
-            // A unit a bundle gave back is filled in on first use as a buffer.
-            if b.is_empty() {
-                b = vec![0; READ_BUFFER_SIZE];
-            }
             return Some(b);
         }
-        if self.rbuf_limit != 0 && self.rbuf_total >= self.rbuf_limit {
-            return None;
+        if self.units_free > 0 {
+            // A unit a bundle gave back becomes a real buffer now.
+            self.units_free -= 1;
+            st.read_buf_bytes_free
+                .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+            return Some(vec![0; READ_BUFFER_SIZE]);
         }
+        self.unit_new().then(|| vec![0; READ_BUFFER_SIZE])
+    }
+
+    /// Counts a new unit against the limit; false at the limit.
+    fn unit_new(&mut self) -> bool {
+        if self.rbuf_limit != 0 && self.rbuf_total >= self.rbuf_limit {
+            return false;
+        }
+        let st = &self.worker.stats;
         self.rbuf_total += 1;
         st.read_buf_count.fetch_add(1, Relaxed);
         st.read_buf_bytes
             .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
-        Some(vec![0; READ_BUFFER_SIZE])
+        true
+    }
+
+    /// One unit for a bundle: a free unit without memory if there is one, else a free
+    /// buffer (whose memory the bundle's objects replace), else a new unit.
+    fn unit_take(&mut self) -> bool {
+        if self.units_free > 0 {
+            self.units_free -= 1;
+        } else if self.rbufs.pop().is_none() {
+            return self.unit_new();
+        }
+        self.worker
+            .stats
+            .read_buf_bytes_free
+            .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+        true
+    }
+
+    /// A freed bundle's unit goes back (C's do_cache_free of its memory).
+    fn unit_give(&mut self) {
+        let st = &self.worker.stats;
+        if self.rbuf_limit != 0 && self.rbuf_limit < self.rbuf_total {
+            self.rbuf_total -= 1;
+            st.read_buf_count.fetch_sub(1, Relaxed);
+            st.read_buf_bytes
+                .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+        } else {
+            st.read_buf_bytes_free
+                .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
+            self.units_free += 1;
+        }
     }
 
     /// Gives a unit back (C's do_cache_free): kept, or freed if the cache is over its limit.
@@ -324,8 +376,9 @@ impl ThreadCaches {
                 }
             }
         }
-        let unit = self.cache_alloc()?;
-        drop(unit);
+        if !self.unit_take() {
+            return None;
+        }
         self.worker
             .stats
             .response_obj_bytes
@@ -337,14 +390,13 @@ impl ThreadCaches {
                 (self.bundles.len() - 1) as u32
             }
         };
-        let mut slots: [Option<Box<Resp>>; RESP_PER_BUNDLE] = Default::default();
-        for (x, slot) in slots.iter_mut().enumerate().skip(1) {
-            let mut r = Box::new(Resp::new());
+        let mut slots: BundleSlots = self.spare_slots.pop().unwrap_or_default();
+        for (x, slot) in slots.iter_mut().enumerate() {
+            let r = slot.get_or_insert_with(|| Box::new(Resp::new()));
             r.home = (id, x as u8);
-            *slot = Some(r);
         }
-        let mut first = Box::new(Resp::new());
-        first.home = (id, 0);
+        // Filled just above.
+        let first = slots[0].take()?;
         self.bundles[id as usize] = Some(Bundle {
             slots,
             refcount: 1,
@@ -381,13 +433,16 @@ impl ThreadCaches {
             if let Some(p) = prev {
                 self.bundle(p).next = next;
             }
-            self.bundles[id as usize] = None;
+            if let Some(b) = self.bundles[id as usize].take() {
+                if self.spare_slots.len() < SPARE_BUNDLES {
+                    self.spare_slots.push(b.slots);
+                }
+            }
             self.worker
                 .stats
                 .response_obj_bytes
                 .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
-            // The unit goes back to the cache; it becomes a real buffer when next used.
-            self.cache_free(Vec::new());
+            self.unit_give();
         } else if !linked {
             // It has free slots again: put it at the head of the open list.
             b.prev = None;
