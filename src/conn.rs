@@ -274,15 +274,13 @@ impl ThreadCaches {
     fn cache_alloc(&mut self) -> Option<Vec<u8>> {
         let st = &self.worker.stats;
         if let Some(b) = self.rbufs.pop() {
-            st.read_buf_bytes_free
-                .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+            st.read_buf_bytes_free.sub(READ_BUFFER_SIZE as u64);
             return Some(b);
         }
         if self.units_free > 0 {
             // A unit a bundle gave back becomes a real buffer now.
             self.units_free -= 1;
-            st.read_buf_bytes_free
-                .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+            st.read_buf_bytes_free.sub(READ_BUFFER_SIZE as u64);
             return Some(vec![0; READ_BUFFER_SIZE]);
         }
         self.unit_new().then(|| vec![0; READ_BUFFER_SIZE])
@@ -295,9 +293,8 @@ impl ThreadCaches {
         }
         let st = &self.worker.stats;
         self.rbuf_total += 1;
-        st.read_buf_count.fetch_add(1, Relaxed);
-        st.read_buf_bytes
-            .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
+        st.read_buf_count.add(1);
+        st.read_buf_bytes.add(READ_BUFFER_SIZE as u64);
         true
     }
 
@@ -312,7 +309,7 @@ impl ThreadCaches {
         self.worker
             .stats
             .read_buf_bytes_free
-            .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+            .sub(READ_BUFFER_SIZE as u64);
         true
     }
 
@@ -321,12 +318,10 @@ impl ThreadCaches {
         let st = &self.worker.stats;
         if self.rbuf_limit != 0 && self.rbuf_limit < self.rbuf_total {
             self.rbuf_total -= 1;
-            st.read_buf_count.fetch_sub(1, Relaxed);
-            st.read_buf_bytes
-                .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+            st.read_buf_count.sub(1);
+            st.read_buf_bytes.sub(READ_BUFFER_SIZE as u64);
         } else {
-            st.read_buf_bytes_free
-                .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
+            st.read_buf_bytes_free.add(READ_BUFFER_SIZE as u64);
             self.units_free += 1;
         }
     }
@@ -336,12 +331,10 @@ impl ThreadCaches {
         let st = &self.worker.stats;
         if self.rbuf_limit != 0 && self.rbuf_limit < self.rbuf_total {
             self.rbuf_total -= 1;
-            st.read_buf_count.fetch_sub(1, Relaxed);
-            st.read_buf_bytes
-                .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+            st.read_buf_count.sub(1);
+            st.read_buf_bytes.sub(READ_BUFFER_SIZE as u64);
         } else {
-            st.read_buf_bytes_free
-                .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
+            st.read_buf_bytes_free.add(READ_BUFFER_SIZE as u64);
             self.rbufs.push(buf);
         }
     }
@@ -382,7 +375,7 @@ impl ThreadCaches {
         self.worker
             .stats
             .response_obj_bytes
-            .fetch_add(READ_BUFFER_SIZE as u64, Relaxed);
+            .add(READ_BUFFER_SIZE as u64);
         let id = match self.bundles.iter().position(|b| b.is_none()) {
             Some(i) => i as u32,
             None => {
@@ -441,7 +434,7 @@ impl ThreadCaches {
             self.worker
                 .stats
                 .response_obj_bytes
-                .fetch_sub(READ_BUFFER_SIZE as u64, Relaxed);
+                .sub(READ_BUFFER_SIZE as u64);
             self.unit_give();
         } else if !linked {
             // It has free slots again: put it at the head of the open list.
@@ -465,7 +458,7 @@ fn rbuf_take() -> Option<Vec<u8>> {
         };
         let b = c.cache_alloc();
         if b.is_none() {
-            c.worker.stats.read_buf_oom.fetch_add(1, Relaxed);
+            c.worker.stats.read_buf_oom.add(1);
         }
         b
     })
@@ -490,11 +483,11 @@ fn resp_take() -> Option<Box<Resp>> {
         };
         match c.resp_allocate() {
             Some(r) => {
-                c.worker.stats.response_obj_count.fetch_add(1, Relaxed);
+                c.worker.stats.response_obj_count.add(1);
                 Some(r)
             }
             None => {
-                c.worker.stats.response_obj_oom.fetch_add(1, Relaxed);
+                c.worker.stats.response_obj_oom.add(1);
                 None
             }
         }
@@ -504,7 +497,7 @@ fn resp_take() -> Option<Box<Resp>> {
 fn resp_give(r: Box<Resp>) {
     CACHES.with(|c| {
         if let Some(c) = c.borrow_mut().as_mut() {
-            c.worker.stats.response_obj_count.fetch_sub(1, Relaxed);
+            c.worker.stats.response_obj_count.sub(1);
             c.resp_free(r);
         }
     })

@@ -120,33 +120,79 @@ impl GlobalStats {
     }
 }
 
+/// A counter that only its owning thread changes; any thread may read or reset it.
+///
+/// The owner adds with a plain load and store (no locked instruction on the hot path, where
+/// C takes a per-thread mutex instead). `stats reset` from another thread must not race
+/// with that, so it never writes the value: it records it as the new base, and readers see
+/// the difference.
+#[derive(Default)]
+pub struct Counter {
+    value: AtomicU64,
+    base: AtomicU64,
+}
+
+impl Counter {
+    /// Adds `n`. Only the owning thread may call this (or `sub`).
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.value
+            .store(self.value.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// Subtracts `n` (gauges). Owning thread only.
+    #[inline]
+    pub fn sub(&self, n: u64) {
+        self.value
+            .store(self.value.load(Relaxed).wrapping_sub(n), Relaxed);
+    }
+
+    /// The count since the last reset.
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.value
+            .load(Relaxed)
+            .wrapping_sub(self.base.load(Relaxed))
+    }
+
+    /// Starts counting from zero again (any thread).
+    pub fn reset(&self) {
+        self.base.store(self.value.load(Relaxed), Relaxed);
+    }
+}
+
 macro_rules! thread_stats {
-    ($($name:ident),* $(,)?) => {
+    (counters: $($name:ident),* $(,)?; gauges: $($gauge:ident),* $(,)?) => {
         /// Counters of one worker thread (C's `struct thread_stats`). Only the owning worker
-        /// increments them; readers aggregate with relaxed loads.
+        /// changes them; readers aggregate.
         #[derive(Default)]
         pub struct ThreadStats {
-            $(pub $name: AtomicU64,)*
+            $(pub $name: Counter,)*
+            $(pub $gauge: Counter,)*
         }
 
         /// A plain snapshot (sum over workers) of `ThreadStats`.
         #[derive(Default, Debug, Clone, Copy)]
         pub struct ThreadStatsTotals {
             $(pub $name: u64,)*
+            $(pub $gauge: u64,)*
         }
 
         impl ThreadStats {
             pub fn add_into(&self, t: &mut ThreadStatsTotals) {
-                $(t.$name += self.$name.load(Relaxed);)*
+                $(t.$name += self.$name.get();)*
+                $(t.$gauge += self.$gauge.get();)*
             }
+            /// `stats reset`: the counters, not the buffer gauges.
             pub fn reset(&self) {
-                $(self.$name.store(0, Relaxed);)*
+                $(self.$name.reset();)*
             }
         }
     };
 }
 
 thread_stats!(
+    counters:
     get_cmds,
     get_misses,
     get_expired,
@@ -166,12 +212,13 @@ thread_stats!(
     auth_errors,
     idle_kicks,
     response_obj_oom,
-    response_obj_count,
-    response_obj_bytes,
     read_buf_oom,
     store_too_large,
-    store_no_memory,
-    // buffer cache gauges (C reads them from the thread's rbuf cache)
+    store_no_memory;
+    // buffer cache gauges (C reads them from the thread's rbuf cache; reset keeps them)
+    gauges:
+    response_obj_count,
+    response_obj_bytes,
     read_buf_count,
     read_buf_bytes,
     read_buf_bytes_free,
@@ -184,26 +231,26 @@ pub const LRU_IDS: usize = 256;
 /// Per-class command counters of one worker (C's `struct slab_stats`).
 #[derive(Default)]
 pub struct SlabCounters {
-    pub set_cmds: AtomicU64,
-    pub delete_hits: AtomicU64,
-    pub incr_hits: AtomicU64,
-    pub decr_hits: AtomicU64,
-    pub cas_hits: AtomicU64,
-    pub cas_badval: AtomicU64,
-    pub touch_hits: AtomicU64,
+    pub set_cmds: Counter,
+    pub delete_hits: Counter,
+    pub incr_hits: Counter,
+    pub decr_hits: Counter,
+    pub cas_hits: Counter,
+    pub cas_badval: Counter,
+    pub touch_hits: Counter,
 }
 
 /// A worker's per-class counters: fetch hits per (class, LRU) id and command counters per
 /// class. Only the worker increments them.
 pub struct ClassStats {
-    pub lru_hits: Box<[AtomicU64]>,
+    pub lru_hits: Box<[Counter]>,
     pub slab: Box<[SlabCounters]>,
 }
 
 impl Default for ClassStats {
     fn default() -> Self {
         ClassStats {
-            lru_hits: (0..LRU_IDS).map(|_| AtomicU64::new(0)).collect(),
+            lru_hits: (0..LRU_IDS).map(|_| Counter::default()).collect(),
             slab: (0..MAX_CLASSES).map(|_| SlabCounters::default()).collect(),
         }
     }
@@ -212,7 +259,7 @@ impl Default for ClassStats {
 impl ClassStats {
     pub fn reset(&self) {
         for h in self.lru_hits.iter() {
-            h.store(0, Relaxed);
+            h.reset();
         }
         for c in self.slab.iter() {
             for f in [
@@ -224,7 +271,7 @@ impl ClassStats {
                 &c.cas_badval,
                 &c.touch_hits,
             ] {
-                f.store(0, Relaxed);
+                f.reset();
             }
         }
     }
@@ -253,7 +300,7 @@ impl ClassTotals {
 
     pub fn add(&mut self, c: &ClassStats) {
         for (t, h) in self.lru_hits.iter_mut().zip(c.lru_hits.iter()) {
-            *t += h.load(Relaxed);
+            *t += h.get();
         }
         for (t, s) in self.slab.iter_mut().zip(c.slab.iter()) {
             let v = [
@@ -266,7 +313,7 @@ impl ClassTotals {
                 &s.touch_hits,
             ];
             for (i, f) in v.iter().enumerate() {
-                t[i] += f.load(Relaxed);
+                t[i] += f.get();
             }
         }
     }
@@ -290,8 +337,8 @@ impl Default for ClassTotals {
 
 /// Adds `n` to a counter owned by the calling thread.
 #[inline]
-pub fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Relaxed);
+pub fn bump(c: &Counter, n: u64) {
+    c.add(n);
 }
 
 /// The server clock: seconds since (process start - ITEM_UPDATE_INTERVAL - 2), ticked once a

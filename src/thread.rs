@@ -221,23 +221,11 @@ pub fn class_totals() -> ClassTotals {
     t
 }
 
-/// `stats reset` of the per-thread counters, keeping the buffer gauges.
+/// `stats reset` of the per-thread counters (the buffer gauges stay).
 pub fn stats_reset() {
     for w in workers() {
-        let (a, b, c, d, e) = (
-            w.stats.read_buf_count.load(Relaxed),
-            w.stats.read_buf_bytes.load(Relaxed),
-            w.stats.read_buf_bytes_free.load(Relaxed),
-            w.stats.response_obj_count.load(Relaxed),
-            w.stats.response_obj_bytes.load(Relaxed),
-        );
         w.stats.reset();
         w.class_stats.reset();
-        w.stats.read_buf_count.store(a, Relaxed);
-        w.stats.read_buf_bytes.store(b, Relaxed);
-        w.stats.read_buf_bytes_free.store(c, Relaxed);
-        w.stats.response_obj_count.store(d, Relaxed);
-        w.stats.response_obj_bytes.store(e, Relaxed);
     }
 }
 
