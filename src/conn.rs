@@ -15,6 +15,7 @@ use crate::thread::Worker;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -24,8 +25,9 @@ use std::time::Duration;
 pub const READ_BUFFER_SIZE: usize = 16384;
 /// Size of a response's line buffer (C's WRITE_BUFFER_SIZE).
 pub const WRITE_BUFFER_SIZE: usize = 1024;
-/// Most iovecs handed to one writev.
+/// Most iovecs handed to one writev: C stops filling below IOV_MAX - 1 (1024 on Linux).
 const IOV_MAX: usize = 1024;
+const IOV_USE: usize = IOV_MAX - 2;
 /// A UDP conn's fixed read buffer (C's UDP_READ_BUFFER_SIZE).
 const UDP_READ_BUFFER_SIZE: usize = 65536;
 /// Largest datagram we send, header included (C's UDP_MAX_PAYLOAD_SIZE).
@@ -213,15 +215,13 @@ struct ThreadCaches {
     /// Budget units given back by freed bundles: counted as free buffers (as C's freed
     /// bundle memory is), but a buffer is only allocated when one is asked for.
     units_free: u64,
-    /// Response objects of freed bundles, kept (a few) so a pipelining client that needs a
-    /// second bundle now and then does not allocate and free thirteen objects each time.
+    /// Response objects of freed bundles, kept with their free unit (at most one set per unit
+    /// in `units_free`), as C keeps a freed bundle's memory in its buffer cache: a multiget
+    /// or pipeline that needs many bundles reuses them instead of allocating per request.
     spare_slots: Vec<BundleSlots>,
 }
 
 type BundleSlots = [Option<Box<Resp>>; RESP_PER_BUNDLE];
-
-/// Freed bundles whose objects are kept for reuse, per worker.
-const SPARE_BUNDLES: usize = 4;
 
 /// Response objects per bundle: as many of C's mc_resp as fit in one read buffer.
 const RESP_PER_BUNDLE: usize = 13;
@@ -278,9 +278,12 @@ impl ThreadCaches {
             return Some(b);
         }
         if self.units_free > 0 {
-            // A unit a bundle gave back becomes a real buffer now.
+            // A unit a bundle gave back becomes a real buffer now; objects kept with it go.
             self.units_free -= 1;
             st.read_buf_bytes_free.sub(READ_BUFFER_SIZE as u64);
+            if self.spare_slots.len() as u64 > self.units_free {
+                self.spare_slots.pop();
+            }
             return Some(vec![0; READ_BUFFER_SIZE]);
         }
         self.unit_new().then(|| vec![0; READ_BUFFER_SIZE])
@@ -313,8 +316,9 @@ impl ThreadCaches {
         true
     }
 
-    /// A freed bundle's unit goes back (C's do_cache_free of its memory).
-    fn unit_give(&mut self) {
+    /// A freed bundle's unit goes back (C's do_cache_free of its memory), and its objects
+    /// stay with it unless the unit itself is freed.
+    fn unit_give(&mut self, slots: BundleSlots) {
         let st = &self.worker.stats;
         if self.rbuf_limit != 0 && self.rbuf_limit < self.rbuf_total {
             self.rbuf_total -= 1;
@@ -323,6 +327,7 @@ impl ThreadCaches {
         } else {
             st.read_buf_bytes_free.add(READ_BUFFER_SIZE as u64);
             self.units_free += 1;
+            self.spare_slots.push(slots);
         }
     }
 
@@ -426,16 +431,12 @@ impl ThreadCaches {
             if let Some(p) = prev {
                 self.bundle(p).next = next;
             }
-            if let Some(b) = self.bundles[id as usize].take() {
-                if self.spare_slots.len() < SPARE_BUNDLES {
-                    self.spare_slots.push(b.slots);
-                }
-            }
+            let slots = self.bundles[id as usize].take().map(|b| b.slots);
             self.worker
                 .stats
                 .response_obj_bytes
                 .sub(READ_BUFFER_SIZE as u64);
-            self.unit_give();
+            self.unit_give(slots.unwrap_or_default());
         } else if !linked {
             // It has free slots again: put it at the head of the open list.
             b.prev = None;
@@ -1270,8 +1271,11 @@ impl Conn {
     // ---- writing ----
 
     fn transmit(&mut self) -> TransmitResult {
-        let mut iovs: [IoSlice<'_>; 64] = [IoSlice::new(&[]); 64];
-        let cap = iovs.len().min(IOV_MAX);
+        // Left uninitialised: only the first `n` entries are written and then read, so a
+        // short reply does not pay for clearing 16 KiB of iovecs.
+        let mut iovs: [MaybeUninit<IoSlice<'_>>; IOV_USE] =
+            [const { MaybeUninit::uninit() }; IOV_USE];
+        let cap = IOV_USE;
         let mut n = 0;
         // A reply that does not fit in this writev is continued by the next (`sent` keeps
         // the place).
@@ -1288,7 +1292,7 @@ impl Conn {
                 if n == cap {
                     break 'resps;
                 }
-                iovs[n] = IoSlice::new(&part[skip..]);
+                iovs[n].write(IoSlice::new(&part[skip..]));
                 skip = 0;
                 n += 1;
             }
@@ -1298,7 +1302,9 @@ impl Conn {
             self.transmit_post(0);
             return TransmitResult::Complete;
         }
-        let res = sys::writev(self.fd, &iovs[..n]);
+        // SAFETY: entries 0..n were each written above, and MaybeUninit<T> has T's layout.
+        let iovs = unsafe { std::slice::from_raw_parts(iovs.as_ptr().cast::<IoSlice<'_>>(), n) };
+        let res = sys::writev(self.fd, iovs);
         self.transmit_done(res, 0)
     }
 
