@@ -1,6 +1,6 @@
 //! The logger (C's logger.c): threads that produce events (workers, the LRU maintainer, the
 //! dispatcher) append compact binary entries to their own buffer; the logger thread
-//! (`mc-logger`) drains every buffer, renders each entry as C's text line and copies it into
+//! (`mc-log`) drains every buffer, renders each entry as C's text line and copies it into
 //! the buffer of each watcher interested in its type, then writes watcher buffers to their
 //! sockets. `watch` turns a client connection into a watcher: its worker lends the socket to
 //! this thread (`thread::LentConn`) and gets it back, to close, when the client goes away.
@@ -853,7 +853,7 @@ pub fn init() {
     }
     logger_create();
     let spawned = std::thread::Builder::new()
-        .name("mc-logger".into())
+        .name("mc-log".into())
         .spawn(logger_thread);
     if let Err(e) = spawned {
         eprintln!("Can't start logger thread: {}", e);
