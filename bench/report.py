@@ -219,6 +219,12 @@ def cmd_summary(tsv):
                      fmt_int(t["misses"]), t["status"]])
     print(table(["workload", "server", "round", "ops/s", "p50", "p99", "p99.9", "peak RSS",
                  "srv cpu us/op", "other cpu", "get misses", "status"], rows))
+    rerun = [t for t in trials if t["status"] == "noisy"]
+    if rerun:
+        print(f"{len(rerun)} trial(s) were disturbed (status noisy) and run again; the summary"
+              " leaves them out")
+    # Disturbed trials that were run again take no part in what follows.
+    trials = [t for t in trials if t["status"] != "noisy"]
     noisy = [t for t in trials if t["other"] is not None and t["other"] > NOISY_PCT]
     if noisy:
         print(f"warning: in {len(noisy)} trial(s) other programs used more than {NOISY_PCT}% of a CPU"
@@ -239,7 +245,18 @@ def cmd_summary(tsv):
             # peak RSS: the largest over the trials (each trial's server is a new process)
             agg[side]["rss"] = max([t["rss"] for t in ts if t["rss"] is not None], default=None)
         o, c = agg["ours"], agg["C"]
+        # Each round ran ours and then C back to back, so the ratio within a round is
+        # the least disturbed by slow drifts of the machine.
+        by_round = {}
+        for t in trials:
+            if t["workload"] == w and t["tps"] is not None:
+                by_round.setdefault(t["round"], {})[t["side"]] = t["tps"]
+        paired = [r["ours"] / r["C"] for r in by_round.values()
+                  if "ours" in r and r.get("C")]
+        ahead = sum(1 for x in paired if x >= 1.0)
         main_rows.append([w, fmt_int(o["tps"]), fmt_int(c["tps"]), fmt_ratio(o["tps"], c["tps"]),
+                          "-" if not paired else f"{med(paired):.2f}x",
+                          f"{ahead}/{len(paired)}",
                           fmt_us(o["p50"]), fmt_us(c["p50"]), fmt_us(o["p99"]), fmt_us(c["p99"]),
                           fmt_us(o["p999"]), fmt_us(c["p999"])])
         res_rows.append([w, fmt_int(o["best"]), fmt_int(c["best"]),
@@ -248,8 +265,10 @@ def cmd_summary(tsv):
                          fmt_ratio(o["cpu_us_op"], c["cpu_us_op"]),
                          fmt_mib(o["rss"]), fmt_mib(c["rss"]), fmt_ratio(o["rss"], c["rss"])])
 
-    print("Summary (median over rounds; ratio = ours/C; for ops/s higher is better):")
-    print(table(["workload", "ours ops/s", "C ops/s", "ratio", "ours p50", "C p50",
+    print("Summary (median over rounds; ratio = ours/C; for ops/s higher is better; paired:"
+          " the median of each round's ours/C; ahead: rounds where ours >= C):")
+    print(table(["workload", "ours ops/s", "C ops/s", "ratio", "paired", "ahead",
+                 "ours p50", "C p50",
                  "ours p99", "C p99", "ours p99.9", "C p99.9"], main_rows))
     print()
     print("Best ops/s, server CPU time per operation (median) and server peak RSS (VmHWM, the"

@@ -12,7 +12,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::io::AsRawFd;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,6 +27,9 @@ usage: memcached-loadgen [options]
   --conns C            connections in all (default 32)
   --threads T          client threads; connections are spread over them (default 2)
   --duration SECS      seconds of load after the preload (default 10)
+  --ops N              stop after N requests in all (rounded down to a multiple of
+                       --depth), or after --duration if that comes first, so that two
+                       servers can be compared on exactly the same work
   --keys N             distinct keys, all preloaded and then read uniformly (default 100000)
   --value-size BYTES   value size of the preloaded keys (default 64)
   --no-preload         skip the preload (the keys are already there)
@@ -40,6 +43,7 @@ struct Opts {
     conns: usize,
     threads: usize,
     duration: f64,
+    ops: Option<u64>,
     keys: u64,
     value_size: usize,
     preload: bool,
@@ -60,6 +64,7 @@ fn parse_args() -> Result<Opts, String> {
         conns: 32,
         threads: 2,
         duration: 10.0,
+        ops: None,
         keys: 100_000,
         value_size: 64,
         preload: true,
@@ -99,6 +104,7 @@ fn parse_args() -> Result<Opts, String> {
                     _ => return Err(format!("--duration: '{v}' is not a positive number")),
                 }
             }
+            "--ops" => o.ops = Some(num(&v)?),
             "--keys" => o.keys = num(&v)?,
             "--value-size" => o.value_size = num(&v)? as usize,
             _ => return Err(format!("unknown option {a}")),
@@ -203,6 +209,18 @@ impl Histogram {
 fn key(n: u64) -> String {
     // 24 bytes, within memcaslap's 16-40 so the two generators' keys cost about the same
     format!("bench:loadgen:{n:010}")
+}
+
+// The same key as key(n), appended to out without allocating (the load loop's path).
+fn push_key(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"bench:loadgen:");
+    let mut digits = [b'0'; 10];
+    let mut v = n;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(&digits);
 }
 
 // One xorshift64* generator per connection: cheap, and no shared state between threads.
@@ -352,9 +370,13 @@ struct Conn {
     sock: TcpStream,
     out: Vec<u8>,
     out_pos: usize,
+    // Replies land in inbuf[in_end..]; inbuf[in_pos..in_end] is read and not yet parsed.
     inbuf: Vec<u8>,
     in_pos: usize,
+    in_end: usize,
     pending: usize,
+    // The request budget (--ops) ran out: no more batches on this connection.
+    done: bool,
     sent_at: Instant,
     rng: Rng,
 }
@@ -366,19 +388,39 @@ struct Stats {
 }
 
 impl Conn {
-    fn start_batch(&mut self, o: &Opts) {
+    // Writes the next batch into out, if the --ops budget still has room for it.
+    fn start_batch(&mut self, o: &Opts, budget: &AtomicU64) -> bool {
+        if o.ops.is_some() {
+            let depth = o.depth as u64;
+            let claimed = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(depth)
+            });
+            if claimed.is_err() {
+                self.done = true;
+                return false;
+            }
+        }
         self.out.clear();
         self.out_pos = 0;
         for _ in 0..o.depth {
-            let k = key(self.rng.next() % o.keys);
-            let req = match o.cmd {
-                Cmd::Get => format!("get {k}\r\n"),
-                Cmd::Mg => format!("mg {k} {}\r\n", o.mg_flags),
-            };
-            self.out.extend_from_slice(req.as_bytes());
+            let n = self.rng.next() % o.keys;
+            match o.cmd {
+                Cmd::Get => {
+                    self.out.extend_from_slice(b"get ");
+                    push_key(&mut self.out, n);
+                }
+                Cmd::Mg => {
+                    self.out.extend_from_slice(b"mg ");
+                    push_key(&mut self.out, n);
+                    self.out.push(b' ');
+                    self.out.extend_from_slice(o.mg_flags.as_bytes());
+                }
+            }
+            self.out.extend_from_slice(b"\r\n");
         }
         self.pending = o.depth;
         self.sent_at = Instant::now();
+        true
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -395,30 +437,38 @@ impl Conn {
 
     // Reads what is there, accounts every complete reply, starts the next batch when the
     // current one is done and the run is not over. Err ends this connection.
-    fn on_readable(&mut self, o: &Opts, st: &mut Stats, deadline: Instant) -> Result<(), String> {
+    fn on_readable(
+        &mut self,
+        o: &Opts,
+        st: &mut Stats,
+        deadline: Instant,
+        budget: &AtomicU64,
+    ) -> Result<(), String> {
         loop {
-            if self.inbuf.len() - self.in_pos < 16384 {
-                self.inbuf.drain(..self.in_pos);
+            // Keep 64 KiB of room behind the unparsed bytes: move them to the front, and
+            // grow the buffer only for a reply larger than that (zeroing once, not per read).
+            if self.inbuf.len() - self.in_end < 65536 {
+                self.inbuf.copy_within(self.in_pos..self.in_end, 0);
+                self.in_end -= self.in_pos;
                 self.in_pos = 0;
-            }
-            let old = self.inbuf.len();
-            self.inbuf.resize(old + 65536, 0);
-            match self.sock.read(&mut self.inbuf[old..]) {
-                Ok(0) => return Err("server closed the connection".into()),
-                Ok(n) => self.inbuf.truncate(old + n),
-                Err(e) => {
-                    self.inbuf.truncate(old);
-                    match e.kind() {
-                        ErrorKind::WouldBlock => break,
-                        ErrorKind::Interrupted => continue,
-                        _ => return Err(format!("read: {e}")),
-                    }
+                if self.inbuf.len() - self.in_end < 65536 {
+                    let want = self.in_end + 65536;
+                    self.inbuf.resize(want, 0);
                 }
+            }
+            match self.sock.read(&mut self.inbuf[self.in_end..]) {
+                Ok(0) => return Err("server closed the connection".into()),
+                Ok(n) => self.in_end += n,
+                Err(e) => match e.kind() {
+                    ErrorKind::WouldBlock => break,
+                    ErrorKind::Interrupted => continue,
+                    _ => return Err(format!("read: {e}")),
+                },
             }
         }
         let now = Instant::now();
         while self.pending > 0 {
-            match parse_reply(o.cmd, &self.inbuf[self.in_pos..])? {
+            match parse_reply(o.cmd, &self.inbuf[self.in_pos..self.in_end])? {
                 Reply::Incomplete => break,
                 Reply::Hit(n) => self.in_pos += n,
                 Reply::Miss(n) => {
@@ -429,18 +479,24 @@ impl Conn {
             st.hist.record((now - self.sent_at).as_nanos() as u64);
             self.pending -= 1;
         }
-        if self.pending == 0 && self.in_pos < self.inbuf.len() {
+        if self.pending == 0 && self.in_pos < self.in_end {
             return Err("more reply bytes than requests".into());
         }
-        if self.pending == 0 && now < deadline {
-            self.start_batch(o);
+        if self.pending == 0 && now < deadline && self.start_batch(o, budget) {
             self.flush().map_err(|e| format!("write: {e}"))?;
         }
         Ok(())
     }
 }
 
-fn run_thread(o: &Opts, nconns: usize, seed: u64, go: &AtomicBool, start: Instant) -> Stats {
+fn run_thread(
+    o: &Opts,
+    nconns: usize,
+    seed: u64,
+    go: &AtomicBool,
+    budget: &AtomicU64,
+    start: Instant,
+) -> Stats {
     let mut st = Stats {
         hist: Histogram::new(),
         misses: 0,
@@ -461,9 +517,11 @@ fn run_thread(o: &Opts, nconns: usize, seed: u64, go: &AtomicBool, start: Instan
             sock,
             out: Vec::new(),
             out_pos: 0,
-            inbuf: Vec::with_capacity(131072),
+            inbuf: vec![0; 131072],
             in_pos: 0,
+            in_end: 0,
             pending: 0,
+            done: false,
             sent_at: start,
             // odd, distinct, non-zero seeds per connection
             rng: Rng((seed * 1_000_003 + i as u64) * 2 + 1),
@@ -475,9 +533,10 @@ fn run_thread(o: &Opts, nconns: usize, seed: u64, go: &AtomicBool, start: Instan
     }
     let deadline = Instant::now() + Duration::from_secs_f64(o.duration);
     for c in conns.iter_mut() {
-        c.start_batch(o);
-        if let Err(e) = c.flush() {
-            st.errors.push(format!("write: {e}"));
+        if c.start_batch(o, budget) {
+            if let Err(e) = c.flush() {
+                st.errors.push(format!("write: {e}"));
+            }
         }
     }
     let mut alive = vec![true; conns.len()];
@@ -485,13 +544,14 @@ fn run_thread(o: &Opts, nconns: usize, seed: u64, go: &AtomicBool, start: Instan
     let mut idx: Vec<usize> = Vec::with_capacity(conns.len());
     loop {
         let now = Instant::now();
-        if now >= deadline || !alive.iter().any(|&a| a) {
+        let busy = |(i, c): (usize, &Conn)| alive[i] && !(c.done && c.pending == 0);
+        if now >= deadline || !conns.iter().enumerate().any(busy) {
             break;
         }
         fds.clear();
         idx.clear();
         for (i, c) in conns.iter().enumerate() {
-            if !alive[i] {
+            if !busy((i, c)) {
                 continue;
             }
             let mut ev = POLLIN;
@@ -526,7 +586,7 @@ fn run_thread(o: &Opts, nconns: usize, seed: u64, go: &AtomicBool, start: Instan
                 res = c.flush().map_err(|e| format!("write: {e}"));
             }
             if res.is_ok() && f.revents & !POLLOUT != 0 {
-                res = c.on_readable(o, &mut st, deadline);
+                res = c.on_readable(o, &mut st, deadline, budget);
             }
             if let Err(e) = res {
                 st.errors.push(e);
@@ -549,7 +609,7 @@ fn main() -> ExitCode {
         }
     };
     println!(
-        "loadgen: cmd={} mg_flags=\"{}\" depth={} conns={} threads={} keys={} value_size={} duration={}s server={}",
+        "loadgen: cmd={} mg_flags=\"{}\" depth={} conns={} threads={} keys={} value_size={} duration={}s ops={} server={}",
         if o.cmd == Cmd::Get { "get" } else { "mg" },
         o.mg_flags,
         o.depth,
@@ -558,6 +618,7 @@ fn main() -> ExitCode {
         o.keys,
         o.value_size,
         o.duration,
+        o.ops.map_or("-".to_string(), |n| n.to_string()),
         o.server
     );
 
@@ -589,13 +650,14 @@ fn main() -> ExitCode {
     }
 
     let go = Arc::new(AtomicBool::new(false));
+    let budget = Arc::new(AtomicU64::new(o.ops.unwrap_or(0)));
     let start = Instant::now();
     let handles: Vec<_> = (0..o.threads)
         .map(|t| {
             // spread the connections evenly, the first threads take the remainder
             let n = o.conns / o.threads + usize::from(t < o.conns % o.threads);
-            let (o, go) = (o.clone(), go.clone());
-            thread::spawn(move || run_thread(&o, n, t as u64 + 1, &go, start))
+            let (o, go, budget) = (o.clone(), go.clone(), budget.clone());
+            thread::spawn(move || run_thread(&o, n, t as u64 + 1, &go, &budget, start))
         })
         .collect();
     // Give the threads time to connect; the load starts when all are up.
