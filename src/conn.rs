@@ -202,7 +202,7 @@ impl Resp {
 /// kept per thread so that idle connections hold no buffers. The read-buffer cache obeys
 /// `-o read_buf_mem_limit` split across workers, as C's cache limit does.
 struct ThreadCaches {
-    worker: Arc<Worker>,
+    worker: &'static Worker,
     rbufs: Vec<Vec<u8>>,
     /// Read buffers allocated and not freed (C's cache->total).
     rbuf_total: u64,
@@ -243,7 +243,7 @@ thread_local! {
 }
 
 /// Sets up the calling worker's buffer caches.
-pub fn thread_caches_init(worker: &Arc<Worker>) {
+pub fn thread_caches_init(worker: &'static Worker) {
     let s = settings::get();
     let rbuf_limit = if s.read_buf_mem_limit > 0 {
         let per_thread = s.read_buf_mem_limit as u64 / s.num_threads.max(1) as u64;
@@ -257,7 +257,7 @@ pub fn thread_caches_init(worker: &Arc<Worker>) {
     };
     CACHES.with(|c| {
         *c.borrow_mut() = Some(ThreadCaches {
-            worker: Arc::clone(worker),
+            worker,
             rbufs: Vec::new(),
             rbuf_total: 0,
             rbuf_limit,
@@ -511,7 +511,7 @@ pub struct Conn {
     ev: Option<Event>,
     pub transport: Transport,
     pub protocol: Protocol,
-    pub worker: Arc<Worker>,
+    pub worker: &'static Worker,
     /// Read buffer (empty when released back to the cache).
     pub rbuf: Vec<u8>,
     rbuf_malloced: bool,
@@ -701,7 +701,7 @@ pub fn conn_new(
     transport: Transport,
     protocol: Protocol,
     base: &EventBase,
-    worker: &Arc<Worker>,
+    worker: &'static Worker,
 ) -> bool {
     let s = settings::get();
     let mut request_addr = sys::SockAddr::empty();
@@ -738,7 +738,7 @@ pub fn conn_new(
         ev: None,
         transport,
         protocol,
-        worker: Arc::clone(worker),
+        worker,
         rbuf: Vec::new(),
         rbuf_malloced: false,
         rcurr: 0,
@@ -1418,7 +1418,7 @@ impl Conn {
     pub fn lend(&mut self) -> crate::thread::LentConn {
         self.release_resps();
         self.set_state(ConnState::Watch);
-        crate::thread::LentConn::new(self.fd, Arc::clone(&self.worker))
+        crate::thread::LentConn::new(self.fd, self.worker)
     }
 
     /// Takes back a loan the side thread refused at once (the command is still running on
@@ -1652,4 +1652,98 @@ impl Conn {
 #[inline]
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|&b| b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caches(rbuf_limit: u64) -> ThreadCaches {
+        ThreadCaches {
+            worker: Box::leak(Box::new(Worker::detached(0))),
+            rbufs: Vec::new(),
+            rbuf_total: 0,
+            rbuf_limit,
+            bundles: Vec::new(),
+            open: None,
+            units_free: 0,
+            spare_slots: Vec::new(),
+        }
+    }
+
+    fn address(r: &Resp) -> usize {
+        r as *const Resp as usize
+    }
+
+    /// A multiget that needs several bundles takes the same objects again the next time:
+    /// freed bundles keep theirs with their budget unit, so nothing is allocated per request.
+    #[test]
+    fn freed_bundles_keep_their_objects() {
+        let mut c = caches(0);
+        let n = RESP_PER_BUNDLE * 4;
+        let first: Vec<Box<Resp>> = (0..n).map(|_| c.resp_allocate().unwrap()).collect();
+        let mut seen: Vec<usize> = first.iter().map(|r| address(r)).collect();
+        seen.sort_unstable();
+        assert_eq!(c.rbuf_total, 4);
+        for r in first {
+            c.resp_free(r);
+        }
+        // The last open bundle stays; the other three gave back their units with objects.
+        assert_eq!(c.units_free, 3);
+        assert_eq!(c.spare_slots.len(), 3);
+        assert_eq!(
+            c.worker.stats.response_obj_bytes.get(),
+            READ_BUFFER_SIZE as u64
+        );
+
+        let again: Vec<Box<Resp>> = (0..n).map(|_| c.resp_allocate().unwrap()).collect();
+        let mut reused: Vec<usize> = again.iter().map(|r| address(r)).collect();
+        reused.sort_unstable();
+        assert_eq!(seen, reused, "the same objects, none newly allocated");
+        assert_eq!(c.rbuf_total, 4, "no new budget units");
+        assert!(c.spare_slots.is_empty());
+        for r in again {
+            c.resp_free(r);
+        }
+    }
+
+    /// A free unit that becomes a read buffer takes its memory back from the objects kept
+    /// with it: never more kept sets than free units.
+    #[test]
+    fn read_buffer_takes_a_units_objects() {
+        let mut c = caches(0);
+        let all: Vec<Box<Resp>> = (0..RESP_PER_BUNDLE * 3)
+            .map(|_| c.resp_allocate().unwrap())
+            .collect();
+        for r in all {
+            c.resp_free(r);
+        }
+        assert_eq!((c.units_free, c.spare_slots.len()), (2, 2));
+        let buf = c.cache_alloc().unwrap();
+        assert_eq!(buf.len(), READ_BUFFER_SIZE);
+        assert_eq!((c.units_free, c.spare_slots.len()), (1, 1));
+        let buf2 = c.cache_alloc().unwrap();
+        assert_eq!((c.units_free, c.spare_slots.len()), (0, 0));
+        assert_eq!(c.rbuf_total, 3, "the units were reused, not new");
+        c.cache_free(buf);
+        c.cache_free(buf2);
+    }
+
+    /// Bundles count against -o read_buf_mem_limit: at the limit no object is handed out
+    /// (the caller answers as C does on response_obj_oom).
+    #[test]
+    fn the_buffer_limit_caps_bundles() {
+        let mut c = caches(1);
+        let one: Vec<Box<Resp>> = (0..RESP_PER_BUNDLE)
+            .map(|_| c.resp_allocate().unwrap())
+            .collect();
+        assert!(c.resp_allocate().is_none(), "the limit holds one unit");
+        assert!(c.cache_alloc().is_none(), "no read buffer either");
+        for r in one {
+            c.resp_free(r);
+        }
+        // The only bundle is the last open one: kept, as C keeps it, and usable again.
+        assert_eq!(c.rbuf_total, 1);
+        assert!(c.resp_allocate().is_some());
+    }
 }

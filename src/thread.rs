@@ -37,13 +37,13 @@ pub enum QueueItem {
 /// closes) queues the connection back to its worker.
 pub struct LentConn {
     fd: RawFd,
-    worker: Arc<Worker>,
+    worker: &'static Worker,
     ended: bool,
 }
 
 impl LentConn {
     /// Made by the worker that parks the connection (see `conn::Conn::lend`).
-    pub(crate) fn new(fd: RawFd, worker: Arc<Worker>) -> LentConn {
+    pub(crate) fn new(fd: RawFd, worker: &'static Worker) -> LentConn {
         LentConn {
             fd,
             worker,
@@ -103,6 +103,18 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker with no thread and no notify descriptor, for unit tests of per-worker state.
+    #[cfg(test)]
+    pub fn detached(index: usize) -> Worker {
+        Worker {
+            index,
+            queue: Mutex::new(VecDeque::new()),
+            notify_fd: -1,
+            stats: ThreadStats::default(),
+            class_stats: ClassStats::default(),
+        }
+    }
+
     /// Queues an item and wakes the worker (C's notify_worker).
     pub fn notify(&self, item: QueueItem) {
         if let Ok(mut q) = self.queue.lock() {
@@ -114,12 +126,14 @@ impl Worker {
     }
 }
 
-static WORKERS: OnceLock<Vec<Arc<Worker>>> = OnceLock::new();
+// Workers live as long as the process, so connections hold a plain &'static Worker (no
+// reference count to touch per request).
+static WORKERS: OnceLock<Vec<Worker>> = OnceLock::new();
 static NEXT_WORKER: AtomicUsize = AtomicUsize::new(0);
 static JOINS: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
 
 /// All workers (empty before `init`).
-pub fn workers() -> &'static [Arc<Worker>] {
+pub fn workers() -> &'static [Worker] {
     WORKERS.get().map(|v| v.as_slice()).unwrap_or(&[])
 }
 
@@ -135,20 +149,19 @@ pub fn init(n: usize) {
                 std::process::exit(1);
             }
         };
-        list.push(Arc::new(Worker {
+        list.push(Worker {
             index,
             queue: Mutex::new(VecDeque::new()),
             notify_fd,
             stats: ThreadStats::default(),
             class_stats: ClassStats::default(),
-        }));
+        });
         // Each worker reserves descriptors for its own use, as C counts them.
         STATS.reserved_fds.fetch_add(5, Relaxed);
     }
     let _ = WORKERS.set(list);
     let ready = Arc::new(Barrier::new(n + 1));
     for w in workers() {
-        let w = Arc::clone(w);
         let ready = Arc::clone(&ready);
         let spawned = std::thread::Builder::new()
             .name("mc-worker".into())
@@ -231,7 +244,7 @@ pub fn stats_reset() {
 
 /// The worker's notify handler: drains the queue when the eventfd fires.
 struct Notifier {
-    worker: Arc<Worker>,
+    worker: &'static Worker,
     base: &'static EventBase,
     ev: Option<Event>,
 }
@@ -264,7 +277,7 @@ impl Handler for Notifier {
                     transport,
                     protocol,
                 } => {
-                    if !conn::conn_new(fd, init_state, transport, protocol, self.base, &self.worker)
+                    if !conn::conn_new(fd, init_state, transport, protocol, self.base, self.worker)
                     {
                         if transport == Transport::Udp {
                             eprintln!("Can't listen for events on UDP socket");
@@ -288,7 +301,7 @@ impl Handler for Notifier {
     }
 }
 
-fn worker_main(worker: Arc<Worker>, ready: Arc<Barrier>) {
+fn worker_main(worker: &'static Worker, ready: Arc<Barrier>) {
     // The base lives as long as the thread's loop; it is leaked so that connections and the
     // notifier can hold a plain reference to it.
     let base: &'static EventBase = match EventBase::new() {
@@ -298,10 +311,10 @@ fn worker_main(worker: Arc<Worker>, ready: Arc<Barrier>) {
             std::process::exit(1);
         }
     };
-    conn::thread_caches_init(&worker);
+    conn::thread_caches_init(worker);
     crate::logger::logger_create();
     let notifier = Box::new(Notifier {
-        worker: Arc::clone(&worker),
+        worker,
         base,
         ev: None,
     });

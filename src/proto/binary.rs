@@ -452,7 +452,7 @@ fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
         );
     }
     let Some(st) = store::store() else { return };
-    let worker = std::sync::Arc::clone(&c.worker);
+    let worker = c.worker;
     let ts = &worker.stats;
     let found = if touch {
         let exptime = realtime_wide(be32(ext) as i64);
@@ -633,7 +633,7 @@ fn process_append_prepend(c: &mut Conn, key: &[u8]) {
 
 /// The value is in: add the "\r\n" items keep and store (C's complete_update_bin).
 pub fn complete_nread(c: &mut Conn, mut it: ItemRef) {
-    let worker = std::sync::Arc::clone(&c.worker);
+    let worker = c.worker;
     stats::bump(&worker.class_stats.class(it.class()).set_cmds, 1);
     let n = it.value_len();
     it.write_at(n - 2, b"\r\n");
@@ -648,7 +648,7 @@ pub fn complete_nread(c: &mut Conn, mut it: ItemRef) {
     let out = {
         let _g = st.item_lock(hv);
         // SAFETY: the item lock for hv is held.
-        unsafe { text::store_item_locked(st, &it, cmd, hv, cas_in, false, &worker) }
+        unsafe { text::store_item_locked(st, &it, cmd, hv, cas_in, false, worker) }
     };
     c.bin.cas = out.cas;
     match out.result {
@@ -675,7 +675,7 @@ fn process_delete(c: &mut Conn, key: &[u8]) {
         stats::prefix_record_delete(key);
     }
     let Some(st) = store::store() else { return };
-    let worker = std::sync::Arc::clone(&c.worker);
+    let worker = c.worker;
     let hv = st.hash(key);
     let req_cas = c.bin.req_cas;
     let res = {
@@ -719,14 +719,14 @@ fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
         );
     }
     let Some(st) = store::store() else { return };
-    let worker = std::sync::Arc::clone(&c.worker);
+    let worker = c.worker;
     let hv = st.hash(key);
     let req_cas = c.bin.req_cas;
     let mut buf = [0u8; 20];
     let res = {
         let _g = st.item_lock(hv);
         // SAFETY: the item lock for hv is held.
-        unsafe { text::add_delta(st, &worker, key, hv, incr, delta, Some(req_cas), &mut buf) }
+        unsafe { text::add_delta(st, worker, key, hv, incr, delta, Some(req_cas), &mut buf) }
     };
     match res {
         Delta::Ok(it, n) => {
@@ -763,7 +763,7 @@ fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
                                 hv,
                                 cas_in,
                                 false,
-                                &worker,
+                                worker,
                             )
                         }
                     };

@@ -149,15 +149,17 @@ fn preparse(
     }
     let mut errstr = "CLIENT_ERROR bad command line format";
     let mut has_error = false;
-    let mut seen = [false; 127];
+    // Flag letters seen so far, one bit per byte value below 127.
+    let mut seen = 0u128;
     let exp = |a: Option<&[u8]>| a.and_then(tok_to_i32).map(realtime);
     for i in start..t.ntokens {
-        let tok = t.get(line, i).unwrap_or(b"");
+        // Only flags with an argument need the token itself.
+        let tok = || t.get(line, i).unwrap_or(b"");
         let o = line.get(t.offset(i)).copied().unwrap_or(0);
-        if o >= 127 || seen[o as usize] {
+        if o >= 127 || seen & (1u128 << o) != 0 {
             return Err("CLIENT_ERROR duplicate flag");
         }
-        seen[o as usize] = true;
+        seen |= 1u128 << o;
         let bad_token = "CLIENT_ERROR bad token in command line format";
         match o {
             b'b' => {
@@ -171,7 +173,7 @@ fn preparse(
             b'N' => {
                 f.locked = true;
                 f.vivify = true;
-                match exp(arg(tok)) {
+                match exp(arg(tok())) {
                     Some(e) => f.autoviv_exptime = e,
                     None => {
                         errstr = bad_token;
@@ -181,7 +183,7 @@ fn preparse(
             }
             b'T' => {
                 f.locked = true;
-                match exp(arg(tok)) {
+                match exp(arg(tok())) {
                     Some(e) => {
                         f.exptime = e;
                         f.new_ttl = true;
@@ -194,7 +196,7 @@ fn preparse(
             }
             b'R' => {
                 f.locked = true;
-                match exp(arg(tok)) {
+                match exp(arg(tok())) {
                     Some(e) => f.recache_time = e,
                     None => {
                         errstr = bad_token;
@@ -208,11 +210,11 @@ fn preparse(
             b'u' => f.no_update = true,
             b'q' => f.no_reply = true,
             b'x' => f.remove_val = true,
-            b'F' => match arg(tok).and_then(tok_to_u32) {
+            b'F' => match arg(tok()).and_then(tok_to_u32) {
                 Some(v) => f.client_flags = v,
                 None => has_error = true,
             },
-            b'C' => match arg(tok).and_then(tok_to_u64) {
+            b'C' => match arg(tok()).and_then(tok_to_u64) {
                 Some(v) => {
                     f.req_cas_id = v;
                     f.has_cas = true;
@@ -222,7 +224,7 @@ fn preparse(
                     has_error = true;
                 }
             },
-            b'E' => match arg(tok).and_then(tok_to_u64) {
+            b'E' => match arg(tok()).and_then(tok_to_u64) {
                 Some(v) => {
                     f.cas_id_in = v;
                     f.has_cas_in = true;
@@ -234,14 +236,14 @@ fn preparse(
             },
             // The byte after the letter, whatever it is (C reads it unchecked).
             b'M' => f.mode = line.get(t.offset(i) + 1).copied().unwrap_or(0),
-            b'J' => match arg(tok).and_then(tok_to_u64) {
+            b'J' => match arg(tok()).and_then(tok_to_u64) {
                 Some(v) => f.initial = v,
                 None => {
                     errstr = "CLIENT_ERROR invalid numeric initial value";
                     has_error = true;
                 }
             },
-            b'D' => match arg(tok).and_then(tok_to_u64) {
+            b'D' => match arg(tok()).and_then(tok_to_u64) {
                 Some(v) => f.delta = v,
                 None => {
                     errstr = "CLIENT_ERROR invalid numeric delta value";
@@ -290,9 +292,8 @@ fn put_opaque_and_key(
     binary: bool,
 ) -> Result<(), &'static str> {
     for i in 2..t.ntokens {
-        let tok = t.get(line, i).unwrap_or(b"");
-        match tok.first().copied().unwrap_or(0) {
-            b'O' => put_opaque(w, tok)?,
+        match line.get(t.offset(i)).copied().unwrap_or(0) {
+            b'O' => put_opaque(w, t.get(line, i).unwrap_or(b""))?,
             b'k' => put_key(w, key, binary),
             _ => {}
         }
@@ -317,7 +318,7 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
     let Some(st) = store::store() else {
         return err(c, "SERVER_ERROR out of memory");
     };
-    let worker = std::sync::Arc::clone(&c.worker);
+    let worker = c.worker;
     let ts = &worker.stats;
     let hv = st.hash(key);
     // Flags that read or change the item hold its lock throughout (the bump comes last).
@@ -367,8 +368,8 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
         let mut won = false;
         let now = current_time();
         for i in 2..t.ntokens {
-            let tok = t.get(line, i).unwrap_or(b"");
-            match tok.first().copied().unwrap_or(0) {
+            // A token's first byte is its flag; only O needs the whole token.
+            match line.get(t.offset(i)).copied().unwrap_or(0) {
                 b'T' => {
                     ttl_set = true;
                     // SAFETY: T implies `locked`.
@@ -418,7 +419,7 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
                     });
                 }
                 b'O' => {
-                    if let Err(e) = put_opaque(&mut w, tok) {
+                    if let Err(e) = put_opaque(&mut w, t.get(line, i).unwrap_or(b"")) {
                         drop(it);
                         drop(guard);
                         restore(c, w);
@@ -697,7 +698,7 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
         restore(c, w);
         return err(c, "SERVER_ERROR out of memory");
     };
-    let worker = std::sync::Arc::clone(&c.worker);
+    let worker = c.worker;
     let ts = &worker.stats;
     let hv = st.hash(key);
     let mut skip = false;
@@ -730,7 +731,7 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
                                         hv,
                                         cas_in,
                                         false,
-                                        &worker,
+                                        worker,
                                     );
                                     if out.result == StoreResult::Stored {
                                         it = n;
@@ -806,7 +807,7 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
     let Some(st) = store::store() else {
         return err(c, "SERVER_ERROR out of memory");
     };
-    let worker = std::sync::Arc::clone(&c.worker);
+    let worker = c.worker;
     let ts = &worker.stats;
     let hv = st.hash(key);
     let mut buf = [0u8; 20];
@@ -819,7 +820,7 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
     let res = unsafe {
         text::add_delta(
             st,
-            &worker,
+            worker,
             key,
             hv,
             incr,
@@ -867,7 +868,7 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
                     };
                     // SAFETY: the item lock for hv is held.
                     let out = unsafe {
-                        text::store_item_locked(st, &n, StoreCmd::Add, hv, cas_in, false, &worker)
+                        text::store_item_locked(st, &n, StoreCmd::Add, hv, cas_in, false, worker)
                     };
                     if out.result == StoreResult::Stored {
                         item_created = true;
@@ -973,7 +974,7 @@ pub fn process_meta_dump(c: &mut Conn, line: &[u8], req: &Request) {
         }
         key = &binkey[..n];
     }
-    let worker = std::sync::Arc::clone(&c.worker);
+    let worker = c.worker;
     let found = store::store().and_then(|st| st.get(key, Some(&worker.stats), false));
     match found {
         Some(it) => {

@@ -501,7 +501,7 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
         line.len() - 1
     };
     let mut pos = req.tokens.offset(req.keytoken);
-    let worker = std::sync::Arc::clone(&c.worker);
+    let worker = c.worker;
     let tstats = &worker.stats;
     let mut first = true;
     while pos < end {
@@ -693,13 +693,13 @@ pub fn complete_nread_ascii(c: &mut Conn, it: ItemRef) {
     } else {
         st.next_cas()
     };
-    let worker = std::sync::Arc::clone(&c.worker);
+    let worker = c.worker;
     let stale = c.resps.back().is_some_and(|r| r.set_stale);
     let hv = st.hash(it.key());
     let out = {
         let _g = st.item_lock(hv);
         // SAFETY: the item lock for hv is held.
-        unsafe { store_item_locked(st, &it, c.store_cmd, hv, cas_in, stale, &worker) }
+        unsafe { store_item_locked(st, &it, c.store_cmd, hv, cas_in, stale, worker) }
     };
     if mset {
         super::meta::finalize_mset(c, &it, out);
@@ -927,14 +927,14 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
         c.out_string("NOT_FOUND");
         return;
     };
-    let worker = std::sync::Arc::clone(&c.worker);
+    let worker = c.worker;
     let ts = &worker.stats;
     let hv = st.hash(key);
     let mut buf = [0u8; 20];
     let res = {
         let _g = st.item_lock(hv);
         // SAFETY: the item lock for hv is held.
-        unsafe { add_delta(st, &worker, key, hv, incr, delta, None, &mut buf) }
+        unsafe { add_delta(st, worker, key, hv, incr, delta, None, &mut buf) }
     };
     match res {
         Delta::Ok(_, n) => c.out_string(std::str::from_utf8(&buf[..n]).unwrap_or("0")),
@@ -1067,7 +1067,7 @@ fn process_touch_command(c: &mut Conn, line: &[u8], req: &Request) {
         c.out_string("NOT_FOUND");
         return;
     };
-    let worker = std::sync::Arc::clone(&c.worker);
+    let worker = c.worker;
     let ts = &worker.stats;
     let hv = st.hash(key);
     let found = {

@@ -76,19 +76,21 @@ impl Tokens {
     }
 
     /// Token `idx` of `line`, or None past the last token.
+    #[inline]
     pub fn get<'a>(&self, line: &'a [u8], idx: usize) -> Option<&'a [u8]> {
         if idx >= self.ntokens {
             return None;
         }
-        let s = self.offsets[idx] as usize;
-        let mut e = self.offsets[idx + 1] as usize;
-        while e > s && line[e - 1] == b' ' {
-            e -= 1;
-        }
-        Some(&line[s..e])
+        let s = *self.offsets.get(idx)? as usize;
+        let e = *self.offsets.get(idx + 1)? as usize;
+        // A token runs up to the next one's start, less the spaces between them.
+        let tok = line.get(s..e)?;
+        let len = tok.iter().rposition(|&b| b != b' ').map_or(0, |p| p + 1);
+        Some(&tok[..len])
     }
 
     /// Where token `idx` starts in the line (the end cap for idx == ntokens).
+    #[inline]
     pub fn offset(&self, idx: usize) -> usize {
         self.offsets[idx.min(self.ntokens)] as usize
     }
