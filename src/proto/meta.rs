@@ -149,17 +149,19 @@ fn preparse(
     }
     let mut errstr = "CLIENT_ERROR bad command line format";
     let mut has_error = false;
-    // Flag letters seen so far, one bit per byte value below 127.
-    let mut seen = 0u128;
+    // Flags seen so far, one bit per byte value 64..127. Every flag is a letter: a token
+    // starting below 64 (a digit) is an invalid flag at its first occurrence already.
+    let mut seen = 0u64;
     let exp = |a: Option<&[u8]>| a.and_then(tok_to_i32).map(realtime);
     for i in start..t.ntokens {
         // Only flags with an argument need the token itself.
         let tok = || t.get(line, i).unwrap_or(b"");
         let o = line.get(t.offset(i)).copied().unwrap_or(0);
-        if o >= 127 || seen & (1u128 << o) != 0 {
+        let bit = if o >= 64 { 1u64 << ((o - 64) & 63) } else { 0 };
+        if o >= 127 || seen & bit != 0 {
             return Err("CLIENT_ERROR duplicate flag");
         }
-        seen |= 1u128 << o;
+        seen |= bit;
         let bad_token = "CLIENT_ERROR bad token in command line format";
         match o {
             b'b' => {
