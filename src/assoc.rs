@@ -44,12 +44,22 @@ pub struct HashTable {
 // bucket's chain is only touched under its item lock.
 unsafe impl Sync for HashTable {}
 
+/// 2^power empty buckets from zeroed memory, as C's calloc: a large table is mapped lazily,
+/// so its pages only become resident as buckets are filled (writing every null pointer
+/// would make the whole table resident at start-up).
 fn empty_buckets(power: u32) -> Option<Buckets> {
     let n = usize::try_from(1u64 << power).ok()?;
-    let mut v: Vec<AtomicPtr<Item>> = Vec::new();
-    v.try_reserve_exact(n).ok()?;
-    v.resize_with(n, || AtomicPtr::new(ptr::null_mut()));
-    Some(v.into_boxed_slice())
+    let layout = std::alloc::Layout::array::<AtomicPtr<Item>>(n).ok()?;
+    // SAFETY: `layout` has a non-zero size (n >= 1). All-zero bytes are a null AtomicPtr, so
+    // the zeroed block is n valid buckets; it was allocated by the global allocator with the
+    // layout of a boxed slice of n buckets, which is what Box::from_raw frees it with.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout).cast::<AtomicPtr<Item>>();
+        if p.is_null() {
+            return None;
+        }
+        Some(Box::from_raw(ptr::slice_from_raw_parts_mut(p, n)))
+    }
 }
 
 #[inline]
