@@ -255,8 +255,13 @@ pub fn thread_caches_init(worker: &'static Worker) {
     } else {
         0
     };
-    CACHES.with(|c| {
-        *c.borrow_mut() = Some(ThreadCaches {
+    CACHES.with(|c| *c.borrow_mut() = Some(ThreadCaches::new(worker, rbuf_limit)));
+}
+
+impl ThreadCaches {
+    /// Empty caches for `worker`, holding at most `rbuf_limit` buffers (0: no limit).
+    fn new(worker: &'static Worker, rbuf_limit: u64) -> ThreadCaches {
+        ThreadCaches {
             worker,
             rbufs: Vec::new(),
             rbuf_total: 0,
@@ -265,11 +270,9 @@ pub fn thread_caches_init(worker: &'static Worker) {
             open: None,
             units_free: 0,
             spare_slots: Vec::new(),
-        })
-    });
-}
+        }
+    }
 
-impl ThreadCaches {
     /// One buffer-sized unit from the cache (C's do_cache_alloc), or None at the limit.
     fn cache_alloc(&mut self) -> Option<Vec<u8>> {
         let st = &self.worker.stats;
@@ -1649,31 +1652,12 @@ impl Conn {
     }
 }
 
-/// First `needle` in `hay`, eight bytes at a time (a zero byte of `word ^ needles` marks a
-/// match), as libc's memchr does wider: request lines are scanned for their '\n' each time.
+/// First `needle` in `hay` (the request line's '\n'), scanned as the tokenizer scans for
+/// spaces, eight bytes at a time.
 #[inline]
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let needles = ONES * needle as u64;
-    let mut chunks = hay.chunks_exact(8);
-    let mut at = 0;
-    for chunk in chunks.by_ref() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ needles;
-        // Exact for the lowest zero byte: borrows only reach bytes above it.
-        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
-        if zero != 0 {
-            return Some(at + (zero.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == needle)
-        .map(|p| at + p)
+    let at = crate::proto::tokenizer::find_byte(hay, 0, needle);
+    (at < hay.len()).then_some(at)
 }
 
 #[cfg(test)]
@@ -1704,16 +1688,7 @@ mod tests {
     }
 
     fn caches(rbuf_limit: u64) -> ThreadCaches {
-        ThreadCaches {
-            worker: Box::leak(Box::new(Worker::detached(0))),
-            rbufs: Vec::new(),
-            rbuf_total: 0,
-            rbuf_limit,
-            bundles: Vec::new(),
-            open: None,
-            units_free: 0,
-            spare_slots: Vec::new(),
-        }
+        ThreadCaches::new(Box::leak(Box::new(Worker::detached(0))), rbuf_limit)
     }
 
     fn address(r: &Resp) -> usize {

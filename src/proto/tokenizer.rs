@@ -118,17 +118,23 @@ impl Tokens {
     }
 }
 
-/// Index of the first space in `b` at or after `from`, or `b.len()`: eight bytes at a time
-/// (a zero byte of `word ^ spaces` marks a space), since keys make up most of a line.
+/// Index of the first space in `b` at or after `from`, or `b.len()`.
 #[inline]
-fn find_space(b: &[u8], mut from: usize) -> usize {
+fn find_space(b: &[u8], from: usize) -> usize {
+    find_byte(b, from, b' ')
+}
+
+/// Index of the first `needle` in `b` at or after `from`, or `b.len()`: eight bytes at a
+/// time (a zero byte of `word ^ needles` marks a match), since keys make up most of a line.
+#[inline]
+pub fn find_byte(b: &[u8], mut from: usize, needle: u8) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const SPACES: u64 = ONES * b' ' as u64;
+    let needles = ONES * needle as u64;
     while let Some(chunk) = b.get(from..from + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ SPACES;
+        let x = u64::from_le_bytes(word) ^ needles;
         // Exact for the lowest zero byte: borrows only reach bytes above it.
         let zero = x.wrapping_sub(ONES) & !x & HIGHS;
         if zero != 0 {
@@ -137,7 +143,7 @@ fn find_space(b: &[u8], mut from: usize) -> usize {
         from += 8;
     }
     while from < b.len() {
-        if b[from] == b' ' {
+        if b[from] == needle {
             return from;
         }
         from += 1;
