@@ -4,12 +4,13 @@
 //! and per-class free lists of chunks.
 //!
 //! Locking: one `slabs_lock` (a Mutex over `SlabAllocator`), taken after the item and LRU locks,
-//! as in C. Raw memory lives here: pages are allocated once and never returned to the system
-//! except through `adjust_mem_limit` shrinking the global page pool.
+//! as in C. Raw memory lives here: pages are mapped once (anonymous mmap, faulted in whole at
+//! once) and never returned to the system except through `adjust_mem_limit` shrinking the
+//! global page pool.
 
 use crate::items::{Item, ITEM_CHUNKED, ITEM_SLABBED};
 use crate::settings::Settings;
-use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::alloc::{dealloc, Layout};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Mutex, OnceLock};
@@ -226,12 +227,8 @@ impl SlabAllocator {
         self.mem_malloced
     }
 
-    fn page_layout(len: usize) -> Option<Layout> {
-        Layout::from_size_align(len, 8).ok()
-    }
-
     /// Takes memory for a new page (C's memory_allocate): from the `-L` region if there is
-    /// one, else from the system allocator, zeroed.
+    /// one, else a fresh mapping, zeroed and resident.
     fn memory_allocate(&mut self, len: usize) -> Option<NonNull<u8>> {
         if let Some(r) = &mut self.region {
             if len > r.avail {
@@ -248,9 +245,7 @@ impl SlabAllocator {
             self.mem_malloced += step as u64;
             return Some(p);
         }
-        let layout = Self::page_layout(len)?;
-        // SAFETY: the layout has a non-zero size (page sizes are at least 1 KiB).
-        let p = NonNull::new(unsafe { alloc_zeroed(layout) })?;
+        let p = map_page(len)?;
         self.mem_malloced += len as u64;
         Some(p)
     }
@@ -517,10 +512,9 @@ impl SlabAllocator {
             let Some(p) = self.classes[SLAB_GLOBAL_PAGE_POOL].slab_list.pop() else {
                 break;
             };
-            if let Some(layout) = Self::page_layout(self.page_size as usize) {
-                // SAFETY: with slab_reassign every page was allocated with this layout.
-                unsafe { dealloc(p.as_ptr(), layout) };
-            }
+            // SAFETY: with slab_reassign every page came from map_page(page_size), and a pooled
+            // page holds no items.
+            unsafe { unmap_page(p, self.page_size as usize) };
             self.mem_malloced -= self.page_size as u64;
         }
     }
@@ -614,6 +608,69 @@ fn alloc_large_chunk(limit: usize) -> Option<NonNull<u8>> {
     Some(base)
 }
 
+/// The length of the mapping that holds a slab page of `len` bytes: whole OS pages.
+fn mapped_len(len: usize) -> usize {
+    len.next_multiple_of(os_page_size())
+}
+
+/// The kernel's page size.
+fn os_page_size() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
+/// Maps `len` bytes of zeroed memory for one slab page and faults all of it in at once, as
+/// C's memset of a new page does. Pages faulted in one by one would otherwise fault inside
+/// the read of a large value into a new item, with the socket lock held; and a mapping of
+/// its own has no allocator header, which made one more OS page resident per slab page.
+fn map_page(len: usize) -> Option<NonNull<u8>> {
+    let mapped = mapped_len(len);
+    // SAFETY: an anonymous private mapping with no address hint touches no existing memory;
+    // the result is checked before use.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            mapped,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    let page = NonNull::new(p.cast::<u8>())?;
+    // SAFETY: `p` heads `mapped` bytes mapped above, owned by nobody else yet.
+    if unsafe { libc::madvise(p, mapped, libc::MADV_POPULATE_WRITE) } != 0 {
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+            // Not enough memory to back the page: give the mapping back and fail the
+            // allocation, as a failed malloc would.
+            // SAFETY: the mapping made above, not yet handed out.
+            unsafe { libc::munmap(p, mapped) };
+            return None;
+        }
+        // A kernel before 5.14: touch every OS page instead.
+        // SAFETY: every offset written is inside the new mapping.
+        unsafe { ptr::write_bytes(page.as_ptr(), 0, mapped) };
+    }
+    Some(page)
+}
+
+/// Returns a slab page to the system.
+///
+/// # Safety
+/// `page` must have come from `map_page(len)` and nothing may use it after.
+unsafe fn unmap_page(page: NonNull<u8>, len: usize) {
+    // SAFETY: per the contract, the whole mapping is ours to drop.
+    unsafe { libc::munmap(page.as_ptr().cast(), mapped_len(len)) };
+}
+
 /// Runs `f` with the slabs lock held. None before `slabs_init`.
 pub fn with_slabs<R>(f: impl FnOnce(&mut SlabAllocator) -> R) -> Option<R> {
     let m = SLABS.get()?;
@@ -664,6 +721,34 @@ mod tests {
         assert_eq!(a.clsid(97), 2);
         assert_eq!(a.clsid(1024 * 1024), a.power_largest());
         assert_eq!(a.clsid(1024 * 1024 + 1), 0);
+    }
+
+    /// How many OS pages of `len` bytes at `p` are resident.
+    fn resident_pages(p: *const u8, len: usize) -> usize {
+        let mapped = mapped_len(len);
+        let mut vec = vec![0u8; mapped / os_page_size()];
+        // SAFETY: `p` heads a mapping of `mapped` bytes; `vec` has one byte per OS page.
+        let r = unsafe { libc::mincore(p as *mut _, mapped, vec.as_mut_ptr()) };
+        assert_eq!(r, 0);
+        vec.iter().filter(|b| **b & 1 == 1).count()
+    }
+
+    #[test]
+    fn a_new_page_is_resident_at_once() {
+        // As C's memset of a new page: no page faults later while reading a value into it.
+        let mut a = small_allocator(0);
+        let largest = a.power_largest();
+        let it = a
+            .alloc(largest, false)
+            .expect("a chunk of the largest class");
+        let page = *a.classes[largest].slab_list.last().expect("its page");
+        let len = a.page_size as usize;
+        assert_eq!(
+            resident_pages(page.as_ptr(), len),
+            mapped_len(len) / os_page_size()
+        );
+        // SAFETY: `it` came from alloc(largest) and is not used again.
+        unsafe { a.free(it, largest) };
     }
 
     #[test]
