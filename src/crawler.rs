@@ -192,11 +192,10 @@ impl DumpClient {
     }
 
     /// The terminator after the last line (C's metadump/mgdump finalize), then everything
-    /// left is written out.
-    fn finish(&mut self, kind: Kind) {
-        if self.conn.is_none() {
-            return;
-        }
+    /// left is written out. The connection, if still there, is returned for the caller to
+    /// give back once the crawler is marked idle.
+    fn finish(&mut self, kind: Kind) -> Option<LentConn> {
+        self.conn.as_ref()?;
         if self.write() {
             if self.status != 0 {
                 self.buf
@@ -210,9 +209,7 @@ impl DumpClient {
         while self.conn.is_some() && !self.buf.is_empty() {
             self.write();
         }
-        if let Some(c) = self.conn.take() {
-            c.give_back();
-        }
+        self.conn.take()
     }
 }
 
@@ -630,14 +627,20 @@ fn run() {
             c.active.retain(|id| !finished.contains(id));
         }
         drop(c);
-        if let Some(mut d) = dump.take() {
-            d.finish(kind);
-        }
+        let done_client = dump.take().and_then(|mut d| d.finish(kind));
         if settings::verbose() > 2 {
             eprintln!("LRU crawler thread sleeping");
         }
         c = control();
         STATS.lru_crawler_running.store(false, Relaxed);
+        // The client gets its connection back only now: a dump it asks for next must not
+        // find this one still marked running (C leaves that window open; a loaded machine
+        // hits it).
+        if let Some(conn) = done_client {
+            drop(c);
+            conn.give_back();
+            c = control();
+        }
     }
     drop(c);
     if settings::verbose() > 2 {

@@ -210,4 +210,34 @@ for my $what ("all", "hash") {
     cmp_ok(mem_stats($bc)->{lru_crawler_starts}, '>=', 3, "dumps count as crawler starts");
 }
 
+# A dump asked for right after the last one's terminator is never refused as busy: the
+# crawler is idle before the client gets its connection back.
+{
+    my $bs = new_memcached("-o no_lru_maintainer");
+    my $bc = $bs->sock;
+    print $bc "set one 0 0 1\r\nx\r\n";
+    is(scalar <$bc>, "STORED\r\n", "one item");
+    my ($refused, $incomplete) = (0, 0);
+    for my $i (1 .. 1000) {
+        my ($cmd, $end) = $i % 2
+            ? ("lru_crawler metadump 1", "END\r\n")
+            : ("lru_crawler mgdump hash", "EN\r\n");
+        print $bc "$cmd\r\n";
+        my $first = <$bc>;
+        # A refusal is the whole reply.
+        if (!defined $first || $first ne "OK\r\n") {
+            $refused++;
+            next;
+        }
+        my $n = 0;
+        while (defined(my $l = <$bc>)) {
+            last if $l eq $end;
+            $n++;
+        }
+        $incomplete++ unless $n == 1;
+    }
+    is($refused, 0, "back-to-back dumps never refused");
+    is($incomplete, 0, "each back-to-back dump complete");
+}
+
 done_testing();
