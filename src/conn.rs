@@ -562,7 +562,37 @@ pub struct ConnSlot {
     state: std::sync::atomic::AtomicU8,
     last_cmd_time: std::sync::atomic::AtomicU32,
     /// The peer (TCP at accept; UDP: the last request's sender).
-    peer: std::sync::Mutex<sys::SockAddr>,
+    peer: std::sync::Mutex<Peer>,
+}
+
+/// A peer address kept small, since every connection has one: INET/INET6 in std's form
+/// (32 bytes, where a sockaddr_storage is 128), anything else (a unix socket's peer, none)
+/// whole in a box.
+enum Peer {
+    Inet(std::net::SocketAddr),
+    Other(Box<sys::SockAddr>),
+}
+
+impl Peer {
+    fn new(a: &sys::SockAddr) -> Peer {
+        match a.to_std() {
+            Some(sa) => Peer::Inet(sa),
+            None => Peer::Other(Box::new(*a)),
+        }
+    }
+
+    fn addr(&self) -> sys::SockAddr {
+        match self {
+            Peer::Inet(sa) => sys::SockAddr::from_std(sa),
+            Peer::Other(a) => **a,
+        }
+    }
+}
+
+impl ConnSlot {
+    fn peer(&self) -> sys::SockAddr {
+        self.peer.lock().unwrap_or_else(|e| e.into_inner()).addr()
+    }
 }
 
 impl ConnSlot {
@@ -592,7 +622,7 @@ pub fn conn_slot_open(
         udp,
         state: std::sync::atomic::AtomicU8::new(state as u8),
         last_cmd_time: std::sync::atomic::AtomicU32::new(current_time()),
-        peer: std::sync::Mutex::new(peer),
+        peer: std::sync::Mutex::new(Peer::new(&peer)),
     });
     conn_table().insert(fd, Arc::clone(&slot));
     slot
@@ -674,7 +704,7 @@ pub fn write_stats_conns(out: &mut dyn crate::stats::StatSink) {
             continue;
         }
         let shows_local = state == ConnState::Listening || (slot.udp && state == ConnState::Read);
-        let peer = *slot.peer.lock().unwrap_or_else(|e| e.into_inner());
+        let peer = slot.peer();
         let addr = if shows_local {
             sys::getsockname(fd).unwrap_or(peer)
         } else {
@@ -1181,7 +1211,7 @@ impl Conn {
                 if let Some(a) = self.udp_addr.as_deref_mut() {
                     *a = from;
                 }
-                *self.slot.peer.lock().unwrap_or_else(|e| e.into_inner()) = from;
+                *self.slot.peer.lock().unwrap_or_else(|e| e.into_inner()) = Peer::new(&from);
                 let b = &self.rbuf;
                 self.request_id = u16::from_be_bytes([b[0], b[1]]);
                 // Multi-datagram requests are not supported: drop them.
@@ -1444,7 +1474,7 @@ impl Conn {
 
     fn conn_close(&mut self) {
         if crate::logger::enabled(crate::logger::LOG_CONNEVENTS) {
-            let peer = *self.slot.peer.lock().unwrap_or_else(|e| e.into_inner());
+            let peer = self.slot.peer();
             crate::logger::conn_event(false, &peer, self.transport, self.close_reason, self.fd);
         }
         if let Some(ev) = self.ev.as_ref() {
@@ -1669,6 +1699,30 @@ mod tests {
     /// `stats conns` slot has it; only UDP boxes one). A full sockaddr_storage alone is
     /// 128 bytes, which this bound (208 bytes now; 336 with the address inline) leaves no
     /// room for.
+    #[test]
+    fn a_peer_address_round_trips_and_stays_small() {
+        for text in [
+            "127.0.0.1:11211",
+            "[::1]:5",
+            "[fe80::1%2]:65535",
+            "0.0.0.0:0",
+        ] {
+            let sa: std::net::SocketAddr = text.parse().unwrap();
+            let a = sys::SockAddr::from_std(&sa);
+            assert_eq!(a.to_std(), Some(sa), "{text}");
+            let back = Peer::new(&a).addr();
+            assert_eq!(back.to_std(), Some(sa), "{text}");
+            assert_eq!(back.len, a.len, "{text}");
+            assert_eq!(addr_text(&back, false), addr_text(&a, false), "{text}");
+        }
+        let none = Peer::new(&sys::SockAddr::empty()).addr();
+        assert_eq!(none.family(), libc::AF_UNSPEC);
+        assert!(
+            std::mem::size_of::<ConnSlot>() <= 64,
+            "a slot without the full address"
+        );
+    }
+
     #[test]
     fn a_conn_stays_small() {
         let size = std::mem::size_of::<Conn>();

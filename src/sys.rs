@@ -230,6 +230,43 @@ impl SockAddr {
             _ => None,
         }
     }
+
+    /// The kernel form of an INET/INET6 address (the inverse of `to_std`).
+    pub fn from_std(sa: &std::net::SocketAddr) -> SockAddr {
+        let mut a = SockAddr::empty();
+        match sa {
+            std::net::SocketAddr::V4(v4) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: v4.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(*v4.ip()).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: a sockaddr_in fits in (and is aligned for) sockaddr_storage.
+                unsafe { std::ptr::write(&mut a.storage as *mut _ as *mut libc::sockaddr_in, sin) };
+                a.len = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            }
+            std::net::SocketAddr::V6(v6) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: v6.port().to_be(),
+                    sin6_flowinfo: v6.flowinfo(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: v6.ip().octets(),
+                    },
+                    sin6_scope_id: v6.scope_id(),
+                };
+                // SAFETY: a sockaddr_in6 fits in (and is aligned for) sockaddr_storage.
+                unsafe {
+                    std::ptr::write(&mut a.storage as *mut _ as *mut libc::sockaddr_in6, sin6)
+                };
+                a.len = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            }
+        }
+        a
+    }
 }
 
 type SockNameFn = unsafe extern "C" fn(c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> c_int;
