@@ -593,9 +593,7 @@ impl ConnSlot {
     fn peer(&self) -> sys::SockAddr {
         self.peer.lock().unwrap_or_else(|e| e.into_inner()).addr()
     }
-}
 
-impl ConnSlot {
     fn set_state(&self, st: ConnState) {
         self.state.store(st as u8, Relaxed);
     }
@@ -1695,10 +1693,8 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// Every open connection pays for a Conn, so it holds no per-peer address inline (the
-    /// `stats conns` slot has it; only UDP boxes one). A full sockaddr_storage alone is
-    /// 128 bytes, which this bound (208 bytes now; 336 with the address inline) leaves no
-    /// room for.
+    /// The slot keeps the peer compactly, and converting it back loses nothing that
+    /// `stats conns` or the connection events show.
     #[test]
     fn a_peer_address_round_trips_and_stays_small() {
         for text in [
@@ -1723,6 +1719,10 @@ mod tests {
         );
     }
 
+    /// Every open connection pays for a Conn, so it holds no per-peer address inline (the
+    /// `stats conns` slot has it; only UDP boxes one). A full sockaddr_storage alone is
+    /// 128 bytes, which this bound (208 bytes now; 336 with the address inline) leaves no
+    /// room for.
     #[test]
     fn a_conn_stays_small() {
         let size = std::mem::size_of::<Conn>();
