@@ -21,6 +21,7 @@ sub-buckets per power of two) and prints them on a "Latency us:" line; those
 are taken as they are.
 """
 
+import math
 import statistics
 import sys
 
@@ -163,6 +164,53 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+def median_ci(xs, conf=0.95):
+    """The median of xs and a distribution-free confidence interval for it (the sign test's
+    order statistics): (median, low, high), or (median, None, None) when there are too few
+    values for the interval (fewer than 6 at 95%)."""
+    xs = sorted(x for x in xs if x is not None)
+    n = len(xs)
+    if n == 0:
+        return (None, None, None)
+    m = statistics.median(xs)
+    # Largest k with P(Binomial(n, 1/2) < k) <= (1 - conf) / 2: then the true median lies
+    # in [xs[k-1], xs[n-k]] with probability at least conf.
+    tail = (1 - conf) / 2
+    k, cdf = 0, 0.0
+    while k < n:
+        nxt = cdf + math.comb(n, k) / 2 ** n
+        if nxt > tail:
+            break
+        cdf, k = nxt, k + 1
+    if k == 0:
+        return (m, None, None)
+    return (m, xs[k - 1], xs[n - k])
+
+
+def fmt_ci(ci):
+    m, lo, hi = ci
+    if m is None:
+        return "-"
+    if lo is None:
+        return f"{m:.2f}x"
+    return f"{m:.2f}x [{lo:.2f}-{hi:.2f}]"
+
+
+def verdict(ci, higher_is_better):
+    """'better' when the whole interval is on the better side of 1.00, 'worse' when on the
+    worse side, 'level' when it holds 1.00 (or is too short to tell: '-')."""
+    _, lo, hi = ci
+    if lo is None:
+        return "-"
+    # On the bounds as printed, so a row never reads "[1.00-...] better".
+    lo, hi = round(lo, 2), round(hi, 2)
+    if lo > 1.0:
+        return "better" if higher_is_better else "worse"
+    if hi < 1.0:
+        return "worse" if higher_is_better else "better"
+    return "level"
+
+
 def table(header, rows):
     widths = [max(len(str(r[c])) for r in [header] + rows) for c in range(len(header))]
     def line(r):
@@ -231,7 +279,7 @@ def cmd_summary(tsv):
               " ('other cpu'); their numbers are skewed, rerun on a quiet machine")
     print()
 
-    main_rows, res_rows = [], []
+    main_rows, res_rows, pair_rows = [], [], []
     failed = False
     for w in workloads:
         agg = {}
@@ -250,9 +298,17 @@ def cmd_summary(tsv):
         by_round = {}
         for t in trials:
             if t["workload"] == w and t["tps"] is not None:
-                by_round.setdefault(t["round"], {})[t["side"]] = t["tps"]
-        paired = [r["ours"] / r["C"] for r in by_round.values()
-                  if "ours" in r and r.get("C")]
+                by_round.setdefault(t["round"], {})[t["side"]] = t
+        def per_round(key):
+            return [r["ours"][key] / r["C"][key] for r in by_round.values()
+                    if "ours" in r and "C" in r and r["ours"][key] is not None
+                    and r["C"][key]]
+        paired = per_round("tps")
+        tps_ci, p99_ci, cpu_ci = median_ci(paired), median_ci(per_round("p99")), \
+            median_ci(per_round("cpu_us_op"))
+        pair_rows.append([w, str(len(paired)), fmt_ci(tps_ci), verdict(tps_ci, True),
+                          fmt_ci(p99_ci), verdict(p99_ci, False),
+                          fmt_ci(cpu_ci), verdict(cpu_ci, False)])
         ahead = sum(1 for x in paired if x >= 1.0)
         main_rows.append([w, fmt_int(o["tps"]), fmt_int(c["tps"]), fmt_ratio(o["tps"], c["tps"]),
                           "-" if not paired else f"{med(paired):.2f}x",
@@ -275,6 +331,12 @@ def cmd_summary(tsv):
           " largest over the rounds); ratios ours/C, lower is better:")
     print(table(["workload", "ours best ops/s", "C best ops/s", "ours cpu us/op", "C cpu us/op",
                  "cpu ratio", "ours peak RSS", "C peak RSS", "RSS ratio"], res_rows))
+    print()
+    print("Paired by round: the median of the rounds' ratios ours/C with its 95% confidence"
+          " interval [low-high] (sign test), and what the interval says: better, worse, or"
+          " level when it holds 1.00 ('-': under 6 rounds, too few to tell):")
+    print(table(["workload", "rounds", "ops/s ours/C", "ops/s", "p99 ours/C", "p99",
+                 "cpu/op ours/C", "cpu/op"], pair_rows))
     return 1 if failed else 0
 
 
