@@ -67,6 +67,9 @@ is($row{'even/t1'}[2], '10', 'even: 10 rounds paired');
 like($row{'even/t1'}[3] // '', qr/\[0\.95-1\.05\]$/, 'even: interval spans both sides');
 is($row{'even/t1'}[4], 'level', 'even: level');
 is($row{'behind/t1'}[4], 'worse', 'behind: throughput worse');
+# Both servers use the same CPU time, so fewer operations cost more per operation.
+is($row{'ahead/t1'}[8], 'better', 'ahead: CPU per op lower reads better');
+is($row{'behind/t1'}[8], 'worse', 'behind: CPU per op higher reads worse');
 is($row{'short/t1'}[3], '1.00x', 'short: no interval under 6 rounds');
 is($row{'short/t1'}[4], '-', 'short: no verdict');
 
