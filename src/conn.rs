@@ -545,7 +545,7 @@ pub struct Conn {
     pub ritem: usize,
     pub rlbytes: usize,
     /// The storage command waiting for its value.
-    pub store_cmd: crate::proto::text::StoreCmd,
+    pub store_cmd: crate::items::ops::StoreCmd,
     /// The CAS a `cas` command compares against.
     pub cas: u64,
     /// This connection's entry in the `stats conns` table.
@@ -788,7 +788,7 @@ pub fn conn_new(
         item: None,
         ritem: 0,
         rlbytes: 0,
-        store_cmd: crate::proto::text::StoreCmd::Set,
+        store_cmd: crate::items::ops::StoreCmd::Set,
         cas: 0,
     });
     if transport == Transport::Udp {

@@ -13,6 +13,8 @@
 
 use std::sync::atomic::AtomicU16;
 
+pub mod key_lock;
+pub mod ops;
 pub mod store;
 
 /// Linked into the hash table and an LRU.

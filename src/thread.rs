@@ -115,6 +115,15 @@ impl Worker {
         }
     }
 
+    /// The counters commands run on this worker charge.
+    #[inline]
+    pub fn counters(&self) -> crate::items::ops::Counters<'_> {
+        crate::items::ops::Counters {
+            thread: &self.stats,
+            class: &self.class_stats,
+        }
+    }
+
     /// Queues an item and wakes the worker (C's notify_worker).
     pub fn notify(&self, item: QueueItem) {
         if let Ok(mut q) = self.queue.lock() {

@@ -1225,12 +1225,12 @@ impl Store {
 
     // ---- link / unlink / get (caller holds the item lock for hv) ----
 
-    /// Links a new item into the table and its LRU (C's do_item_link); the table takes a
-    /// reference. `cas` 0 means "assign the next CAS".
+    /// Links a new item into the table and its LRU (C's do_item_link) under CAS `cas`, stored
+    /// as given; the table takes a reference.
     ///
     /// # Safety
     /// The item lock for `hv` is held and `it` is an unlinked item from `alloc`.
-    pub unsafe fn link(&self, it: &ItemRef, hv: u32, cas: u64) {
+    pub(in crate::items) unsafe fn link(&self, it: &ItemRef, hv: u32, cas: u64) {
         let p = it.as_ptr();
         // SAFETY: per the contract.
         unsafe {
@@ -1239,16 +1239,7 @@ impl Store {
             CURR_BYTES.fetch_add(ntotal(p) as i64, Relaxed);
             CURR_ITEMS.fetch_add(1, Relaxed);
             TOTAL_ITEMS.fetch_add(1, Relaxed);
-            items::set_cas(
-                p,
-                if cas != 0 {
-                    cas
-                } else if self.use_cas {
-                    self.next_cas()
-                } else {
-                    0
-                },
-            );
+            items::set_cas(p, cas);
             self.assoc.insert(p, hv);
             let mut l = self.lru((*p).slabs_clsid);
             Self::link_q(&mut l, p);
@@ -1262,7 +1253,7 @@ impl Store {
     ///
     /// # Safety
     /// The item lock for `hv` is held and `it` is live.
-    pub unsafe fn unlink(&self, it: *mut Item, hv: u32) {
+    pub(crate) unsafe fn unlink(&self, it: *mut Item, hv: u32) {
         // SAFETY: per the contract; the LRU lock is taken after the item lock.
         unsafe {
             if (*it).it_flags & ITEM_LINKED == 0 {
@@ -1277,7 +1268,7 @@ impl Store {
     ///
     /// # Safety
     /// The item lock for `hv` is held; `old` is live and `new` unlinked.
-    pub unsafe fn replace(&self, old: *mut Item, new: &ItemRef, hv: u32, cas: u64) {
+    pub(crate) unsafe fn replace(&self, old: *mut Item, new: &ItemRef, hv: u32, cas: u64) {
         // SAFETY: per the contract.
         unsafe {
             self.unlink(old, hv);
@@ -1290,7 +1281,7 @@ impl Store {
     ///
     /// # Safety
     /// The item lock for `hv` is held.
-    pub unsafe fn get_locked(
+    pub(in crate::items) unsafe fn get_locked(
         &self,
         key: &[u8],
         hv: u32,
@@ -1345,7 +1336,7 @@ impl Store {
     ///
     /// # Safety
     /// The item lock for `hv` is held and `it` is live.
-    pub unsafe fn bump(&self, it: *mut Item, hv: u32) {
+    pub(in crate::items) unsafe fn bump(&self, it: *mut Item, hv: u32) {
         // SAFETY: per the contract.
         unsafe {
             if settings::get().lru_segmented.load(Relaxed) {
@@ -1589,7 +1580,7 @@ impl Store {
     ///
     /// # Safety
     /// The item lock is held and `it` is live.
-    pub unsafe fn touch_time(&self, it: *mut Item) {
+    pub(in crate::items) unsafe fn touch_time(&self, it: *mut Item) {
         // SAFETY: per the contract; LRU locks are taken after the item lock.
         unsafe {
             let now = current_time();
@@ -1663,7 +1654,7 @@ impl Store {
     ///
     /// # Safety
     /// The item lock for the item's key is held (so no new reference can appear).
-    pub unsafe fn rewrite_in_place(&self, it: &ItemRef, digits: &[u8]) -> bool {
+    pub(in crate::items) unsafe fn rewrite_in_place(&self, it: &ItemRef, digits: &[u8]) -> bool {
         let p = it.as_ptr();
         // SAFETY: under the item lock, a refcount of 2 (the table's and ours) means no reader
         // holds the item, so its value can change; the bytes stay inside the value area.
@@ -1679,15 +1670,6 @@ impl Store {
             self.touch_time(p);
         }
         true
-    }
-
-    /// Sets a linked item's expiry (`touch`, `gat`).
-    ///
-    /// # Safety
-    /// The item lock for the item's key is held.
-    pub unsafe fn set_exptime(&self, it: &ItemRef, exptime: u32) {
-        // SAFETY: per the contract.
-        unsafe { (*it.as_ptr()).exptime = exptime };
     }
 
     /// Looks a key up under its item lock.
@@ -1846,7 +1828,7 @@ impl ItemRef {
         ItemRef { it }
     }
 
-    pub fn as_ptr(&self) -> *mut Item {
+    pub(crate) fn as_ptr(&self) -> *mut Item {
         self.it.as_ptr()
     }
 
@@ -1863,6 +1845,22 @@ impl ItemRef {
         }
         // SAFETY: as in `key`; values of linked items are not modified in place.
         Some(unsafe { items::data(self.it.as_ptr()) })
+    }
+
+    /// Whether the item is in the hash table.
+    pub fn is_linked(&self) -> bool {
+        // SAFETY: the reference keeps the item live; ITEM_LINKED changes under the item lock,
+        // and only a holder of that lock acts on its value.
+        unsafe { (*self.it.as_ptr()).it_flags & ITEM_LINKED != 0 }
+    }
+
+    /// Sets ITEM_* flags of an item not linked yet (only this reference reaches it); a
+    /// linked item is left alone.
+    pub fn set_flags_unlinked(&mut self, set: u16) {
+        if !self.is_linked() {
+            // SAFETY: an unlinked item from `alloc` is only reachable through this reference.
+            unsafe { self.update_flags(set, 0) }
+        }
     }
 
     /// Whether the value is stored in chunks.
@@ -1999,7 +1997,7 @@ impl ItemRef {
     ///
     /// # Safety
     /// The item lock for the key is held, or the item is not linked yet.
-    pub unsafe fn update_flags(&self, set: u16, clear: u16) {
+    pub(in crate::items) unsafe fn update_flags(&self, set: u16, clear: u16) {
         // SAFETY: per the contract no one else changes the flags now.
         unsafe {
             let p = self.it.as_ptr();
@@ -2011,7 +2009,7 @@ impl ItemRef {
     ///
     /// # Safety
     /// The item lock for the key is held.
-    pub unsafe fn set_cas_locked(&self, cas: u64) {
+    pub(in crate::items) unsafe fn set_cas_locked(&self, cas: u64) {
         // SAFETY: per the contract.
         unsafe { items::set_cas(self.it.as_ptr(), cas) };
     }
@@ -2020,7 +2018,7 @@ impl ItemRef {
     ///
     /// # Safety
     /// The item lock for the key is held, or the item is not linked yet.
-    pub unsafe fn set_exptime_locked(&self, exptime: u32) {
+    pub(in crate::items) unsafe fn set_exptime_locked(&self, exptime: u32) {
         // SAFETY: per the contract.
         unsafe { (*self.it.as_ptr()).exptime = exptime };
     }
@@ -2072,10 +2070,11 @@ pub fn store() -> Option<&'static Store> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn test_settings(args: &[&str]) -> &'static Settings {
+    /// Process-wide settings and slabs for unit tests (the first caller's arguments win).
+    pub(crate) fn test_settings(args: &[&str]) -> &'static Settings {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             let mut argv = vec!["memcached".to_string()];

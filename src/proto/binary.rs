@@ -2,8 +2,9 @@
 //! extras/key/body lengths, quiet variants, and response packets. Values are read straight
 //! into items as the text protocol does; the "\r\n" that items keep is added here.
 
-use super::text::{self, realtime_wide, Delta, StoreCmd, StoreResult};
+use super::text::{self, realtime_wide};
 use crate::conn::{CloseReason, Conn, ConnState};
+use crate::items::ops::{self, Created, Delta, StoreCmd, StoreResult};
 use crate::items::store::{self, ItemRef};
 use crate::settings;
 use crate::stats::{self, StatSink};
@@ -456,16 +457,7 @@ fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
     let ts = &worker.stats;
     let found = if touch {
         let exptime = realtime_wide(be32(ext) as i64);
-        let hv = st.hash(key);
-        let _g = st.item_lock(hv);
-        // SAFETY: the item lock for hv is held.
-        unsafe {
-            let r = st.get_locked(key, hv, Some(ts), true);
-            if let Some(r) = &r {
-                st.set_exptime(r, exptime);
-            }
-            r
-        }
+        ops::get_and_touch(&st.lock(key), exptime, ts)
     } else {
         st.get(key, Some(ts), true)
     };
@@ -561,11 +553,11 @@ fn process_update(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
     let Some(mut it) = st.alloc(key, flags, realtime_wide(exptime), vlen as i32 + 2) else {
         let status = if !st.item_size_ok(key.len(), flags, vlen + 2) {
             write_error(c, E2BIG, None, vlen);
-            text::STORE_TOO_LARGE
+            ops::STORE_TOO_LARGE
         } else {
             out_of_memory(c, "SERVER_ERROR Out of memory allocating item");
             c.sbytes = vlen;
-            text::STORE_NO_MEMORY
+            ops::STORE_NO_MEMORY
         };
         if crate::logger::enabled(crate::logger::LOG_MUTATIONS) {
             // C logs command 0 and passes its arguments shifted by one: the request's
@@ -643,13 +635,15 @@ pub fn complete_nread(c: &mut Conn, mut it: ItemRef) {
     } else {
         0
     };
-    let hv = st.hash(it.key());
     let cmd = c.store_cmd;
-    let out = {
-        let _g = st.item_lock(hv);
-        // SAFETY: the item lock for hv is held.
-        unsafe { text::store_item_locked(st, &it, cmd, hv, cas_in, false, worker) }
-    };
+    let out = ops::store_item(
+        &st.lock(it.key()),
+        &it,
+        cmd,
+        cas_in,
+        false,
+        worker.counters(),
+    );
     c.bin.cas = out.cas;
     match out.result {
         StoreResult::Stored => write_response(c, &[], &[], &[]),
@@ -676,21 +670,17 @@ fn process_delete(c: &mut Conn, key: &[u8]) {
     }
     let Some(st) = store::store() else { return };
     let worker = c.worker;
-    let hv = st.hash(key);
     let req_cas = c.bin.req_cas;
     let res = {
-        let _g = st.item_lock(hv);
-        // SAFETY: the item lock for hv is held in this block.
-        unsafe {
-            match st.get_locked(key, hv, Some(&worker.stats), false) {
-                Some(it) if req_cas == 0 || req_cas == it.cas() => {
-                    stats::bump(&worker.class_stats.class(it.class()).delete_hits, 1);
-                    st.unlink(it.as_ptr(), hv);
-                    Some(true)
-                }
-                Some(_) => Some(false),
-                None => None,
+        let l = st.lock(key);
+        match l.get(Some(&worker.stats), false) {
+            Some(it) if req_cas == 0 || req_cas == it.cas() => {
+                stats::bump(&worker.class_stats.class(it.class()).delete_hits, 1);
+                l.unlink(&it);
+                Some(true)
             }
+            Some(_) => Some(false),
+            None => None,
         }
     };
     match res {
@@ -720,16 +710,13 @@ fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
     }
     let Some(st) = store::store() else { return };
     let worker = c.worker;
-    let hv = st.hash(key);
     let req_cas = c.bin.req_cas;
     let mut buf = [0u8; 20];
-    let res = {
-        let _g = st.item_lock(hv);
-        // SAFETY: the item lock for hv is held.
-        unsafe { text::add_delta(st, worker, key, hv, incr, delta, Some(req_cas), &mut buf) }
-    };
+    let l = st.lock(key);
+    let res = ops::add_delta(&l, incr, delta, Some(req_cas), &mut buf, worker.counters());
     match res {
         Delta::Ok(it, n) => {
+            drop(l);
             let value = std::str::from_utf8(&buf[..n])
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok())
@@ -740,41 +727,24 @@ fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
         Delta::NonNumeric => write_error(c, DELTA_BADVAL, None, 0),
         Delta::Eom => out_of_memory(c, "SERVER_ERROR Out of memory incrementing value"),
         Delta::NotFound if expiration != 0xffff_ffff => {
-            let digits = text::u64_decimal(initial, &mut buf).len();
-            buf.copy_within(20 - digits.., 0);
-            match st.alloc(key, 0, realtime_wide(expiration as i64), digits as i32 + 2) {
-                Some(mut it) => {
-                    let d = it.data_mut();
-                    d[..digits].copy_from_slice(&buf[..digits]);
-                    d[digits..].copy_from_slice(b"\r\n");
-                    let cas_in = if settings::get().use_cas {
-                        st.next_cas()
-                    } else {
-                        0
-                    };
-                    let out = {
-                        let _g = st.item_lock(hv);
-                        // SAFETY: the item lock for hv is held.
-                        unsafe {
-                            text::store_item_locked(
-                                st,
-                                &it,
-                                StoreCmd::Add,
-                                hv,
-                                cas_in,
-                                false,
-                                worker,
-                            )
-                        }
-                    };
-                    if out.result == StoreResult::Stored {
-                        c.bin.cas = out.cas;
-                        write_response(c, &[], &[], &initial.to_be_bytes());
-                    } else {
-                        write_error(c, NOT_STORED, None, 0);
-                    }
+            let exptime = realtime_wide(expiration as i64);
+            let cas_in = || {
+                if settings::get().use_cas {
+                    st.next_cas()
+                } else {
+                    0
                 }
-                None => out_of_memory(c, "SERVER_ERROR Out of memory allocating new item"),
+            };
+            match ops::create_number(&l, initial, exptime, cas_in, worker.counters()) {
+                Created::Stored(_, cas) => {
+                    drop(l);
+                    c.bin.cas = cas;
+                    write_response(c, &[], &[], &initial.to_be_bytes());
+                }
+                Created::NotStored => write_error(c, NOT_STORED, None, 0),
+                Created::NoMemory => {
+                    out_of_memory(c, "SERVER_ERROR Out of memory allocating new item")
+                }
             }
         }
         Delta::NotFound => {

@@ -2,11 +2,13 @@
 //! proto_parser.c and proto_text.c). A request is `<cmd> <key> <flags>*`, each flag a letter
 //! with an optional argument; replies are a two-letter code plus the flags asked to return.
 
-use super::text::{self, realtime, Delta, StoreCmd, StoreResult};
+use super::text::realtime;
 use super::tokenizer::{tok_to_i32, tok_to_u32, tok_to_u64, Request, Tokens};
 use crate::conn::{Conn, ConnState};
+use crate::items::ops::{self, Created, Delta, StoreCmd, StoreResult};
 use crate::items::store::{self, ItemRef};
 use crate::items::{ITEM_FETCHED, ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT};
+use crate::settings::cnum;
 use crate::stats::{self, current_time};
 use std::io::Write;
 
@@ -322,24 +324,20 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
     };
     let worker = c.worker;
     let ts = &worker.stats;
-    let hv = st.hash(key);
     // Flags that read or change the item hold its lock throughout (the bump comes last).
-    let guard = f.locked.then(|| st.item_lock(hv));
-    // SAFETY: with `f.locked` the item lock for hv is held.
-    let mut it = unsafe {
-        if f.locked {
-            st.get_locked(key, hv, Some(ts), false)
-        } else {
-            st.get(key, Some(ts), !f.no_update)
-        }
+    let lock = f.locked.then(|| st.lock(key));
+    let mut it = match &lock {
+        Some(l) => l.get(Some(ts), false),
+        None => st.get(key, Some(ts), !f.no_update),
     };
     if it.as_ref().is_some_and(|i| i.refcount() > REFCOUNT_LIMIT) {
         drop(it);
-        drop(guard);
+        drop(lock);
         return err(c, "SERVER_ERROR refcount overflow during fetch");
     }
     let mut item_created = false;
-    if it.is_none() && f.vivify {
+    // N implies `locked`.
+    if let (None, true, Some(l)) = (&it, f.vivify, &lock) {
         if let Some(mut n) = st.alloc(key, 0, realtime(0), 2) {
             n.data_mut().copy_from_slice(b"\r\n");
             let cas = if f.has_cas_in {
@@ -347,8 +345,7 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
             } else {
                 st.next_cas()
             };
-            // SAFETY: vivify implies `locked`: the item lock is held; `n` is fresh.
-            unsafe { st.link(&n, hv, cas) };
+            l.link(&n, cas);
             item_created = true;
             it = Some(n);
         }
@@ -374,12 +371,15 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
             match line.get(t.offset(i)).copied().unwrap_or(0) {
                 b'T' => {
                     ttl_set = true;
-                    // SAFETY: T implies `locked`.
-                    unsafe { it.set_exptime_locked(f.exptime) };
+                    // T implies `locked`.
+                    if let Some(l) = &lock {
+                        l.set_exptime(&it, f.exptime);
+                    }
                 }
                 b'N' if item_created => {
-                    // SAFETY: N implies `locked`.
-                    unsafe { it.set_exptime_locked(f.autoviv_exptime) };
+                    if let Some(l) = &lock {
+                        l.set_exptime(&it, f.autoviv_exptime);
+                    }
                     won = true;
                 }
                 b'R' if it.flags() & ITEM_TOKEN_SENT == 0
@@ -423,7 +423,7 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
                 b'O' => {
                     if let Err(e) = put_opaque(&mut w, t.get(line, i).unwrap_or(b"")) {
                         drop(it);
-                        drop(guard);
+                        drop(lock);
                         restore(c, w);
                         return err(c, e);
                     }
@@ -445,14 +445,14 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
         if won {
             w.extend_from_slice(b" W");
             // A stale item's win can come without `locked`: take the lock for the flag.
-            let _g2 = guard.is_none().then(|| st.item_lock(hv));
-            // SAFETY: the item lock for hv is held (by `guard` or `_g2`).
-            unsafe { it.update_flags(ITEM_TOKEN_SENT, 0) };
+            match &lock {
+                Some(l) => l.update_flags(&it, ITEM_TOKEN_SENT, 0),
+                None => st.lock(key).update_flags(&it, ITEM_TOKEN_SENT, 0),
+            }
         }
         w.extend_from_slice(b"\r\n");
-        if f.locked && !f.no_update {
-            // SAFETY: the item lock for hv is held.
-            unsafe { st.bump(it.as_ptr(), hv) };
+        if let (Some(l), false) = (&lock, f.no_update) {
+            l.bump(&it);
         }
         let cls = it.class();
         let lru = it.clsid();
@@ -463,7 +463,7 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
             stats::bump(&worker.class_stats.lru_hits[lru as usize], 1);
             stats::bump(&ts.get_cmds, 1);
         }
-        drop(guard);
+        drop(lock);
         restore(c, w);
         if let Some(r) = c.resp() {
             if value {
@@ -474,7 +474,7 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
         return;
     }
     {
-        drop(guard);
+        drop(lock);
         stats::bump(&ts.get_misses, 1);
         stats::bump(&ts.get_cmds, 1);
         w.extend_from_slice(b"EN");
@@ -564,13 +564,13 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
             stats::bump(&c.worker.stats.store_too_large, 1);
             (
                 "SERVER_ERROR object too large for cache",
-                text::STORE_TOO_LARGE,
+                ops::STORE_TOO_LARGE,
             )
         } else {
             stats::bump(&c.worker.stats.store_no_memory, 1);
             (
                 "SERVER_ERROR out of memory storing object",
-                text::STORE_NO_MEMORY,
+                ops::STORE_NO_MEMORY,
             )
         };
         if crate::logger::enabled(crate::logger::LOG_MUTATIONS) {
@@ -586,8 +586,7 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
     };
     it.set_cas_unlinked(f.req_cas_id);
     if f.key_binary {
-        // SAFETY: the item is not linked yet.
-        unsafe { it.update_flags(ITEM_KEY_BINARY, 0) };
+        it.set_flags_unlinked(ITEM_KEY_BINARY);
     }
     stats::bump(&c.worker.class_stats.class(it.clsid()).set_cmds, 1);
     // The CAS to store under is drawn now, before the flags are checked (as C does).
@@ -631,7 +630,7 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
 }
 
 /// Builds a meta set's reply from the stashed return flags (C's _finalize_mset).
-pub fn finalize_mset(c: &mut Conn, it: &ItemRef, out: text::StoreOutcome) {
+pub fn finalize_mset(c: &mut Conn, it: &ItemRef, out: ops::StoreOutcome) {
     let Some(r) = c.resp() else { return };
     let quiet = r.skip;
     // The stash is at most 20 short tokens; keep a copy while the line is rebuilt.
@@ -702,84 +701,69 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
     };
     let worker = c.worker;
     let ts = &worker.stats;
-    let hv = st.hash(key);
     let mut skip = false;
     let status: &[u8] = {
-        let _g = st.item_lock(hv);
-        // SAFETY: the item lock for hv is held in this block.
-        unsafe {
-            match st.get_locked(key, hv, Some(ts), false) {
-                None => {
-                    stats::bump(&ts.delete_misses, 1);
-                    b"NF"
-                }
-                Some(mut it) => {
-                    if f.has_cas && it.cas() != f.req_cas_id {
-                        stats::bump(&ts.delete_misses, 1);
-                        b"EX"
+        let l = st.lock(key);
+        match l.get(Some(ts), false) {
+            None => {
+                stats::bump(&ts.delete_misses, 1);
+                b"NF"
+            }
+            Some(it) if f.has_cas && it.cas() != f.req_cas_id => {
+                stats::bump(&ts.delete_misses, 1);
+                b"EX"
+            }
+            Some(mut it) => {
+                let mut status: &[u8] = b"HD";
+                let mut go_on = true;
+                if f.remove_val {
+                    // Replace the value with an empty tombstone.
+                    let Some(mut n) = st.alloc(key, f.client_flags, f.exptime, 2) else {
+                        drop(it);
+                        drop(l);
+                        restore(c, w);
+                        return err(c, "SERVER_ERROR out of memory");
+                    };
+                    n.data_mut().copy_from_slice(b"\r\n");
+                    let cas_in = if f.has_cas_in { f.cas_id_in } else { it.cas() };
+                    let out =
+                        ops::store_item(&l, &n, StoreCmd::Set, cas_in, false, worker.counters());
+                    if out.result == StoreResult::Stored {
+                        it = n;
                     } else {
-                        let mut status: &[u8] = b"HD";
-                        let mut go_on = true;
-                        if f.remove_val {
-                            // Replace the value with an empty tombstone.
-                            match st.alloc(key, f.client_flags, f.exptime, 2) {
-                                Some(mut n) => {
-                                    n.data_mut().copy_from_slice(b"\r\n");
-                                    let cas_in = if f.has_cas_in { f.cas_id_in } else { it.cas() };
-                                    let out = text::store_item_locked(
-                                        st,
-                                        &n,
-                                        StoreCmd::Set,
-                                        hv,
-                                        cas_in,
-                                        false,
-                                        worker,
-                                    );
-                                    if out.result == StoreResult::Stored {
-                                        it = n;
-                                    } else {
-                                        status = b"NS";
-                                        go_on = false;
-                                    }
-                                }
-                                None => {
-                                    drop(it);
-                                    drop(_g);
-                                    restore(c, w);
-                                    return err(c, "SERVER_ERROR out of memory");
-                                }
-                            }
-                        }
-                        if go_on {
-                            if f.set_stale {
-                                if f.new_ttl {
-                                    it.set_exptime_locked(f.exptime);
-                                }
-                                it.update_flags(ITEM_STALE, ITEM_TOKEN_SENT);
-                                it.set_cas_locked(if f.has_cas_in {
-                                    f.cas_id_in
-                                } else {
-                                    st.next_cas()
-                                });
-                            } else {
-                                stats::bump(&worker.class_stats.class(it.class()).delete_hits, 1);
-                                if crate::logger::enabled(crate::logger::LOG_DELETIONS) {
-                                    crate::logger::deletion(
-                                        it.key(),
-                                        it.value_len() as i32,
-                                        crate::logger::META_DELETE_CMD,
-                                        it.class(),
-                                    );
-                                }
-                                if !f.remove_val {
-                                    st.unlink(it.as_ptr(), hv);
-                                }
-                            }
-                            skip = f.no_reply;
-                        }
-                        status
+                        status = b"NS";
+                        go_on = false;
                     }
                 }
+                if go_on {
+                    if f.set_stale {
+                        if f.new_ttl {
+                            l.set_exptime(&it, f.exptime);
+                        }
+                        l.update_flags(&it, ITEM_STALE, ITEM_TOKEN_SENT);
+                        let cas = if f.has_cas_in {
+                            f.cas_id_in
+                        } else {
+                            st.next_cas()
+                        };
+                        l.set_cas(&it, cas);
+                    } else {
+                        stats::bump(&worker.class_stats.class(it.class()).delete_hits, 1);
+                        if crate::logger::enabled(crate::logger::LOG_DELETIONS) {
+                            crate::logger::deletion(
+                                it.key(),
+                                it.value_len() as i32,
+                                crate::logger::META_DELETE_CMD,
+                                it.class(),
+                            );
+                        }
+                        if !f.remove_val {
+                            l.unlink(&it);
+                        }
+                    }
+                    skip = f.no_reply;
+                }
+                status
             }
         }
     };
@@ -811,79 +795,66 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
     };
     let worker = c.worker;
     let ts = &worker.stats;
-    let hv = st.hash(key);
     let mut buf = [0u8; 20];
-    let g = st.item_lock(hv);
+    let l = st.lock(key);
     let mut w = take_wbuf(c);
     let mut skip = false;
     let mut item_created = false;
     let mut cas = 0u64;
-    // SAFETY: the item lock for hv is held until `g` is dropped.
-    let res = unsafe {
-        text::add_delta(
-            st,
-            worker,
-            key,
-            hv,
-            incr,
-            f.delta,
-            Some(f.req_cas_id),
-            &mut buf,
-        )
-    };
+    let res = ops::add_delta(
+        &l,
+        incr,
+        f.delta,
+        Some(f.req_cas_id),
+        &mut buf,
+        worker.counters(),
+    );
     let mut digits_len = 0;
     let it: Option<ItemRef> = match res {
         Delta::Ok(it, n) => {
             skip = f.no_reply;
             if f.has_cas_in {
-                // SAFETY: the item lock is held.
-                unsafe { it.set_cas_locked(f.cas_id_in) };
+                l.set_cas(&it, f.cas_id_in);
             }
             cas = it.cas();
             digits_len = n;
             Some(it)
         }
         Delta::NonNumeric => {
-            drop(g);
+            drop(l);
             return err(
                 c,
                 "CLIENT_ERROR cannot increment or decrement non-numeric value",
             );
         }
         Delta::Eom => {
-            drop(g);
+            drop(l);
             return err(c, "SERVER_ERROR out of memory");
         }
         Delta::NotFound if f.vivify => {
-            let digits = text::u64_decimal(f.initial, &mut buf).len();
+            let digits = cnum::u64_decimal(f.initial, &mut buf).len();
             buf.copy_within(20 - digits.., 0);
             digits_len = digits;
-            match st.alloc(key, 0, 0, digits as i32 + 2) {
-                Some(mut n) => {
-                    let d = n.data_mut();
-                    d[..digits].copy_from_slice(&buf[..digits]);
-                    d[digits..].copy_from_slice(b"\r\n");
-                    let cas_in = if f.has_cas_in {
-                        f.cas_id_in
-                    } else {
-                        st.next_cas()
-                    };
-                    // SAFETY: the item lock for hv is held.
-                    let out = unsafe {
-                        text::store_item_locked(st, &n, StoreCmd::Add, hv, cas_in, false, worker)
-                    };
-                    if out.result == StoreResult::Stored {
-                        item_created = true;
-                        cas = out.cas;
-                        skip = f.no_reply;
-                        Some(n)
-                    } else {
-                        w.extend_from_slice(b"NS");
-                        None
-                    }
+            let cas_in = || {
+                if f.has_cas_in {
+                    f.cas_id_in
+                } else {
+                    st.next_cas()
                 }
-                None => {
-                    drop(g);
+            };
+            match ops::create_number(&l, f.initial, 0, cas_in, worker.counters()) {
+                Created::Stored(n, stored_cas) => {
+                    item_created = true;
+                    cas = stored_cas;
+                    skip = f.no_reply;
+                    Some(n)
+                }
+                Created::NotStored => {
+                    w.extend_from_slice(b"NS");
+                    None
+                }
+                Created::NoMemory => {
+                    drop(l);
                     return err(c, "SERVER_ERROR Out of memory allocating new item");
                 }
             }
@@ -926,13 +897,11 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
                         super::push_decimal(&mut w, it.exptime().wrapping_sub(now) as u64);
                     }
                 }
-                // SAFETY (both): the item lock is held.
-                b'T' => unsafe { it.set_exptime_locked(f.exptime) },
-                // SAFETY: the item lock is held.
-                b'N' if item_created => unsafe { it.set_exptime_locked(f.autoviv_exptime) },
+                b'T' => l.set_exptime(it, f.exptime),
+                b'N' if item_created => l.set_exptime(it, f.autoviv_exptime),
                 b'O' => {
                     if let Err(e) = put_opaque(&mut w, tok) {
-                        drop(g);
+                        drop(l);
                         return err(c, e);
                     }
                 }
@@ -945,11 +914,11 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
             w.extend_from_slice(&buf[..digits_len]);
         }
     } else if let Err(e) = put_opaque_and_key(&mut w, line, t, key, f.key_binary) {
-        drop(g);
+        drop(l);
         return err(c, e);
     }
     drop(it);
-    drop(g);
+    drop(l);
     w.extend_from_slice(b"\r\n");
     reply(c, w, skip);
 }

@@ -12,5 +12,5 @@ pub mod tokenizer;
 #[inline]
 pub fn push_decimal(out: &mut Vec<u8>, v: u64) {
     let mut digits = [0u8; 20];
-    out.extend_from_slice(text::u64_decimal(v, &mut digits));
+    out.extend_from_slice(crate::settings::cnum::u64_decimal(v, &mut digits));
 }

@@ -3,6 +3,7 @@
 
 use super::tokenizer::{parse_request, Command, Parsed, Request};
 use crate::conn::{CloseReason, Conn, ConnState};
+use crate::items::ops::{self, Delta, StoreCmd, StoreResult};
 use crate::items::store::{self, ItemRef};
 use crate::settings;
 use crate::settings::cnum;
@@ -432,49 +433,6 @@ pub fn realtime_wide(exptime: i64) -> u32 {
     (exptime + stats::current_time() as i64) as u32
 }
 
-/// The storage commands (C's NREAD_*).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreCmd {
-    Add,
-    Set,
-    Replace,
-    Append,
-    Prepend,
-    Cas,
-    /// Meta set's append/prepend with N: creates the item if missing.
-    AppendViv,
-    PrependViv,
-}
-
-impl StoreCmd {
-    /// C's NREAD_* number, as `watch mutations` lines name it.
-    pub fn nread(self) -> i32 {
-        match self {
-            StoreCmd::Add => 1,
-            StoreCmd::Set => 2,
-            StoreCmd::Replace => 3,
-            StoreCmd::Append => 4,
-            StoreCmd::Prepend => 5,
-            StoreCmd::Cas => 6,
-            StoreCmd::AppendViv => 7,
-            StoreCmd::PrependViv => 8,
-        }
-    }
-}
-
-/// C's store_item_type numbers of the two allocation failures, for `watch mutations`.
-pub const STORE_TOO_LARGE: u8 = 4;
-pub const STORE_NO_MEMORY: u8 = 5;
-
-/// What a store did (C's store_item_type).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreResult {
-    Stored,
-    NotStored,
-    Exists,
-    NotFound,
-}
-
 /// `get`/`gets` (C's process_get_command): one reply per hit, pointing into item memory, and
 /// END after the last key. Keys are read from the raw line, so any number may be asked for.
 fn process_get_command(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool) {
@@ -529,18 +487,7 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
         }
         let found = match touch {
             None => st.get(key, Some(tstats), true),
-            Some(exptime) => {
-                let hv = st.hash(key);
-                let _g = st.item_lock(hv);
-                // SAFETY: the item lock for hv is held.
-                unsafe {
-                    let r = st.get_locked(key, hv, Some(tstats), true);
-                    if let Some(r) = &r {
-                        st.set_exptime(r, exptime);
-                    }
-                    r
-                }
-            }
+            Some(exptime) => ops::get_and_touch(&st.lock(key), exptime, tstats),
         };
         if stats::detail_enabled() {
             stats::prefix_record_get(key, found.is_some());
@@ -652,11 +599,11 @@ fn process_update_command(c: &mut Conn, line: &[u8], req: &Request, cmd: StoreCm
             let status = if !st.item_size_ok(key.len(), flags, vlen) {
                 stats::bump(&c.worker.stats.store_too_large, 1);
                 fail(c, "SERVER_ERROR object too large for cache");
-                STORE_TOO_LARGE
+                ops::STORE_TOO_LARGE
             } else {
                 stats::bump(&c.worker.stats.store_no_memory, 1);
                 fail(c, "SERVER_ERROR out of memory storing object");
-                STORE_NO_MEMORY
+                ops::STORE_NO_MEMORY
             };
             if crate::logger::enabled(crate::logger::LOG_MUTATIONS) {
                 // C passes this entry's arguments shifted by one: no size or TTL, and the
@@ -695,12 +642,14 @@ pub fn complete_nread_ascii(c: &mut Conn, it: ItemRef) {
     };
     let worker = c.worker;
     let stale = c.resps.back().is_some_and(|r| r.set_stale);
-    let hv = st.hash(it.key());
-    let out = {
-        let _g = st.item_lock(hv);
-        // SAFETY: the item lock for hv is held.
-        unsafe { store_item_locked(st, &it, c.store_cmd, hv, cas_in, stale, worker) }
-    };
+    let out = ops::store_item(
+        &st.lock(it.key()),
+        &it,
+        c.store_cmd,
+        cas_in,
+        stale,
+        worker.counters(),
+    );
     if mset {
         super::meta::finalize_mset(c, &it, out);
         return;
@@ -711,166 +660,6 @@ pub fn complete_nread_ascii(c: &mut Conn, it: ItemRef) {
         StoreResult::NotFound => "NOT_FOUND",
         StoreResult::NotStored => "NOT_STORED",
     });
-}
-
-/// What a store did, with what meta replies report: the final value length if
-/// append/prepend changed it (0 otherwise) and the stored item's CAS.
-#[derive(Debug, Clone, Copy)]
-pub struct StoreOutcome {
-    pub result: StoreResult,
-    pub nbytes: usize,
-    pub cas: u64,
-}
-
-/// Applies a storage command (C's do_store_item). The new item's CAS slot holds the CAS
-/// the client asked to compare against (0: none); `cas_in` is the CAS to store under;
-/// `cas_stale` lets an older CAS replace the value as a stale one (meta `I`).
-///
-/// # Safety
-/// The item lock for `hv` (the hash of `it`'s key) is held.
-pub unsafe fn store_item_locked(
-    st: &store::Store,
-    it: &ItemRef,
-    cmd: StoreCmd,
-    hv: u32,
-    cas_in: u64,
-    cas_stale: bool,
-    worker: &thread::Worker,
-) -> StoreOutcome {
-    let tstats = &worker.stats;
-    let key = it.key();
-    let req_cas = it.cas();
-    let mut out = StoreOutcome {
-        result: StoreResult::NotStored,
-        nbytes: 0,
-        cas: 0,
-    };
-    // SAFETY: the caller holds the item lock for hv for every store call below.
-    unsafe {
-        match st.get_locked(key, hv, Some(tstats), false) {
-            Some(old) => {
-                let old_cas = old.cas();
-                #[derive(PartialEq)]
-                enum Cas {
-                    None,
-                    Match,
-                    Stale,
-                    BadVal,
-                }
-                let cas_res = if req_cas == 0 {
-                    Cas::None
-                } else if req_cas == old_cas {
-                    Cas::Match
-                } else if cas_stale && req_cas < old_cas {
-                    Cas::Stale
-                } else {
-                    Cas::BadVal
-                };
-                let mut stored_it: Option<ItemRef> = None;
-                match cmd {
-                    StoreCmd::Add => st.touch_time(old.as_ptr()),
-                    StoreCmd::Cas => match cas_res {
-                        Cas::Match => {
-                            stats::bump(&worker.class_stats.class(old.clsid()).cas_hits, 1);
-                            st.replace(old.as_ptr(), it, hv, cas_in);
-                            out.result = StoreResult::Stored;
-                        }
-                        Cas::Stale => {
-                            // An older CAS may still set the value, marked stale, keeping
-                            // the TTL and the win-token state.
-                            it.set_exptime_locked(old.exptime());
-                            let token = old.flags() & crate::items::ITEM_TOKEN_SENT;
-                            it.update_flags(crate::items::ITEM_STALE | token, 0);
-                            stats::bump(&worker.class_stats.class(old.clsid()).cas_hits, 1);
-                            st.replace(old.as_ptr(), it, hv, cas_in);
-                            out.result = StoreResult::Stored;
-                        }
-                        _ => {
-                            stats::bump(&worker.class_stats.class(old.clsid()).cas_badval, 1);
-                            if settings::verbose() > 1 {
-                                eprintln!("CAS:  failure: expected {}, got {}", old_cas, req_cas);
-                            }
-                            out.result = StoreResult::Exists;
-                        }
-                    },
-                    StoreCmd::Append
-                    | StoreCmd::Prepend
-                    | StoreCmd::AppendViv
-                    | StoreCmd::PrependViv => {
-                        if cas_res != Cas::None && cas_res != Cas::Match {
-                            out.result = StoreResult::Exists;
-                        } else {
-                            let total = old.value_len() + it.value_len() - 2;
-                            if let Some(mut new_it) =
-                                st.alloc(key, old.client_flags(), old.exptime(), total as i32)
-                            {
-                                let (first, second) =
-                                    if matches!(cmd, StoreCmd::Append | StoreCmd::AppendViv) {
-                                        (&old, it)
-                                    } else {
-                                        (it, &old)
-                                    };
-                                // The first value without its "\r\n", then all of the second.
-                                let at = new_it.copy_value_from(0, first, first.value_len() - 2);
-                                new_it.copy_value_from(at, second, second.value_len());
-                                st.replace(old.as_ptr(), &new_it, hv, cas_in);
-                                out.result = StoreResult::Stored;
-                                out.nbytes = new_it.value_len();
-                                stored_it = Some(new_it);
-                            }
-                        }
-                    }
-                    StoreCmd::Replace | StoreCmd::Set => {
-                        st.replace(old.as_ptr(), it, hv, cas_in);
-                        out.result = StoreResult::Stored;
-                    }
-                }
-                if out.result == StoreResult::Stored {
-                    out.cas = stored_it.as_ref().unwrap_or(it).cas();
-                }
-                // An append logs the combined item, as C's does.
-                log_store(&out, cmd, stored_it.as_ref().unwrap_or(it));
-                return out;
-            }
-            None => match cmd {
-                StoreCmd::Add | StoreCmd::Set | StoreCmd::AppendViv | StoreCmd::PrependViv => {
-                    st.link(it, hv, cas_in);
-                    out.result = StoreResult::Stored;
-                    out.cas = it.cas();
-                }
-                StoreCmd::Cas => {
-                    stats::bump(&tstats.cas_misses, 1);
-                    out.result = StoreResult::NotFound;
-                }
-                StoreCmd::Replace | StoreCmd::Append | StoreCmd::Prepend => {}
-            },
-        }
-    }
-    log_store(&out, cmd, it);
-    out
-}
-
-/// Logs a store for `watch mutations` (C's LOGGER_ITEM_STORE at the end of do_store_item).
-#[inline]
-fn log_store(out: &StoreOutcome, cmd: StoreCmd, it: &ItemRef) {
-    use crate::logger;
-    if logger::enabled(logger::LOG_MUTATIONS) {
-        let status = match out.result {
-            StoreResult::NotStored => 0,
-            StoreResult::Stored => 1,
-            StoreResult::Exists => 2,
-            StoreResult::NotFound => 3,
-        };
-        logger::item_store(
-            status,
-            cmd.nread(),
-            it.key(),
-            it.value_len() as i32,
-            it.exptime(),
-            it.class(),
-            logger::cur_sfd(),
-        );
-    }
 }
 
 /// `delete <key> [noreply]` (C's process_delete_cmd).
@@ -898,19 +687,6 @@ fn process_delete_command(c: &mut Conn, line: &[u8], req: &Request) {
     }
 }
 
-/// memcached's safe_strtoull over a value: digits (after optional spaces and sign) followed by
-/// whitespace.
-fn safe_strtoull(s: &[u8]) -> Option<u64> {
-    let (v, consumed, erange) = cnum::strtoul(s);
-    if erange || consumed == 0 || !s.get(consumed).is_none_or(|&b| cnum::is_c_space(b)) {
-        return None;
-    }
-    if (v as i64) < 0 && s[..consumed].contains(&b'-') {
-        return None;
-    }
-    Some(v)
-}
-
 /// `incr`/`decr <key> <delta> [noreply]` (C's process_arithmetic_cmd and do_add_delta).
 fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bool) {
     let t = &req.tokens;
@@ -929,13 +705,15 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
     };
     let worker = c.worker;
     let ts = &worker.stats;
-    let hv = st.hash(key);
     let mut buf = [0u8; 20];
-    let res = {
-        let _g = st.item_lock(hv);
-        // SAFETY: the item lock for hv is held.
-        unsafe { add_delta(st, worker, key, hv, incr, delta, None, &mut buf) }
-    };
+    let res = ops::add_delta(
+        &st.lock(key),
+        incr,
+        delta,
+        None,
+        &mut buf,
+        worker.counters(),
+    );
     match res {
         Delta::Ok(_, n) => c.out_string(std::str::from_utf8(&buf[..n]).unwrap_or("0")),
         Delta::NonNumeric => {
@@ -954,100 +732,6 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
             c.out_string("NOT_FOUND");
         }
     }
-}
-
-/// Outcome of `add_delta`.
-pub enum Delta {
-    /// The item (the old one if the value moved to a new item, as C returns it) and the
-    /// length of the new digits in the caller's buffer.
-    Ok(ItemRef, usize),
-    NonNumeric,
-    Eom,
-    NotFound,
-    CasMismatch,
-}
-
-/// incr/decr of a stored number (C's do_add_delta): rewrites the value in place when no one
-/// else holds the item, else stores a new item. `req_cas`, if non-zero, must match. The new
-/// digits are left in `buf`.
-///
-/// # Safety
-/// The item lock for `hv` is held.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn add_delta(
-    st: &store::Store,
-    worker: &thread::Worker,
-    key: &[u8],
-    hv: u32,
-    incr: bool,
-    delta: u64,
-    req_cas: Option<u64>,
-    buf: &mut [u8; 20],
-) -> Delta {
-    // SAFETY: the caller holds the item lock for hv.
-    let Some(it) = (unsafe { st.get_locked(key, hv, Some(&worker.stats), false) }) else {
-        return Delta::NotFound;
-    };
-    // Chunked values are too long to be numbers (C refuses them the same way).
-    let data = match it.contiguous() {
-        Some(d) if d.len() > 2 => d,
-        _ => return Delta::NonNumeric,
-    };
-    if let Some(c) = req_cas {
-        if c != 0 && it.cas() != c {
-            return Delta::CasMismatch;
-        }
-    }
-    let Some(value) = safe_strtoull(data) else {
-        return Delta::NonNumeric;
-    };
-    let value = if incr {
-        value.wrapping_add(delta)
-    } else {
-        value.saturating_sub(delta)
-    };
-    let sc = worker.class_stats.class(it.clsid());
-    stats::bump(if incr { &sc.incr_hits } else { &sc.decr_hits }, 1);
-    let n = u64_decimal(value, buf).len();
-    let digits = &buf[20 - n..];
-    // SAFETY: the item lock for hv is held.
-    if unsafe { st.rewrite_in_place(&it, digits) } {
-        buf.copy_within(20 - n.., 0);
-        return Delta::Ok(it, n);
-    }
-    let Some(mut new_it) = st.alloc(key, it.client_flags(), it.exptime(), n as i32 + 2) else {
-        return Delta::Eom;
-    };
-    let d = new_it.data_mut();
-    d[..n].copy_from_slice(digits);
-    d[n..].copy_from_slice(b"\r\n");
-    let cas = if settings::get().use_cas {
-        st.next_cas()
-    } else {
-        0
-    };
-    // SAFETY: the item lock for hv is held.
-    unsafe {
-        st.replace(it.as_ptr(), &new_it, hv, cas);
-        // The old item is what C hands back: give it the new CAS.
-        it.set_cas_locked(new_it.cas());
-    }
-    buf.copy_within(20 - n.., 0);
-    Delta::Ok(it, n)
-}
-
-/// Formats `v` in decimal into `buf` without allocating; returns the digits.
-pub fn u64_decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }
 
 /// `touch <key> <exptime> [noreply]` (C's process_touch_cmd).
@@ -1069,20 +753,7 @@ fn process_touch_command(c: &mut Conn, line: &[u8], req: &Request) {
     };
     let worker = c.worker;
     let ts = &worker.stats;
-    let hv = st.hash(key);
-    let found = {
-        let _g = st.item_lock(hv);
-        // SAFETY: the item lock for hv is held.
-        unsafe {
-            match st.get_locked(key, hv, Some(ts), true) {
-                Some(r) => {
-                    st.set_exptime(&r, exptime);
-                    Some(r.clsid())
-                }
-                None => None,
-            }
-        }
-    };
+    let found = ops::get_and_touch(&st.lock(key), exptime, ts).map(|r| r.clsid());
     stats::bump(&ts.touch_cmds, 1);
     if let Some(cls) = found {
         stats::bump(&worker.class_stats.class(cls).touch_hits, 1);
@@ -1400,19 +1071,5 @@ fn process_memlimit_command(c: &mut Conn, line: &[u8], req: &Request) {
         } else {
             c.out_string("MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimal_formatting_without_allocation() {
-        let mut buf = [0u8; 20];
-        assert_eq!(u64_decimal(0, &mut buf), b"0");
-        assert_eq!(u64_decimal(7, &mut buf), b"7");
-        assert_eq!(u64_decimal(1234567890, &mut buf), b"1234567890");
-        assert_eq!(u64_decimal(u64::MAX, &mut buf), b"18446744073709551615");
     }
 }

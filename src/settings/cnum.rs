@@ -116,9 +116,37 @@ pub fn atoi(s: &[u8]) -> i32 {
 }
 
 /// The tail check shared by memcached's `safe_strto*` helpers: something was parsed and it is
-/// followed by the end of the string or by whitespace.
+/// followed by the end of the string, a NUL (where C's string ends) or whitespace; whatever
+/// comes after that is ignored, as C ignores it.
 fn safe_tail_ok(s: &[u8], consumed: usize) -> bool {
-    consumed != 0 && s.get(consumed).is_none_or(|&b| is_c_space(b))
+    consumed != 0 && s.get(consumed).is_none_or(|&b| b == 0 || is_c_space(b))
+}
+
+/// memcached's `safe_strtoull`: a 64-bit unsigned number, refusing a minus sign only when the
+/// value wraps to a negative signed one.
+pub fn safe_strtoull(s: &[u8]) -> Option<u64> {
+    let (v, consumed, erange) = strtoul(s);
+    if erange || !safe_tail_ok(s, consumed) {
+        return None;
+    }
+    if (v as i64) < 0 && s[..consumed].contains(&b'-') {
+        return None;
+    }
+    Some(v)
+}
+
+/// Formats `v` in decimal at the end of `buf` without allocating; returns the digits.
+pub fn u64_decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 /// memcached's `safe_strtoul`: parses into a 32-bit value (the 64-bit result is truncated,
@@ -173,10 +201,10 @@ pub fn strtod(s: &[u8]) -> (f64, usize) {
     (v, i + used)
 }
 
-/// C's safe_strtod on one token: the whole token is a number, without overflow.
+/// C's safe_strtod: a number followed by the end, a NUL or whitespace, without overflow.
 pub fn safe_strtod(s: &[u8]) -> Option<f64> {
     let (v, used) = strtod(s);
-    if used == 0 || used != s.len() {
+    if !safe_tail_ok(s, used) {
         return None;
     }
     // glibc reports ERANGE for an overflow to infinity (a literal "inf" is fine).
@@ -350,6 +378,30 @@ mod tests {
         assert_eq!(strtol(b"0777", 8).0, 0o777);
         assert_eq!(strtol(b"789", 8).0, 7);
         assert_eq!(strtol(b"-1", 8).0, -1);
+    }
+
+    #[test]
+    fn safe_parsers_stop_at_nul_or_space_as_c_strings_do() {
+        assert_eq!(safe_strtoul(b"5\0"), Some(5));
+        assert_eq!(safe_strtoul(b"5\0xyz"), Some(5));
+        assert_eq!(safe_strtol(b"-3\r"), Some(-3));
+        assert_eq!(safe_strtoull(b"99\0x\r\n"), Some(99));
+        assert_eq!(safe_strtoull(b"99\r\n"), Some(99));
+        assert_eq!(safe_strtoull(b"99x\r\n"), None);
+        assert_eq!(safe_strtoull(b"\0"), None);
+        assert_eq!(safe_strtod(b"2\0"), Some(2.0));
+        assert_eq!(safe_strtod(b"2\t"), Some(2.0));
+        assert_eq!(safe_strtod(b"0.1\r"), Some(0.1));
+        assert_eq!(safe_strtod(b"2x"), None);
+    }
+
+    #[test]
+    fn decimal_formatting_without_allocation() {
+        let mut buf = [0u8; 20];
+        assert_eq!(u64_decimal(0, &mut buf), b"0");
+        assert_eq!(u64_decimal(7, &mut buf), b"7");
+        assert_eq!(u64_decimal(1234567890, &mut buf), b"1234567890");
+        assert_eq!(u64_decimal(u64::MAX, &mut buf), b"18446744073709551615");
     }
 
     #[test]
