@@ -546,7 +546,9 @@ pub struct Conn {
     pub rlbytes: usize,
     /// The storage command waiting for its value.
     pub store_cmd: crate::items::ops::StoreCmd,
-    /// The CAS a `cas` command compares against.
+    /// C's `c->cas`: the CAS an `ms` drew for its store (cleared once stored), or the one a
+    /// binary reply carries (cleared as each binary command starts). What is left here at
+    /// close passes to the next connection on the descriptor, as C's reused struct does.
     pub cas: u64,
     /// This connection's entry in the `stats conns` table.
     slot: Arc<ConnSlot>,
@@ -761,7 +763,7 @@ pub fn conn_new(
     if init_state == ConnState::NewCmd && crate::logger::enabled(crate::logger::LOG_CONNEVENTS) {
         crate::logger::conn_event(true, &request_addr, transport, CloseReason::None, fd);
     }
-    note_conn_struct(fd);
+    let leftover_cas = note_conn_struct(fd);
     let slot = conn_slot_open(fd, transport == Transport::Udp, init_state, request_addr);
     let mut c = Box::new(Conn {
         bin: Default::default(),
@@ -789,7 +791,7 @@ pub fn conn_new(
         ritem: 0,
         rlbytes: 0,
         store_cmd: crate::items::ops::StoreCmd::Set,
-        cas: 0,
+        cas: leftover_cas,
     });
     if transport == Transport::Udp {
         c.rbuf = vec![0; UDP_READ_BUFFER_SIZE];
@@ -808,22 +810,52 @@ pub fn conn_new(
     true
 }
 
+/// What C's connection structures keep per descriptor number: C allocates one per number
+/// ever used (`connection_structures`) and reuses it for the next connection on that number,
+/// with whatever CAS its last command left in it.
+struct FdStructs {
+    /// Descriptor numbers that ever carried a connection or listener, one bit each.
+    seen: Vec<u64>,
+    /// CAS values left behind by closed connections: an `ms` whose data never arrived whole
+    /// (C draws its CAS first and clears it only on success) or a binary store.
+    leftover_cas: std::collections::BTreeMap<RawFd, u64>,
+}
+
+static FD_STRUCTS: std::sync::Mutex<FdStructs> = std::sync::Mutex::new(FdStructs {
+    seen: Vec::new(),
+    leftover_cas: std::collections::BTreeMap::new(),
+});
+
+fn fd_structs() -> std::sync::MutexGuard<'static, FdStructs> {
+    FD_STRUCTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Counts connection structures the way C does: one per descriptor number ever used.
-pub fn note_conn_struct(fd: RawFd) {
-    use std::sync::Mutex;
-    static SEEN: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+/// Returns the CAS the descriptor's last connection left behind (0: none).
+pub fn note_conn_struct(fd: RawFd) -> u64 {
     if fd < 0 {
-        return;
+        return 0;
     }
     let (word, bit) = (fd as usize / 64, fd as usize % 64);
-    if let Ok(mut seen) = SEEN.lock() {
-        if seen.len() <= word {
-            seen.resize(word + 1, 0);
-        }
-        if seen[word] & (1 << bit) == 0 {
-            seen[word] |= 1 << bit;
-            STATS.conn_structs.fetch_add(1, Relaxed);
-        }
+    let mut t = fd_structs();
+    if t.seen.len() <= word {
+        t.seen.resize(word + 1, 0);
+    }
+    if t.seen[word] & (1 << bit) == 0 {
+        t.seen[word] |= 1 << bit;
+        STATS.conn_structs.fetch_add(1, Relaxed);
+    }
+    if t.leftover_cas.is_empty() {
+        0
+    } else {
+        t.leftover_cas.remove(&fd).unwrap_or(0)
+    }
+}
+
+/// Keeps a closing connection's CAS for the next connection on its descriptor.
+fn keep_leftover_cas(fd: RawFd, cas: u64) {
+    if cas != 0 {
+        fd_structs().leftover_cas.insert(fd, cas);
     }
 }
 
@@ -1488,6 +1520,7 @@ impl Conn {
         self.set_state(ConnState::Closed);
         self.ev = None;
         conn_slot_close(self.fd);
+        keep_leftover_cas(self.fd, std::mem::take(&mut self.cas));
         sys::close(self.fd);
         self.close_reason = CloseReason::None;
         ALLOW_NEW_CONNS.store(true, Relaxed);

@@ -82,8 +82,6 @@ pub struct BinState {
     /// Echoed as received.
     pub opaque: [u8; 4],
     pub req_cas: u64,
-    /// CAS put in the reply header.
-    pub cas: u64,
     /// Replies to successes are suppressed (quiet opcodes).
     pub noreply: bool,
 }
@@ -120,16 +118,12 @@ pub fn try_read_command(c: &mut Conn) -> bool {
         bodylen: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
         opaque: [h[12], h[13], h[14], h[15]],
         req_cas: u64::from_be_bytes([h[16], h[17], h[18], h[19], h[20], h[21], h[22], h[23]]),
-        cas: 0,
         noreply: false,
     };
     let need = HEADER_LEN + b.keylen as usize + b.extlen as usize;
     if c.rbytes < need {
-        // More bytes needed; a request that cannot fit the buffer at all is refused.
-        if need > c.rbuf.len() {
-            c.bin = b;
-            return dispatch_oversized(c);
-        }
+        // More bytes needed. A header whose key cannot fit the read buffer waits too, as in
+        // C: once the buffer is full the next read gets nothing and the connection closes.
         return false;
     }
     if !c.resp_start() {
@@ -137,6 +131,8 @@ pub fn try_read_command(c: &mut Conn) -> bool {
         return true;
     }
     c.bin = b;
+    // The CAS a reply carries, set by the commands that return one.
+    c.cas = 0;
     c.last_cmd_time_now();
     let start = c.rcurr + HEADER_LEN;
     let mut ext = [0u8; 20];
@@ -152,21 +148,10 @@ pub fn try_read_command(c: &mut Conn) -> bool {
     true
 }
 
-/// A header whose key and extras cannot fit the read buffer: C would wait forever for them;
-/// the only answer that ends it is the one C gives for a key that is too long.
-fn dispatch_oversized(c: &mut Conn) -> bool {
-    if !c.resp_start() {
-        c.set_state(ConnState::Closing);
-        return true;
-    }
-    c.rbytes = 0;
-    protocol_error(c);
-    true
-}
-
 /// Writes a response header into the current response (C's add_bin_header).
 fn add_header(c: &mut Conn, status: u16, extlen: u8, keylen: u16, bodylen: u32) {
     let b = c.bin;
+    let cas = c.cas;
     let Some(r) = c.resp() else { return };
     r.wbuf.clear();
     r.item = None;
@@ -179,7 +164,7 @@ fn add_header(c: &mut Conn, status: u16, extlen: u8, keylen: u16, bodylen: u32) 
     r.wbuf.extend_from_slice(&status.to_be_bytes());
     r.wbuf.extend_from_slice(&bodylen.to_be_bytes());
     r.wbuf.extend_from_slice(&b.opaque);
-    r.wbuf.extend_from_slice(&b.cas.to_be_bytes());
+    r.wbuf.extend_from_slice(&cas.to_be_bytes());
     if settings::verbose() > 1 {
         let fd = c.fd;
         if let Some(r) = c.resp() {
@@ -462,6 +447,9 @@ fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
         st.get(key, Some(ts), true)
     };
     let found = found.filter(|it| it.refcount() <= 60000);
+    if stats::detail_enabled() {
+        stats::prefix_record_get(key, found.is_some());
+    }
     match found {
         Some(it) => {
             if touch {
@@ -515,13 +503,6 @@ fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
                 write_error(c, KEY_ENOENT, None, 0);
             }
         }
-    }
-    if stats::detail_enabled() {
-        let hit = c
-            .resps
-            .back()
-            .is_some_and(|r| r.item.is_some() || cmd == TOUCH);
-        stats::prefix_record_get(key, hit);
     }
 }
 
@@ -644,7 +625,7 @@ pub fn complete_nread(c: &mut Conn, mut it: ItemRef) {
         false,
         worker.counters(),
     );
-    c.bin.cas = out.cas;
+    c.cas = out.cas;
     match out.result {
         StoreResult::Stored => write_response(c, &[], &[], &[]),
         StoreResult::Exists => write_error(c, KEY_EEXISTS, None, 0),
@@ -721,7 +702,7 @@ fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok())
                 .unwrap_or(0);
-            c.bin.cas = it.cas();
+            c.cas = it.cas();
             write_response(c, &[], &[], &value.to_be_bytes());
         }
         Delta::NonNumeric => write_error(c, DELTA_BADVAL, None, 0),
@@ -738,7 +719,7 @@ fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
             match ops::create_number(&l, initial, exptime, cas_in, worker.counters()) {
                 Created::Stored(_, cas) => {
                     drop(l);
-                    c.bin.cas = cas;
+                    c.cas = cas;
                     write_response(c, &[], &[], &initial.to_be_bytes());
                 }
                 Created::NotStored => write_error(c, NOT_STORED, None, 0),

@@ -478,11 +478,18 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
             get_error(c, "SERVER_ERROR out of memory writing get response");
             return;
         }
-        first = false;
+        let first_key = std::mem::take(&mut first);
         if key.len() > KEY_MAX_LENGTH {
-            // C drops every reply queued so far and answers only the error, which it re-sends
-            // with its line ending already included: the reply ends in two "\r\n".
-            get_error(c, "CLIENT_ERROR bad command line format\r\n");
+            // C drops every reply queued so far and answers only the error its key's response
+            // holds, re-sent with the line ending already included: the reply ends in two
+            // "\r\n". Only the command's first response is quiet under noreply; its error is
+            // never written, so an empty line goes out.
+            let held = if first_key && c.noreply {
+                ""
+            } else {
+                "CLIENT_ERROR bad command line format\r\n"
+            };
+            get_error(c, held);
             return;
         }
         let found = match touch {
@@ -541,13 +548,15 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
     }
 }
 
-/// Replaces a get's queued replies with one error line (C's process_get_command_err).
+/// Replaces a get's queued replies with one error line (C's process_get_command_err), in
+/// a new response object, which noreply does not silence.
 fn get_error(c: &mut Conn, msg: &str) {
     c.release_items();
     if !c.resp_start() {
         c.set_state(ConnState::Closing);
         return;
     }
+    c.noreply = false;
     c.out_string(msg);
 }
 
