@@ -13,8 +13,13 @@
 
 use std::sync::atomic::AtomicU16;
 
+mod crawl;
+mod expand;
+mod item_ref;
 pub mod key_lock;
+mod lru;
 pub mod ops;
+mod stats;
 pub mod store;
 
 /// Linked into the hash table and an LRU.
