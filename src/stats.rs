@@ -352,6 +352,54 @@ pub fn current_time() -> u32 {
     CURRENT_TIME.load(Relaxed)
 }
 
+/// Largest relative expiry; larger values are absolute unix times (C's REALTIME_MAXDELTA).
+const REALTIME_MAXDELTA: i64 = 60 * 60 * 24 * 30;
+
+/// The server clock as request parsing reads it, passed in so parsers stay pure functions.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Seconds since start (C's current_time).
+    pub now: u32,
+    /// Unix time the clock counts from (C's process_started).
+    pub process_started: i64,
+}
+
+impl Clock {
+    /// The running server's clock.
+    #[inline]
+    pub fn now() -> Clock {
+        Clock {
+            now: current_time(),
+            process_started: PROCESS_STARTED.load(Relaxed),
+        }
+    }
+
+    /// A client exptime in server time (C's realtime with EXPTIME_TO_POSITIVE_TIME: a
+    /// negative one is already expired).
+    pub fn realtime(&self, exptime: i32) -> u32 {
+        self.realtime_wide(if exptime < 0 {
+            REALTIME_MAXDELTA + 1
+        } else {
+            exptime as i64
+        })
+    }
+
+    /// C's realtime on a time_t: the binary protocol's unsigned 32-bit expiry times go
+    /// through it unchanged (no negative-means-expired rule).
+    pub fn realtime_wide(&self, exptime: i64) -> u32 {
+        if exptime == 0 {
+            return 0;
+        }
+        if exptime > REALTIME_MAXDELTA {
+            if exptime <= self.process_started {
+                return 1;
+            }
+            return (exptime - self.process_started) as u32;
+        }
+        (exptime + self.now as i64) as u32
+    }
+}
+
 /// Serialises `stats reset` against itself (C's STATS_LOCK around the reset).
 pub static RESET_LOCK: Mutex<()> = Mutex::new(());
 

@@ -103,24 +103,14 @@ pub fn try_read_command(c: &mut Conn) -> bool {
             )
         );
     }
-    if h[0] != REQ_MAGIC {
+    let Some(b) = decode_header(h) else {
         if settings::verbose() > 0 {
             eprintln!("Invalid magic:  {:x}", h[0]);
         }
         c.set_state(ConnState::Closing);
         return true;
-    }
-    let b = BinState {
-        cmd: h[1],
-        opcode: h[1],
-        keylen: u16::from_be_bytes([h[2], h[3]]),
-        extlen: h[4],
-        bodylen: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
-        opaque: [h[12], h[13], h[14], h[15]],
-        req_cas: u64::from_be_bytes([h[16], h[17], h[18], h[19], h[20], h[21], h[22], h[23]]),
-        noreply: false,
     };
-    let need = HEADER_LEN + b.keylen as usize + b.extlen as usize;
+    let need = b.head_len();
     if c.rbytes < need {
         // More bytes needed. A header whose key cannot fit the read buffer waits too, as in
         // C: once the buffer is full the next read gets nothing and the connection closes.
@@ -268,24 +258,63 @@ fn out_of_memory(c: &mut Conn, text: &str) {
     write_error(c, ENOMEM, Some(text), 0);
 }
 
-fn dispatch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
-    let b = c.bin;
+/// What C's checks of a request's lengths decide before running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Run `cmd` (quiet opcodes mapped to their loud forms, `noreply` set for them).
+    Run,
+    /// "Unknown command", then `n` body bytes are swallowed (unknown opcodes; SASL, which
+    /// this build answers as a server without SASL).
+    Unknown(usize),
+    /// Key and extras longer than the body: "Unknown command", then close.
+    BadLengths,
+    /// A body over 1 GiB: "Invalid arguments", then close.
+    TooLarge,
+    /// Lengths an opcode does not allow (C's handle_binary_protocol_error): "Invalid
+    /// arguments", then close.
+    ProtocolError,
+}
+
+/// Decodes a request header (at least 24 bytes): None when the magic byte is wrong.
+pub fn decode_header(h: &[u8]) -> Option<BinState> {
+    if h.len() < HEADER_LEN || h[0] != REQ_MAGIC {
+        return None;
+    }
+    Some(BinState {
+        cmd: h[1],
+        opcode: h[1],
+        keylen: u16::from_be_bytes([h[2], h[3]]),
+        extlen: h[4],
+        bodylen: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+        opaque: [h[12], h[13], h[14], h[15]],
+        req_cas: u64::from_be_bytes([h[16], h[17], h[18], h[19], h[20], h[21], h[22], h[23]]),
+        noreply: false,
+    })
+}
+
+impl BinState {
+    /// Bytes of the header, extras and key: what must be read before the request runs.
+    pub fn head_len(&self) -> usize {
+        HEADER_LEN + self.keylen as usize + self.extlen as usize
+    }
+}
+
+/// C's length checks, in C's order (process_bin_packet and the per-opcode checks of
+/// dispatch_bin_command); maps a quiet opcode to its loud form with `noreply`. A pure
+/// function of the header.
+pub fn classify(b: &mut BinState) -> Verdict {
     let (extlen, keylen, bodylen) = (b.extlen as u32, b.keylen as u32, b.bodylen);
     if keylen > bodylen || keylen + extlen > bodylen {
-        write_error(c, UNKNOWN_COMMAND, None, 0);
-        c.close_after_write = true;
-        return;
+        return Verdict::BadLengths;
     }
     if bodylen > BODY_MAX {
-        write_error(c, EINVAL, None, 0);
-        c.close_after_write = true;
-        return;
+        return Verdict::TooLarge;
     }
-    c.bin.noreply = true;
-    if key.len() > KEY_MAX_LENGTH {
-        return protocol_error(c);
+    b.noreply = true;
+    if keylen as usize > KEY_MAX_LENGTH {
+        return Verdict::ProtocolError;
     }
-    c.bin.cmd = match b.opcode {
+    b.cmd = match b.opcode {
         SETQ => SET,
         ADDQ => ADD,
         REPLACEQ => REPLACE,
@@ -301,115 +330,78 @@ fn dispatch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
         GATQ => GAT,
         GATKQ => GATK,
         op => {
-            c.bin.noreply = false;
+            b.noreply = false;
             op
         }
     };
-    let ok = match c.bin.cmd {
-        VERSION => {
-            let ok = extlen == 0 && keylen == 0 && bodylen == 0;
-            if ok {
-                write_response(c, &[], &[], crate::VERSION.as_bytes());
-            }
-            ok
-        }
-        FLUSH => {
-            let ok = keylen == 0 && bodylen == extlen && (extlen == 0 || extlen == 4);
-            if ok {
-                process_flush(c, ext);
-            }
-            ok
-        }
-        NOOP => {
-            let ok = extlen == 0 && keylen == 0 && bodylen == 0;
-            if ok {
-                write_response(c, &[], &[], &[]);
-                // noop flushes the pipeline.
-                c.set_state(ConnState::Mwrite);
-            }
-            ok
-        }
-        SET | ADD | REPLACE => {
-            let ok = extlen == 8 && keylen != 0 && bodylen >= keylen + 8;
-            if ok {
-                process_update(c, ext, key);
-            }
-            ok
-        }
-        GET | GETK => {
-            let ok = extlen == 0 && bodylen == keylen && keylen > 0;
-            if ok {
-                process_get_or_touch(c, ext, key);
-            }
-            ok
-        }
-        DELETE => {
-            let ok = keylen > 0 && extlen == 0 && bodylen == keylen;
-            if ok {
-                process_delete(c, key);
-            }
-            ok
-        }
-        INCREMENT | DECREMENT => {
-            let ok = keylen > 0 && extlen == 20 && bodylen == keylen + extlen;
-            if ok {
-                process_incr(c, ext, key);
-            }
-            ok
-        }
-        APPEND | PREPEND => {
-            let ok = keylen > 0 && extlen == 0;
-            if ok {
-                process_append_prepend(c, key);
-            }
-            ok
-        }
-        STAT => {
-            let ok = extlen == 0;
-            if ok {
-                process_stat(c, key);
-            }
-            ok
-        }
-        QUIT => {
-            let ok = keylen == 0 && extlen == 0 && bodylen == 0;
-            if ok {
-                write_response(c, &[], &[], &[]);
-                c.set_state(ConnState::Mwrite);
-                c.close_after_write = true;
-                c.close_reason = CloseReason::Normal;
-            }
-            ok
-        }
-        // No SASL in this build: C answers as a server without SASL does.
+    let ok = match b.cmd {
+        VERSION | NOOP | QUIT => extlen == 0 && keylen == 0 && bodylen == 0,
+        FLUSH => keylen == 0 && bodylen == extlen && (extlen == 0 || extlen == 4),
+        SET | ADD | REPLACE => extlen == 8 && keylen != 0 && bodylen >= keylen + 8,
+        GET | GETK => extlen == 0 && bodylen == keylen && keylen > 0,
+        DELETE => keylen > 0 && extlen == 0 && bodylen == keylen,
+        INCREMENT | DECREMENT => keylen > 0 && extlen == 20 && bodylen == keylen + extlen,
+        APPEND | PREPEND => keylen > 0 && extlen == 0,
+        STAT => extlen == 0,
         SASL_LIST_MECHS => {
-            let ok = extlen == 0 && keylen == 0 && bodylen == 0;
-            if ok {
-                write_error(c, UNKNOWN_COMMAND, None, (bodylen - keylen) as usize);
+            if extlen == 0 && keylen == 0 && bodylen == 0 {
+                return Verdict::Unknown(0);
             }
-            ok
+            false
         }
         SASL_AUTH | SASL_STEP => {
-            let ok = extlen == 0 && keylen != 0;
-            if ok {
-                write_error(c, UNKNOWN_COMMAND, None, (bodylen - keylen) as usize);
+            if extlen == 0 && keylen != 0 {
+                return Verdict::Unknown((bodylen - keylen) as usize);
             }
-            ok
+            false
         }
-        TOUCH | GAT | GATK => {
-            let ok = extlen == 4 && keylen != 0;
-            if ok {
-                process_get_or_touch(c, ext, key);
-            }
-            ok
-        }
-        _ => {
-            write_error(c, UNKNOWN_COMMAND, None, bodylen as usize);
-            true
-        }
+        TOUCH | GAT | GATK => extlen == 4 && keylen != 0,
+        _ => return Verdict::Unknown(bodylen as usize),
     };
-    if !ok {
-        protocol_error(c);
+    if ok {
+        Verdict::Run
+    } else {
+        Verdict::ProtocolError
+    }
+}
+
+fn dispatch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
+    match classify(&mut c.bin) {
+        Verdict::BadLengths => {
+            write_error(c, UNKNOWN_COMMAND, None, 0);
+            c.close_after_write = true;
+            return;
+        }
+        Verdict::TooLarge => {
+            write_error(c, EINVAL, None, 0);
+            c.close_after_write = true;
+            return;
+        }
+        Verdict::ProtocolError => return protocol_error(c),
+        Verdict::Unknown(n) => return write_error(c, UNKNOWN_COMMAND, None, n),
+        Verdict::Run => {}
+    }
+    match c.bin.cmd {
+        VERSION => write_response(c, &[], &[], crate::VERSION.as_bytes()),
+        FLUSH => process_flush(c, ext),
+        NOOP => {
+            write_response(c, &[], &[], &[]);
+            // noop flushes the pipeline.
+            c.set_state(ConnState::Mwrite);
+        }
+        SET | ADD | REPLACE => process_update(c, ext, key),
+        GET | GETK | TOUCH | GAT | GATK => process_get_or_touch(c, ext, key),
+        DELETE => process_delete(c, key),
+        INCREMENT | DECREMENT => process_incr(c, ext, key),
+        APPEND | PREPEND => process_append_prepend(c, key),
+        STAT => process_stat(c, key),
+        QUIT => {
+            write_response(c, &[], &[], &[]);
+            c.set_state(ConnState::Mwrite);
+            c.close_after_write = true;
+            c.close_reason = CloseReason::Normal;
+        }
+        _ => write_error(c, UNKNOWN_COMMAND, None, c.bin.bodylen as usize),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::items::ops::{self, Created, Delta, StoreCmd, StoreResult};
 use crate::items::store::{self, ItemRef};
 use crate::items::{ITEM_FETCHED, ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT};
 use crate::settings::cnum;
-use crate::stats::{self, current_time};
+use crate::stats::{self, current_time, Clock};
 use std::io::Write;
 
 /// Most tokens a meta request may have (C's MFLAG_MAX_OPT_LENGTH).
@@ -17,40 +17,45 @@ const MAX_OPT_TOKENS: usize = 20;
 /// Longest opaque (`O`) token (C's MFLAG_MAX_OPAQUE_LENGTH).
 const MAX_OPAQUE_LENGTH: usize = 32;
 /// Longest key.
-const KEY_MAX_LENGTH: usize = 250;
+pub const KEY_MAX_LENGTH: usize = 250;
 /// Refcount above which a fetch is refused rather than risk overflow (C's IT_REFCOUNT_LIMIT).
 const REFCOUNT_LIMIT: u16 = 60000;
 
 /// What a request's flags ask for (C's struct _meta_flags).
-#[derive(Default)]
-struct Flags {
-    key_binary: bool,
+#[derive(Default, Debug)]
+pub struct Flags {
+    pub key_binary: bool,
     /// Length of the decoded key when `key_binary`.
-    bin_len: usize,
-    locked: bool,
-    vivify: bool,
-    autoviv_exptime: u32,
-    exptime: u32,
-    new_ttl: bool,
-    recache_time: u32,
-    value: bool,
-    no_update: bool,
-    no_reply: bool,
-    remove_val: bool,
-    client_flags: u32,
-    has_cas: bool,
-    req_cas_id: u64,
-    has_cas_in: bool,
-    cas_id_in: u64,
-    mode: u8,
-    initial: u64,
-    delta: u64,
-    set_stale: bool,
+    pub bin_len: usize,
+    pub locked: bool,
+    pub vivify: bool,
+    pub autoviv_exptime: u32,
+    pub exptime: u32,
+    pub new_ttl: bool,
+    pub recache_time: u32,
+    pub value: bool,
+    pub no_update: bool,
+    pub no_reply: bool,
+    pub remove_val: bool,
+    pub client_flags: u32,
+    pub has_cas: bool,
+    pub req_cas_id: u64,
+    pub has_cas_in: bool,
+    pub cas_id_in: u64,
+    pub mode: u8,
+    pub initial: u64,
+    pub delta: u64,
+    pub set_stale: bool,
 }
 
 impl Flags {
     /// The key the request names: the decoded bytes with `b`, else the key token.
-    fn key<'a>(&self, line: &'a [u8], t: &Tokens, binkey: &'a [u8; KEY_MAX_LENGTH]) -> &'a [u8] {
+    pub fn key<'a>(
+        &self,
+        line: &'a [u8],
+        t: &Tokens,
+        binkey: &'a [u8; KEY_MAX_LENGTH],
+    ) -> &'a [u8] {
         if self.key_binary {
             &binkey[..self.bin_len]
         } else {
@@ -133,13 +138,16 @@ fn arg(tok: &[u8]) -> Option<&[u8]> {
     }
 }
 
-/// Reads the flags from token `start` on (C's _meta_flag_preparse). Errors as C reports
-/// them: some stop at once, argument errors are reported after every flag was looked at.
-fn preparse(
+/// Reads the flags from token `start` on (C's _meta_flag_preparse): a pure function of the
+/// line, its tokens and the clock (for TTLs). Errors as C reports them: some stop at once,
+/// argument errors are reported after every flag was looked at. A `b` key is decoded into
+/// `binkey`.
+pub fn parse_flags(
     line: &[u8],
     t: &Tokens,
     start: usize,
     binkey: &mut [u8; KEY_MAX_LENGTH],
+    clock: &Clock,
 ) -> Result<Flags, &'static str> {
     let mut f = Flags::default();
     let key = t.get(line, 1).unwrap_or(b"");
@@ -154,7 +162,7 @@ fn preparse(
     // Flags seen so far, one bit per byte value 64..127. Every flag is a letter: a token
     // starting below 64 (a digit) is an invalid flag at its first occurrence already.
     let mut seen = 0u64;
-    let exp = |a: Option<&[u8]>| a.and_then(tok_to_i32).map(realtime);
+    let exp = |a: Option<&[u8]>| a.and_then(tok_to_i32).map(|e| clock.realtime(e));
     for i in start..t.ntokens {
         // Only flags with an argument need the token itself.
         let tok = || t.get(line, i).unwrap_or(b"");
@@ -314,7 +322,7 @@ fn err(c: &mut Conn, msg: &str) {
 pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let mut binkey = [0u8; KEY_MAX_LENGTH];
-    let f = match preparse(line, t, 2, &mut binkey) {
+    let f = match parse_flags(line, t, 2, &mut binkey, &Clock::now()) {
         Ok(f) => f,
         Err(e) => return err(c, e),
     };
@@ -531,7 +539,7 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
         c.set_state(ConnState::Swallow);
     };
     let mut binkey = [0u8; KEY_MAX_LENGTH];
-    let f = match preparse(line, t, 3, &mut binkey) {
+    let f = match parse_flags(line, t, 3, &mut binkey, &Clock::now()) {
         Ok(f) => f,
         Err(e) => return swallow(c, e),
     };
@@ -683,7 +691,7 @@ pub fn finalize_mset(c: &mut Conn, it: &ItemRef, out: ops::StoreOutcome) {
 pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let mut binkey = [0u8; KEY_MAX_LENGTH];
-    let f = match preparse(line, t, 2, &mut binkey) {
+    let f = match parse_flags(line, t, 2, &mut binkey, &Clock::now()) {
         Ok(f) => f,
         Err(e) => return err(c, e),
     };
@@ -776,7 +784,7 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
 pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let mut binkey = [0u8; KEY_MAX_LENGTH];
-    let mut f = match preparse(line, t, 2, &mut binkey) {
+    let mut f = match parse_flags(line, t, 2, &mut binkey, &Clock::now()) {
         Ok(f) => f,
         Err(_) => return err(c, "CLIENT_ERROR invalid or duplicate flag"),
     };

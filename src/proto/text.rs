@@ -405,32 +405,14 @@ pub fn engine_stats(sub: &[u8], out: &mut dyn stats::StatSink) -> bool {
 
 /// Longest key (C's KEY_MAX_LENGTH).
 const KEY_MAX_LENGTH: usize = 250;
-/// Largest relative expiry; larger values are absolute unix times (C's REALTIME_MAXDELTA).
-const REALTIME_MAXDELTA: i64 = 60 * 60 * 24 * 30;
-
 /// Converts a client exptime to server time (C's realtime with EXPTIME_TO_POSITIVE_TIME).
 pub fn realtime(exptime: i32) -> u32 {
-    realtime_wide(if exptime < 0 {
-        REALTIME_MAXDELTA + 1
-    } else {
-        exptime as i64
-    })
+    stats::Clock::now().realtime(exptime)
 }
 
-/// C's realtime on a time_t: the binary protocol's unsigned 32-bit expiry times go through
-/// it unchanged (no negative-means-expired rule).
+/// C's realtime on a time_t (the binary protocol's expiry times).
 pub fn realtime_wide(exptime: i64) -> u32 {
-    if exptime == 0 {
-        return 0;
-    }
-    if exptime > REALTIME_MAXDELTA {
-        let started = stats::PROCESS_STARTED.load(std::sync::atomic::Ordering::Relaxed);
-        if exptime <= started {
-            return 1;
-        }
-        return (exptime - started) as u32;
-    }
-    (exptime + stats::current_time() as i64) as u32
+    stats::Clock::now().realtime_wide(exptime)
 }
 
 /// `get`/`gets` (C's process_get_command): one reply per hit, pointing into item memory, and
