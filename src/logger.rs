@@ -203,7 +203,7 @@ pub fn item_store(
 }
 
 /// An item evicted from a COLD tail (C's LOGGER_EVICTION).
-pub fn eviction(key: &[u8], exptime: u32, time: u32, it_flags: u16, nbytes: i32, clsid: u8) {
+pub fn eviction(key: &[u8], exptime: u32, time: u32, fetched: bool, nbytes: i32, clsid: u8) {
     let now = current_time();
     let exp: i64 = if exptime > 0 {
         exptime.wrapping_sub(now) as i64
@@ -211,10 +211,10 @@ pub fn eviction(key: &[u8], exptime: u32, time: u32, it_flags: u16, nbytes: i32,
         -1
     };
     let la = now.wrapping_sub(time);
-    log_entry(E_EVICTION, LOG_EVICTIONS, 24 + key.len(), |d| {
+    log_entry(E_EVICTION, LOG_EVICTIONS, 23 + key.len(), |d| {
         d.extend_from_slice(&exp.to_ne_bytes());
         d.extend_from_slice(&la.to_ne_bytes());
-        d.extend_from_slice(&it_flags.to_ne_bytes());
+        d.push(fetched as u8);
         d.extend_from_slice(&nbytes.to_ne_bytes());
         d.push(clsid);
         put_key(d, key);
@@ -424,14 +424,13 @@ fn render(entry: &[u8], out: &mut Vec<u8>) -> Option<Rendered> {
         E_EVICTION => {
             let exp = r.i64();
             let la = r.u32();
-            let it_flags = r.u16();
+            let fetched = r.u8() != 0;
             let nbytes = r.i32();
             let clsid = r.u8();
             let key = r.key();
             head(out);
             out.extend_from_slice(b"type=eviction key=");
             uriencode(key, out);
-            let fetched = it_flags & crate::items::ITEM_FETCHED != 0;
             let _ = writeln!(
                 out,
                 " fetch={} ttl={} la={} clsid={} size={}",

@@ -555,7 +555,7 @@ unsafe fn active_rescue(st: &Store, m: &mut Mover, a: &Locked) {
                     items::key(it),
                     (*it).exptime,
                     (*it).time,
-                    (*it).it_flags,
+                    (*it).it_flags & items::ITEM_FETCHED != 0,
                     (*it).nbytes,
                     items::clsid_of((*it).slabs_clsid),
                 );

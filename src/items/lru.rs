@@ -215,7 +215,7 @@ impl Store {
                                     items::key(search),
                                     exp,
                                     it_time,
-                                    (*search).it_flags,
+                                    (*search).it_flags & ITEM_FETCHED != 0,
                                     (*search).nbytes,
                                     items::clsid_of((*search).slabs_clsid),
                                 );
