@@ -23,8 +23,9 @@ build:
 # building libevent from libevent-sys's bundled source, and Perl's prove and modules for t/.
 SETUP_PKGS := cmake libclang-dev make perl netcat-openbsd
 # For the tests only: Debian's C memcached (1.6.18), which t/stats-vs-debian.t starts on a
-# port of its own to compare stat names with (its packaged service is not used).
-TEST_PKGS := memcached
+# port of its own to compare stat names with (its packaged service is not used), and
+# valgrind, under which t/stop-valgrind.t runs the server through each kind of stop.
+TEST_PKGS := memcached valgrind
 setup:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(SETUP_PKGS)"
 

@@ -157,6 +157,30 @@ fn accept_new_conns(on: bool) {
     });
 }
 
+/// Frees the dispatcher's listener and retry-timer events. They sit in a thread-local, whose
+/// destructor would otherwise run at process exit, after the event base they point into is
+/// gone; C likewise frees its main base last.
+fn free_listen_events() {
+    LISTEN.with(|l| {
+        let mut l = l.borrow_mut();
+        for slot in l.events.drain(..) {
+            drop(slot.borrow_mut().take());
+        }
+        l.fds.clear();
+        l.retry = None;
+    });
+}
+
+/// Declared right after the dispatcher's base so that it drops first on every return from
+/// `main`, early error returns included.
+struct ListenEventsGuard;
+
+impl Drop for ListenEventsGuard {
+    fn drop(&mut self) {
+        free_listen_events();
+    }
+}
+
 /// Polls every 10ms while accepting is off, until a connection has closed.
 struct MaxconnsRetry;
 
@@ -609,6 +633,7 @@ pub fn main(argv: Vec<String>) -> i32 {
             return 1;
         }
     };
+    let _listen_events = ListenEventsGuard;
 
     // The clock starts ITEM_UPDATE_INTERVAL + 2 seconds in, so relative times are never 0.
     let started = std::time::SystemTime::now()

@@ -115,6 +115,20 @@ pub enum OptionName {
     Sub(&'static str),
 }
 
+/// The [`NOT_YET_BUILT`] entry of an extstore sub-option.
+macro_rules! extstore_option {
+    ($name:literal) => {
+        NotYetBuilt {
+            option: OptionName::Sub($name),
+            message: concat!(
+                "memcached: -o ",
+                $name,
+                " (extstore) is not supported by this build yet"
+            ),
+        }
+    };
+}
+
 /// One entry of [`NOT_YET_BUILT`].
 #[derive(Debug, Clone, Copy)]
 pub struct NotYetBuilt {
@@ -127,9 +141,14 @@ pub struct NotYetBuilt {
 /// on stderr and exit status 1 when the parser reaches it. Remove an entry once the subsystem
 /// exists: the parser already stores the option like C does.
 ///
+/// Extstore's sub-options (C's storage_read_config names: the `ext_*` ones and
+/// `slab_automove_freeratio`) are listed too, so that an extstore configuration is refused with
+/// a message naming extstore rather than as an unknown option; the parser only knows their
+/// names so far.
+///
 /// Options of subsystems the reference build lacks are refused exactly as that build refuses
 /// them, without this list: `-Z` and `-S` ("This server is not built with ... support.", exit
-/// 64), `-o ssl_*`, `-o ext_*`, `-o proxy_*` ("Illegal suboption", exit 1).
+/// 64), `-o ssl_*`, `-o proxy_*` ("Illegal suboption", exit 1).
 pub const NOT_YET_BUILT: &[NotYetBuilt] = &[
     NotYetBuilt {
         option: OptionName::Short(b'e'),
@@ -143,6 +162,21 @@ pub const NOT_YET_BUILT: &[NotYetBuilt] = &[
         option: OptionName::Sub("drop_privileges"),
         message: "memcached: -o drop_privileges (seccomp syscall filter) is not supported by this build yet",
     },
+    extstore_option!("ext_page_size"),
+    extstore_option!("ext_wbuf_size"),
+    extstore_option!("ext_threads"),
+    extstore_option!("ext_io_depth"),
+    extstore_option!("ext_path"),
+    extstore_option!("ext_item_size"),
+    extstore_option!("ext_item_age"),
+    extstore_option!("ext_low_ttl"),
+    extstore_option!("ext_recache_rate"),
+    extstore_option!("ext_compact_under"),
+    extstore_option!("ext_drop_under"),
+    extstore_option!("ext_max_sleep"),
+    extstore_option!("ext_max_frag"),
+    extstore_option!("ext_drop_unread"),
+    extstore_option!("slab_automove_freeratio"),
 ];
 
 /// Everything memcached's `struct settings` holds, plus the process options C keeps in
@@ -498,6 +532,8 @@ enum Sub {
     ReadBufMemLimit,
     RelaxedPrivileges,
     SockCookieId,
+    /// An extstore sub-option: refused through `NOT_YET_BUILT` until extstore exists.
+    Extstore,
 }
 
 const SUBOPTS: &[(&str, Sub)] = &[
@@ -541,6 +577,21 @@ const SUBOPTS: &[(&str, Sub)] = &[
     ("read_buf_mem_limit", Sub::ReadBufMemLimit),
     ("relaxed_privileges", Sub::RelaxedPrivileges),
     ("sock_cookie_id", Sub::SockCookieId),
+    ("ext_page_size", Sub::Extstore),
+    ("ext_wbuf_size", Sub::Extstore),
+    ("ext_threads", Sub::Extstore),
+    ("ext_io_depth", Sub::Extstore),
+    ("ext_path", Sub::Extstore),
+    ("ext_item_size", Sub::Extstore),
+    ("ext_item_age", Sub::Extstore),
+    ("ext_low_ttl", Sub::Extstore),
+    ("ext_recache_rate", Sub::Extstore),
+    ("ext_compact_under", Sub::Extstore),
+    ("ext_drop_under", Sub::Extstore),
+    ("ext_max_sleep", Sub::Extstore),
+    ("ext_max_frag", Sub::Extstore),
+    ("ext_drop_unread", Sub::Extstore),
+    ("slab_automove_freeratio", Sub::Extstore),
 ];
 
 fn lookup_subopt(name: &[u8]) -> Option<(&'static str, Sub)> {
@@ -1028,6 +1079,9 @@ impl Parser<'_, '_> {
                 // C passes the missing value to strtoul and crashes; refuse it instead.
                 None => return Err(con.fail("Missing sock_cookie_id argument", 1)),
             },
+            // `suboptions` refuses these before they get here (NOT_YET_BUILT); should that
+            // entry go before extstore exists, still refuse rather than accept and ignore.
+            Sub::Extstore => return Err(con.fail("memcached: extstore is not built", 1)),
         }
         Ok(())
     }
@@ -1769,8 +1823,8 @@ mod tests {
     fn absent_subsystem_suboptions_are_illegal() {
         for (opt, quoted) in [
             ("ssl_key=x", "ssl_key=x"),
-            ("ext_path=/tmp/x:1G", "ext_path=/tmp/x:1G"),
             ("proxy_config=x", "proxy_config=x"),
+            ("ext_bogus=1", "ext_bogus=1"),
             ("bogus", "bogus"),
             ("maxconns_fast,bogus,no_modern", "bogus,no_modern"),
         ] {
@@ -2040,6 +2094,38 @@ mod tests {
         let s = ok(&["-o", "track_sizes", "-I", "2m"]);
         assert!(s.track_sizes.load(Relaxed));
         assert_eq!(s.track_sizes_item_size_max, 1 << 20);
+    }
+
+    #[test]
+    fn extstore_suboptions_name_extstore() {
+        fails(
+            &["-o", "ext_path=/tmp/x:1G"],
+            1,
+            "memcached: -o ext_path (extstore) is not supported by this build yet\n",
+        );
+        // Refused when reached, whatever its value, after the options before it.
+        fails(
+            &["-o", "modern,ext_threads,ext_path=/tmp/x:1G", "-c", "0"],
+            1,
+            "memcached: -o ext_threads (extstore) is not supported by this build yet\n",
+        );
+        fails(
+            &["-c", "0", "-o", "ext_path=/tmp/x:1G"],
+            1,
+            "Maximum connections must be greater than 0\n",
+        );
+        let names: Vec<&str> = NOT_YET_BUILT
+            .iter()
+            .filter(|e| e.message.contains("(extstore)"))
+            .map(|e| match e.option {
+                OptionName::Sub(n) => n,
+                OptionName::Short(_) => "",
+            })
+            .collect();
+        assert_eq!(names.len(), 15);
+        for (name, sub) in SUBOPTS {
+            assert_eq!(*sub == Sub::Extstore, names.contains(name), "{name}");
+        }
     }
 
     #[test]

@@ -158,6 +158,15 @@ pub fn init(n: usize) {
                 std::process::exit(1);
             }
         };
+        // C's workers hold a second notifier, for IO queue completions (extstore, proxy);
+        // ours has no use for it yet but holds one too. The maxconns check is on descriptor
+        // numbers, so every descriptor C holds before its first client must be held here as
+        // well for the same connection to be refused (and for fds in logs and `stats conns`
+        // to match). It stays open for the life of the process.
+        if let Err(e) = sys::eventfd() {
+            sys::perror("Can't create notify pipe", &e);
+            std::process::exit(1);
+        }
         list.push(Worker {
             index,
             queue: Mutex::new(VecDeque::new()),
@@ -165,7 +174,8 @@ pub fn init(n: usize) {
             stats: ThreadStats::default(),
             class_stats: ClassStats::default(),
         });
-        // Each worker reserves descriptors for its own use, as C counts them.
+        // The five a worker holds: its two notifiers, and its event base's epoll descriptor
+        // and signal pipe (C's count).
         STATS.reserved_fds.fetch_add(5, Relaxed);
     }
     let _ = WORKERS.set(list);

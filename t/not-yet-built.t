@@ -1,0 +1,101 @@
+#!/usr/bin/env perl
+# Options C memcached accepts whose subsystem this port does not have yet
+# (restartable cache, ascii auth, the seccomp filter, extstore) stop the
+# server at once: a message naming the missing part on stderr, exit status 1.
+# This is the port's own behaviour: the C reference build (no extstore)
+# answers the ext_* sub-options with "Illegal suboption" and accepts -e/-Y.
+
+use strict;
+use warnings;
+
+use Test::More;
+use FindBin qw($Bin);
+use lib "$Bin/lib";
+use MemcachedTest;
+
+use File::Temp qw(tempdir);
+use POSIX qw(WNOHANG);
+
+my $exe = get_memcached_exe();
+my $tmp = tempdir(CLEANUP => 1);
+my @as_root = $< == 0 ? ('-u', 'root') : ();
+
+# Runs the server with ARGS; one that does start is killed after 5 seconds.
+# Returns { rc, out, err, timed_out }.
+my $runs = 0;
+sub run_binary {
+    my (@args) = @_;
+    $runs++;
+    my ($out_file, $err_file) = ("$tmp/out.$runs", "$tmp/err.$runs");
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        open(STDIN, '<', '/dev/null');
+        open(STDOUT, '>', $out_file);
+        open(STDERR, '>', $err_file);
+        { no warnings 'exec'; exec { $exe } $exe, @as_root, @args; }
+        POSIX::_exit(127);
+    }
+    my $deadline = time() + 5;
+    my $timed_out = 0;
+    while (waitpid($pid, WNOHANG) == 0) {
+        if (time() > $deadline) {
+            $timed_out = 1;
+            kill('KILL', $pid);
+            waitpid($pid, 0);
+            last;
+        }
+        MemcachedTest::sleep(0.01);
+    }
+    my %r = (rc => $? >> 8, timed_out => $timed_out);
+    for my $k (qw(out err)) {
+        open(my $fh, '<', $k eq 'out' ? $out_file : $err_file) or die "$k: $!";
+        local $/;
+        $r{$k} = <$fh> // '';
+    }
+    return \%r;
+}
+
+my $yet = "is not supported by this build yet\n";
+my @ext = qw(ext_page_size ext_wbuf_size ext_threads ext_io_depth ext_path
+             ext_item_size ext_item_age ext_low_ttl ext_recache_rate
+             ext_compact_under ext_drop_under ext_max_sleep ext_max_frag
+             ext_drop_unread slab_automove_freeratio);
+my $sock = "$tmp/never.sock";
+
+# [args, stderr]
+my @cases = (
+    [['-e', "$tmp/memory"], "memcached: -e (restartable cache) $yet"],
+    [["--memory-file=$tmp/memory"], "memcached: -e (restartable cache) $yet"],
+    [['-Y', "$tmp/auth"], "memcached: -Y (ascii authentication) $yet"],
+    [['-o', 'drop_privileges'],
+        "memcached: -o drop_privileges (seccomp syscall filter) $yet"],
+    (map { [['-o', "$_=1"], "memcached: -o $_ (extstore) $yet"] } @ext),
+    [['-o', 'ext_path=/tmp/extstore:64m'], "memcached: -o ext_path (extstore) $yet"],
+    # No value: refused on the name, as with one.
+    [['-o', 'ext_path'], "memcached: -o ext_path (extstore) $yet"],
+    # The first one reached is named; options before it are handled first.
+    [['-o', 'modern,ext_wbuf_size=8,ext_path=/tmp/x:1G'],
+        "memcached: -o ext_wbuf_size (extstore) $yet"],
+    [['-o', 'ext_threads=4', '-o', 'ext_path=/tmp/x:1G'],
+        "memcached: -o ext_threads (extstore) $yet"],
+    [['-c', '0', '-o', 'ext_path=/tmp/x:1G'],
+        "Maximum connections must be greater than 0\n"],
+);
+
+for my $case (@cases) {
+    my ($args, $err) = @$case;
+    my $name = join(' ', @$args);
+    my $r = run_binary(@$args, '-s', $sock);
+    is($r->{err}, $err, "'$name': stderr");
+    is($r->{out}, '', "'$name': nothing on stdout");
+    is($r->{rc}, 1, "'$name': exit status 1");
+    ok(!$r->{timed_out} && !-e $sock, "'$name': the server did not start");
+}
+
+# A name that only starts like one is still an unknown sub-option.
+my $r = run_binary('-o', 'ext_bogus=1', '-s', $sock);
+is($r->{out}, "Illegal suboption \"ext_bogus=1\"\n", "ext_bogus: Illegal suboption");
+is($r->{rc}, 1, "ext_bogus: exit status 1");
+
+done_testing();
