@@ -81,22 +81,7 @@ impl ConnState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Local,
-    Tcp,
-    Udp,
-}
-
-/// Why a connection closed (logged by `watch connevents` later).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    None,
-    Normal,
-    Error,
-    IdleTimeout,
-    Shutdown,
-}
+pub use crate::lent::{CloseReason, Transport};
 
 /// Set when a worker closes a connection: the dispatcher may accept again (C's allow_new_conns).
 pub static ALLOW_NEW_CONNS: AtomicBool = AtomicBool::new(true);

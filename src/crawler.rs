@@ -7,17 +7,17 @@
 //!
 //! `lru_crawler metadump|mgdump <classes|all|hash>` stream every live item's metadata (or a
 //! `mg` line per key) to the client from this thread: the client's worker lends the
-//! connection (`thread::LentConn`), the walk fills a buffer that is written out with poll
+//! connection (`lent::LentConn`), the walk fills a buffer that is written out with poll
 //! between steps (never while an item lock is held), and the connection goes back to its
 //! worker after the terminator. `hash` walks the hash table instead of the LRUs.
 
 use crate::items::store::{
     self, CrawlStep, DumpItem, VisitStep, COLD_LRU, HOT_LRU, POWER_LARGEST, TEMP_LRU, WARM_LRU,
 };
+use crate::lent::LentConn;
 use crate::settings;
 use crate::stats::{current_time, STATS};
 use crate::sys;
-use crate::thread::LentConn;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -158,7 +158,7 @@ impl DumpClient {
         if kind == Kind::Mgdump {
             b.extend_from_slice(b"mg ");
             if it.it_flags & crate::items::ITEM_KEY_BINARY != 0 {
-                crate::proto::meta::base64_encode(it.key, b);
+                crate::base64::base64_encode(it.key, b);
                 b.extend_from_slice(b" b\r\n");
             } else {
                 b.extend_from_slice(it.key);

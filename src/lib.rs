@@ -2,15 +2,19 @@
 //! doc/architecture.md maps each module to its C counterpart and to the threads that run it.
 
 pub mod assoc;
+pub mod base64;
 pub mod conn;
 pub mod crawler;
 pub mod daemon;
 pub mod event;
 pub mod hash;
+pub mod hooks;
 pub mod items;
+pub mod lent;
 pub mod logger;
 pub mod lru_maintainer;
 pub mod proto;
+pub mod report;
 pub mod server;
 pub mod settings;
 pub mod slab_automove;

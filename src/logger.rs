@@ -3,16 +3,15 @@
 //! (`mc-log`) drains every buffer, renders each entry as C's text line and copies it into
 //! the buffer of each watcher interested in its type, then writes watcher buffers to their
 //! sockets. `watch` turns a client connection into a watcher: its worker lends the socket to
-//! this thread (`thread::LentConn`) and gets it back, to close, when the client goes away.
+//! this thread (`lent::LentConn`) and gets it back, to close, when the client goes away.
 //!
 //! Producers only log when some watcher wants that type: one relaxed load of [`EFLAGS`] (C's
 //! per-logger eflags, which C keeps equal on every logger) guards every call site, so nothing
 //! is formatted, locked or allocated per request while nobody watches.
 
-use crate::conn::{CloseReason, Transport};
+use crate::lent::{CloseReason, LentConn, Transport};
 use crate::stats::{current_time, STATS};
 use crate::sys::{self, SockAddr};
-use crate::thread::LentConn;
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

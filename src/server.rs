@@ -17,13 +17,6 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// Why the main loop stops (C's stop_main_loop values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopKind {
-    Normal,
-    Graceful,
-}
-
 const NOT_STOPPING: i32 = 0;
 const EXIT_NORMALLY: i32 = 1;
 const GRACE_STOP: i32 = 3;
@@ -31,16 +24,9 @@ const GRACE_STOP: i32 = 3;
 static STOP_MAIN_LOOP: AtomicI32 = AtomicI32::new(NOT_STOPPING);
 static SIG_HUP: AtomicBool = AtomicBool::new(false);
 
-/// Asks the main loop to stop (signals and `shutdown`).
-pub fn request_stop(kind: StopKind) {
-    STOP_MAIN_LOOP.store(
-        if kind == StopKind::Graceful {
-            GRACE_STOP
-        } else {
-            EXIT_NORMALLY
-        },
-        Relaxed,
-    );
+/// Asks the main loop to stop, gracefully or not (`shutdown [graceful]`).
+pub fn request_stop(graceful: bool) {
+    STOP_MAIN_LOOP.store(if graceful { GRACE_STOP } else { EXIT_NORMALLY }, Relaxed);
 }
 
 extern "C" fn on_sigterm(_: c_int) {
@@ -55,28 +41,15 @@ extern "C" fn on_sighup(_: c_int) {
 
 // ---- clock ----
 
-static CLOCK_PAUSED: AtomicBool = AtomicBool::new(false);
-static CLOCK_DELTA: AtomicI64 = AtomicI64::new(0);
 static MONOTONIC_START: AtomicI64 = AtomicI64::new(0);
-
-/// `debugtime p|r`: freeze or resume the server clock.
-pub fn set_clock_paused(p: bool) {
-    CLOCK_PAUSED.store(p, Relaxed);
-}
-
-/// `debugtime N`: shift the clock (C adds the running delta to the current time again).
-pub fn clock_add_delta(d: i64) {
-    let delta = CLOCK_DELTA.fetch_add(d, Relaxed) + d;
-    let now = CURRENT_TIME.load(Relaxed) as i64;
-    CURRENT_TIME.store((now + delta) as u32, Relaxed);
-}
 
 /// Updates the server clock (C's clock_handler body).
 fn clock_tick() {
-    if CLOCK_PAUSED.load(Relaxed) {
+    if crate::stats::CLOCK_PAUSED.load(Relaxed) {
         return;
     }
-    let now = sys::monotonic_secs() - MONOTONIC_START.load(Relaxed) + CLOCK_DELTA.load(Relaxed);
+    let now = sys::monotonic_secs() - MONOTONIC_START.load(Relaxed)
+        + crate::stats::CLOCK_DELTA.load(Relaxed);
     CURRENT_TIME.store(now as u32, Relaxed);
 }
 
@@ -625,6 +598,8 @@ pub fn main(argv: Vec<String>) -> i32 {
         return 1;
     }
     crate::items::store::init(s);
+    // What commands may ask of this layer: the stats reports and a stop.
+    crate::hooks::register(crate::report::HOOKS);
 
     let base = match EventBase::new() {
         Some(b) => b,

@@ -30,65 +30,11 @@ pub enum QueueItem {
     Stop,
 }
 
-/// A client connection lent by its worker to a side thread (the logger for `watch`, the LRU
-/// crawler for dumps; C's conn_watch hand-off). The worker has parked the connection with no
-/// event and does not touch its descriptor until this loan ends, so the borrower alone reads
-/// and writes `fd()` meanwhile. Ending the loan (`give_back`, `close`, or dropping it, which
-/// closes) queues the connection back to its worker.
-pub struct LentConn {
-    fd: RawFd,
-    worker: &'static Worker,
-    ended: bool,
-}
+pub use crate::lent::LentConn;
 
-impl LentConn {
-    /// Made by the worker that parks the connection (see `conn::Conn::lend`).
-    pub(crate) fn new(fd: RawFd, worker: &'static Worker) -> LentConn {
-        LentConn {
-            fd,
-            worker,
-            ended: false,
-        }
-    }
-
-    /// The client socket (non-blocking).
-    pub fn fd(&self) -> RawFd {
-        self.fd
-    }
-
-    /// Returns the connection to its worker, which resumes reading commands (C's
-    /// redispatch_conn).
-    pub fn give_back(mut self) {
-        self.end(false);
-    }
-
-    /// Ends a loan the borrower refused at once, while the lending worker still runs the
-    /// connection's command (it takes the connection back itself; nothing is queued).
-    pub(crate) fn cancel(mut self) {
-        self.ended = true;
-    }
-
-    /// Has the worker close the connection (C's sidethread_conn_close).
-    pub fn close(mut self) {
-        self.end(true);
-    }
-
-    fn end(&mut self, close: bool) {
-        if self.ended {
-            return;
-        }
-        self.ended = true;
-        if close && crate::settings::verbose() > 1 {
-            eprintln!("<{} connection closing from side thread.", self.fd);
-        }
-        self.worker
-            .notify(QueueItem::Redispatch { fd: self.fd, close });
-    }
-}
-
-impl Drop for LentConn {
-    fn drop(&mut self) {
-        self.end(true);
+impl crate::lent::LoanOwner for Worker {
+    fn end_loan(&self, fd: RawFd, close: bool) {
+        self.notify(QueueItem::Redispatch { fd, close });
     }
 }
 

@@ -165,6 +165,7 @@ impl Store {
 
     /// `stats reset` of the per-LRU counters (C's item_stats_reset).
     pub fn reset_item_stats(&self) {
+        TOTAL_ITEMS.store(0, Relaxed);
         for id in 0..POWER_LARGEST {
             self.lru(id as u8).stats = ItemStatsCounters::default();
         }

@@ -2,7 +2,7 @@
 //! extras/key/body lengths, quiet variants, and response packets. Values are read straight
 //! into items as the text protocol does; the "\r\n" that items keep is added here.
 
-use super::text::{self, realtime_wide};
+use super::text::realtime_wide;
 use crate::conn::{CloseReason, Conn, ConnState};
 use crate::items::ops::{self, Created, Delta, StoreCmd, StoreResult};
 use crate::items::store::{self, ItemRef};
@@ -803,15 +803,9 @@ fn process_stat(c: &mut Conn, key: &[u8]) {
         opaque: c.bin.opaque,
     };
     if key.is_empty() {
-        let totals = crate::thread::stats_aggregate();
-        stats::server_stats(
-            &mut sink,
-            &totals,
-            &crate::thread::class_totals(),
-            s.num_threads,
-        );
+        (crate::hooks::get().general)(&mut sink);
     } else if key.starts_with(b"reset") {
-        text::stats_reset_all();
+        (crate::hooks::get().reset)();
     } else if key.starts_with(b"settings") {
         settings::write_stats_settings(&mut sink);
     } else if key.starts_with(b"detail") {
@@ -830,7 +824,7 @@ fn process_stat(c: &mut Conn, key: &[u8]) {
         } else {
             return write_error(c, KEY_ENOENT, None, 0);
         }
-    } else if !text::engine_stats(key, &mut sink) {
+    } else if !(crate::hooks::get().engine)(key, &mut sink) {
         return write_error(c, KEY_ENOENT, None, 0);
     }
     sink.packet(&[], &[]);

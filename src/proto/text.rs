@@ -8,7 +8,6 @@ use crate::items::store::{self, ItemRef};
 use crate::settings;
 use crate::settings::cnum;
 use crate::stats;
-use crate::thread;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Highest level `verbosity` accepts (C's MAX_VERBOSITY_LEVEL).
@@ -175,11 +174,11 @@ fn process_shutdown_command(c: &mut Conn, line: &[u8], req: &Request) {
     if t.ntokens == 1 {
         c.close_reason = CloseReason::Shutdown;
         c.set_state(ConnState::Closing);
-        crate::server::request_stop(crate::server::StopKind::Normal);
+        (crate::hooks::get().stop)(false);
     } else if t.ntokens == 2 && t.get(line, 1) == Some(b"graceful") {
         c.close_reason = CloseReason::Shutdown;
         c.set_state(ConnState::Closing);
-        crate::server::request_stop(crate::server::StopKind::Graceful);
+        (crate::hooks::get().stop)(true);
     } else {
         c.out_string("CLIENT_ERROR invalid shutdown mode");
     }
@@ -191,16 +190,16 @@ fn process_debugtime_command(c: &mut Conn, line: &[u8], req: &Request) {
     match t.get(line, 1) {
         None => c.out_string("ERROR"),
         Some(b"p") => {
-            crate::server::set_clock_paused(true);
+            stats::set_clock_paused(true);
             c.out_string("OK");
         }
         Some(b"r") => {
-            crate::server::set_clock_paused(false);
+            stats::set_clock_paused(false);
             c.out_string("OK");
         }
         Some(tok) => match super::tokenizer::tok_to_i64(tok) {
             Some(delta) => {
-                crate::server::clock_add_delta(delta);
+                stats::clock_add_delta(delta);
                 c.out_string("OK");
             }
             None => c.out_string("ERROR"),
@@ -274,14 +273,9 @@ fn process_debugitem_command(c: &mut Conn, line: &[u8], req: &Request) {
 fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let mut out = Vec::with_capacity(4096);
+    let hooks = crate::hooks::get();
     if t.ntokens <= 1 {
-        let totals = thread::stats_aggregate();
-        stats::server_stats(
-            &mut out,
-            &totals,
-            &thread::class_totals(),
-            settings::get().num_threads,
-        );
+        (hooks.general)(&mut out);
     } else {
         // C compares only as many bytes as the client sent ("stats set" means settings),
         // in this order, before the exact names of get_stats.
@@ -289,7 +283,7 @@ fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
         let is = |name: &[u8]| name.starts_with(sub);
         let s = settings::get();
         if is(b"reset") {
-            stats_reset_all();
+            (hooks.reset)();
             c.out_string("RESET");
             return;
         } else if is(b"detail") {
@@ -343,8 +337,8 @@ fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
             c.write_body(out);
             return;
         } else if is(b"conns") {
-            crate::conn::write_stats_conns(&mut out);
-        } else if engine_stats(sub, &mut out) {
+            (hooks.conns)(&mut out);
+        } else if (hooks.engine)(sub, &mut out) {
         } else {
             c.out_string("ERROR");
             return;
@@ -352,55 +346,6 @@ fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
     }
     out.extend_from_slice(b"END\r\n");
     c.write_body(out);
-}
-
-/// `stats reset` (C's stats_reset): global, per-thread, per-LRU and prefix counters.
-pub fn stats_reset_all() {
-    let _g = stats::RESET_LOCK.lock();
-    stats::STATS.reset();
-    thread::stats_reset();
-    if let Some(st) = store::store() {
-        st.reset_item_stats();
-    }
-}
-
-/// The stats groups named exactly (C's get_stats with a subcommand): items, slabs, sizes.
-/// False for any other name.
-pub fn engine_stats(sub: &[u8], out: &mut dyn stats::StatSink) -> bool {
-    if sub == b"items" {
-        if let Some(st) = store::store() {
-            st.write_item_stats(out, &thread::class_totals());
-        }
-    } else if sub == b"slabs" {
-        let ct = thread::class_totals();
-        crate::slabs::with_slabs(|s| {
-            s.write_stats(out, &|cls, o| {
-                let r = &ct.slab[cls];
-                stats::append_stat(o, &format!("{}:get_hits", cls), ct.get_hits(cls));
-                for (i, name) in [
-                    "cmd_set",
-                    "delete_hits",
-                    "incr_hits",
-                    "decr_hits",
-                    "cas_hits",
-                    "cas_badval",
-                    "touch_hits",
-                ]
-                .iter()
-                .enumerate()
-                {
-                    stats::append_stat(o, &format!("{}:{}", cls, name), r[i]);
-                }
-            })
-        });
-    } else if sub == b"sizes" {
-        if let Some(st) = store::store() {
-            st.write_sizes_stats(out);
-        }
-    } else {
-        return false;
-    }
-    true
 }
 
 /// Longest key (C's KEY_MAX_LENGTH).
