@@ -12,6 +12,7 @@
 
 use crate::event::{self, Disposition, Event, EventBase, Handler};
 use crate::items::store::ItemRef;
+use crate::proto::session::Session;
 use crate::settings::{self, Protocol};
 use crate::stats::{self, current_time, STATS};
 use crate::sys;
@@ -539,9 +540,58 @@ impl Conn {
             }
         }
         match self.protocol {
-            Protocol::Binary => crate::proto::binary::try_read_command(self),
+            Protocol::Binary => self.try_read_command_binary(),
             _ => self.try_read_command_ascii(),
         }
+    }
+
+    /// Frames one binary request (C's try_read_command_binary): once its header, extras and
+    /// key are in the read buffer, the protocol runs it. False when more bytes are needed.
+    fn try_read_command_binary(&mut self) -> bool {
+        use crate::proto::binary::{self as bin, HEADER_LEN};
+        if self.rbytes < HEADER_LEN {
+            return false;
+        }
+        let h = &self.rbuf[self.rcurr..self.rcurr + HEADER_LEN];
+        if settings::verbose() > 1 {
+            let (title, prefix) = (
+                format!("<{} Read binary protocol data:", self.fd),
+                format!("<{}   ", self.fd),
+            );
+            eprint!("{}", bin::dump_header(&title, &prefix, h));
+        }
+        let Some(b) = bin::decode_header(h) else {
+            if settings::verbose() > 0 {
+                eprintln!("Invalid magic:  {:x}", h[0]);
+            }
+            self.set_state(ConnState::Closing);
+            return true;
+        };
+        let need = b.head_len();
+        if self.rbytes < need {
+            // More bytes needed. A header whose key cannot fit the read buffer waits too, as
+            // in C: once the buffer is full the next read gets nothing and the connection
+            // closes.
+            return false;
+        }
+        if !self.resp_start() {
+            self.set_state(ConnState::Closing);
+            return true;
+        }
+        self.last_cmd_time_now();
+        let start = self.rcurr + HEADER_LEN;
+        let mut ext = [0u8; 20];
+        let en = (b.extlen as usize).min(ext.len());
+        ext[..en].copy_from_slice(&self.rbuf[start..start + en]);
+        let kstart = start + b.extlen as usize;
+        let key_range = kstart..kstart + b.keylen as usize;
+        self.rbytes -= need;
+        self.rcurr += need;
+        // The key is read in place; the buffer is lent out for the call.
+        let rbuf = std::mem::take(&mut self.rbuf);
+        bin::process_request(self, b, &ext, &rbuf[key_range]);
+        self.rbuf = rbuf;
+        true
     }
 
     fn try_read_command_ascii(&mut self) -> bool {
@@ -691,25 +741,6 @@ impl Conn {
     }
 
     // ---- lending to side threads ----
-
-    /// Lends the connection to a side thread (C's conn_watch hand-off): the connection stops
-    /// when the current event returns and is parked without an event until the loan ends.
-    /// Replies queued for this command are dropped; unparsed input stays for afterwards.
-    pub fn lend(&mut self) -> crate::thread::LentConn {
-        self.release_resps();
-        self.set_state(ConnState::Watch);
-        crate::thread::LentConn::new(self.fd, self.worker)
-    }
-
-    /// Takes back a loan the side thread refused at once (the command is still running on
-    /// this worker): the connection continues with a fresh response for the error reply.
-    pub fn unlend(&mut self, lent: crate::thread::LentConn) {
-        lent.cancel();
-        self.set_state(ConnState::NewCmd);
-        if !self.resp_start() {
-            self.set_state(ConnState::Closing);
-        }
-    }
 
     // ---- closing ----
 

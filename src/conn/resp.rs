@@ -5,109 +5,18 @@
 //! what a connection borrows and returns. Also the connection's reply methods built on them
 //! (C's resp_start, out_string, out_errstring, write_and_free and conn_release_items).
 
-use super::{Conn, ConnState, Transport};
+use super::{CloseReason, Conn, ConnState, Transport};
+use crate::items::ops::{Counters, StoreCmd};
 use crate::items::store::ItemRef;
+use crate::lent::LentConn;
+use crate::proto::binary::BinState;
+use crate::proto::session::{Next, Session};
 use crate::settings;
-use crate::sys;
 use crate::thread::Worker;
 use std::cell::RefCell;
+use std::os::unix::io::RawFd;
 
-/// Size of a pooled read buffer (C's READ_BUFFER_SIZE).
-pub const READ_BUFFER_SIZE: usize = 16384;
-/// Size of a response's line buffer (C's WRITE_BUFFER_SIZE).
-pub const WRITE_BUFFER_SIZE: usize = 1024;
-
-/// One queued reply (C's mc_resp). It is written as up to four parts, in this order: the line
-/// buffer, the value of a held item (pointing into item memory; the reference is released when
-/// the reply is done), an owned body, and a static tail such as "END\r\n".
-pub struct Resp {
-    /// Reply line(s) built in place; at most WRITE_BUFFER_SIZE for out_string replies.
-    pub wbuf: Vec<u8>,
-    /// An item whose value is sent after `wbuf`.
-    pub item: Option<ItemRef>,
-    /// Bytes of the value's end not sent (binary replies leave out the "\r\n").
-    pub item_trim: usize,
-    /// Static bytes sent last.
-    pub tail: &'static [u8],
-    /// A large body written after `wbuf` (C's write_and_free), e.g. a stats dump.
-    pub body: Vec<u8>,
-    /// Bytes of this response already written.
-    pub(super) sent: usize,
-    /// Nothing of this response is sent (noreply).
-    pub skip: bool,
-    /// A meta set waits for its value: `wbuf` holds the return flags it asked for.
-    pub mset_res: bool,
-    /// A meta set with `I`: a lower CAS may store the value as stale.
-    pub set_stale: bool,
-    // UDP: where the reply goes and how it is split into datagrams.
-    pub(super) request_id: u16,
-    pub(super) request_addr: sys::SockAddr,
-    /// The bundle and slot this object belongs to (see `Bundle`).
-    home: (u32, u8),
-    pub(super) udp_sequence: u16,
-    pub(super) udp_total: u16,
-}
-
-impl Resp {
-    fn new() -> Resp {
-        Resp {
-            wbuf: Vec::with_capacity(WRITE_BUFFER_SIZE),
-            item: None,
-            item_trim: 0,
-            tail: b"",
-            body: Vec::new(),
-            sent: 0,
-            skip: false,
-            mset_res: false,
-            set_stale: false,
-            request_id: 0,
-            request_addr: sys::SockAddr::empty(),
-            udp_sequence: 0,
-            udp_total: 0,
-            home: (0, 0),
-        }
-    }
-
-    pub(super) fn reset(&mut self) {
-        self.wbuf.clear();
-        self.item = None;
-        self.item_trim = 0;
-        self.tail = b"";
-        if self.body.capacity() > READ_BUFFER_SIZE {
-            self.body = Vec::new();
-        } else {
-            self.body.clear();
-        }
-        self.sent = 0;
-        self.skip = false;
-        self.mset_res = false;
-        self.set_stale = false;
-        self.udp_sequence = 0;
-        self.udp_total = 0;
-    }
-
-    /// The byte ranges to send, in order: line buffer, the item's value (one piece per chunk
-    /// of a chunked item), body, tail.
-    pub(super) fn parts(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut left = self
-            .item
-            .as_ref()
-            .map_or(0, |it| it.value_len().saturating_sub(self.item_trim));
-        let value = self.item.as_ref().map(|it| it.segments());
-        let value = value.into_iter().flatten().map(move |seg| {
-            let n = seg.len().min(left);
-            left -= n;
-            &seg[..n]
-        });
-        std::iter::once(&self.wbuf[..])
-            .chain(value)
-            .chain([&self.body[..], self.tail])
-    }
-
-    pub(super) fn total(&self) -> usize {
-        self.parts().map(|p| p.len()).sum()
-    }
-}
+pub use crate::proto::response::{Resp, READ_BUFFER_SIZE, WRITE_BUFFER_SIZE};
 
 /// The worker's caches of read buffers and response objects (C's rbuf_cache and resp bundles),
 /// kept per thread so that idle connections hold no buffers. The read-buffer cache obeys
@@ -418,13 +327,22 @@ pub(super) fn resp_give(r: Box<Resp>) {
     })
 }
 
-// ---- a connection's replies ----
+// ---- the connection as commands see it ----
 
-impl Conn {
-    /// Starts the response object of a new command (C's resp_start). False when none can be
-    /// had (the caller closes the connection or reports the shortage).
-    #[must_use]
-    pub fn resp_start(&mut self) -> bool {
+impl Session for Conn {
+    fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    fn counters(&self) -> Counters<'static> {
+        self.worker.counters()
+    }
+
+    fn queued(&self) -> usize {
+        self.resps.len()
+    }
+
+    fn resp_start(&mut self) -> bool {
         let Some(mut r) = resp_take() else {
             return false;
         };
@@ -438,9 +356,7 @@ impl Conn {
         true
     }
 
-    /// The current command's response (starting one if none is queued); None when no
-    /// response object can be had, and the connection is then set to close.
-    pub fn resp(&mut self) -> Option<&mut Resp> {
+    fn resp(&mut self) -> Option<&mut Resp> {
         if self.resps.is_empty() && !self.resp_start() {
             self.set_state(ConnState::Closing);
             return None;
@@ -448,56 +364,78 @@ impl Conn {
         self.resps.back_mut().map(|r| &mut **r)
     }
 
-    /// Replies with one line plus "\r\n" (C's out_string), honouring noreply.
-    pub fn out_string(&mut self, s: &str) {
-        let noreply = self.noreply;
-        let fd = self.fd;
-        let Some(r) = self.resp() else {
-            return;
-        };
-        r.reset();
-        if noreply {
-            r.skip = true;
-            if settings::verbose() > 1 {
-                eprintln!(">{} NOREPLY {}", fd, s);
-            }
-            self.set_state(ConnState::NewCmd);
-            return;
-        }
-        if settings::verbose() > 1 {
-            eprintln!(">{} {}", fd, s);
-        }
-        let s = if s.len() + 2 > WRITE_BUFFER_SIZE {
-            "SERVER_ERROR output line too long"
-        } else {
-            s
-        };
-        r.wbuf.extend_from_slice(s.as_bytes());
-        r.wbuf.extend_from_slice(b"\r\n");
-        self.set_state(ConnState::NewCmd);
-    }
-
-    /// Like out_string but ignores noreply, so clients see protocol errors.
-    pub fn out_errstring(&mut self, s: &str) {
-        self.noreply = false;
-        self.out_string(s);
-    }
-
-    /// Queues a pre-built body as the current response (C's write_and_free).
-    pub fn write_body(&mut self, body: Vec<u8>) {
-        let Some(r) = self.resp() else {
-            return;
-        };
-        r.body = body;
-        self.set_state(ConnState::NewCmd);
-    }
-
-    /// Drops every queued reply, releasing the items they hold (C's conn_release_items).
-    pub fn release_items(&mut self) {
+    fn release_items(&mut self) {
         self.item = None;
         self.release_resps();
     }
 
+    fn noreply(&self) -> bool {
+        self.noreply
+    }
+
+    fn set_noreply(&mut self, noreply: bool) {
+        self.noreply = noreply;
+    }
+
+    fn set_next(&mut self, next: Next) {
+        let state = match next {
+            Next::NewCmd => ConnState::NewCmd,
+            Next::Flush => ConnState::Mwrite,
+            Next::ReadValue => ConnState::Nread,
+            Next::Swallow(n) => {
+                self.sbytes = n;
+                ConnState::Swallow
+            }
+            Next::Close => ConnState::Closing,
+            Next::Lent => ConnState::Watch,
+        };
+        self.set_state(state);
+    }
+
+    fn close_after_write(&mut self) {
+        self.close_after_write = true;
+    }
+
+    fn set_close_reason(&mut self, reason: CloseReason) {
+        self.close_reason = reason;
+    }
+
+    fn read_value(&mut self, it: ItemRef, len: usize, cmd: StoreCmd) {
+        self.item = Some(it);
+        self.ritem = 0;
+        self.rlbytes = len;
+        self.store_cmd = cmd;
+        self.set_next(Next::ReadValue);
+    }
+
+    fn store_cmd(&self) -> StoreCmd {
+        self.store_cmd
+    }
+
+    fn cas(&mut self) -> &mut u64 {
+        &mut self.cas
+    }
+
+    fn bin(&mut self) -> &mut BinState {
+        &mut self.bin
+    }
+
+    fn lend(&mut self) -> LentConn {
+        self.release_resps();
+        self.set_next(Next::Lent);
+        LentConn::new(self.fd, self.worker)
+    }
+
+    fn unlend(&mut self, lent: LentConn) {
+        lent.cancel();
+        self.set_next(Next::NewCmd);
+        if !self.resp_start() {
+            self.set_next(Next::Close);
+        }
+    }
+}
+
+impl Conn {
     pub(super) fn release_resps(&mut self) {
         while let Some(r) = self.resps.pop_front() {
             resp_give(r);

@@ -2,10 +2,11 @@
 //! extras/key/body lengths, quiet variants, and response packets. Values are read straight
 //! into items as the text protocol does; the "\r\n" that items keep is added here.
 
+use super::session::{Next, Session};
 use super::text::realtime_wide;
-use crate::conn::{CloseReason, Conn, ConnState};
 use crate::items::ops::{self, Created, Delta, StoreCmd, StoreResult};
 use crate::items::store::{self, ItemRef};
+use crate::lent::CloseReason;
 use crate::settings;
 use crate::stats::{self, StatSink};
 use std::sync::atomic::Ordering::Relaxed;
@@ -86,62 +87,20 @@ pub struct BinState {
     pub noreply: bool,
 }
 
-/// Parses one request if its header, extras and key are in the read buffer (C's
-/// try_read_command_binary). Returns false when more bytes are needed.
-pub fn try_read_command(c: &mut Conn) -> bool {
-    if c.rbytes < HEADER_LEN {
-        return false;
-    }
-    let h = &c.rbuf[c.rcurr..c.rcurr + HEADER_LEN];
-    if settings::verbose() > 1 {
-        eprint!(
-            "{}",
-            dump_header(
-                &format!("<{} Read binary protocol data:", c.fd),
-                &format!("<{}   ", c.fd),
-                h
-            )
-        );
-    }
-    let Some(b) = decode_header(h) else {
-        if settings::verbose() > 0 {
-            eprintln!("Invalid magic:  {:x}", h[0]);
-        }
-        c.set_state(ConnState::Closing);
-        return true;
-    };
-    let need = b.head_len();
-    if c.rbytes < need {
-        // More bytes needed. A header whose key cannot fit the read buffer waits too, as in
-        // C: once the buffer is full the next read gets nothing and the connection closes.
-        return false;
-    }
-    if !c.resp_start() {
-        c.set_state(ConnState::Closing);
-        return true;
-    }
-    c.bin = b;
+/// Runs one request whose header, extras and key have been read (the part of C's
+/// try_read_command_binary after the framing): `ext` holds the extras (zero-padded), `key`
+/// the key.
+pub fn process_request(c: &mut dyn Session, b: BinState, ext: &[u8; 20], key: &[u8]) {
+    *c.bin() = b;
     // The CAS a reply carries, set by the commands that return one.
-    c.cas = 0;
-    c.last_cmd_time_now();
-    let start = c.rcurr + HEADER_LEN;
-    let mut ext = [0u8; 20];
-    let en = (b.extlen as usize).min(ext.len());
-    ext[..en].copy_from_slice(&c.rbuf[start..start + en]);
-    let kstart = start + b.extlen as usize;
-    let key_range = kstart..kstart + b.keylen as usize;
-    c.rbytes -= need;
-    c.rcurr += need;
-    let rbuf = std::mem::take(&mut c.rbuf);
-    dispatch(c, &ext, &rbuf[key_range]);
-    c.rbuf = rbuf;
-    true
+    *c.cas() = 0;
+    dispatch(c, ext, key);
 }
 
 /// Writes a response header into the current response (C's add_bin_header).
-fn add_header(c: &mut Conn, status: u16, extlen: u8, keylen: u16, bodylen: u32) {
-    let b = c.bin;
-    let cas = c.cas;
+fn add_header(c: &mut dyn Session, status: u16, extlen: u8, keylen: u16, bodylen: u32) {
+    let b = *c.bin();
+    let cas = *c.cas();
     let Some(r) = c.resp() else { return };
     r.wbuf.clear();
     r.item = None;
@@ -156,7 +115,7 @@ fn add_header(c: &mut Conn, status: u16, extlen: u8, keylen: u16, bodylen: u32) 
     r.wbuf.extend_from_slice(&b.opaque);
     r.wbuf.extend_from_slice(&cas.to_be_bytes());
     if settings::verbose() > 1 {
-        let fd = c.fd;
+        let fd = c.fd();
         if let Some(r) = c.resp() {
             eprint!(
                 "{}",
@@ -171,7 +130,7 @@ fn add_header(c: &mut Conn, status: u16, extlen: u8, keylen: u16, bodylen: u32) 
 }
 
 /// A header as C's -vv traces print it: a title, then four bytes per line.
-fn dump_header(title: &str, line_prefix: &str, h: &[u8]) -> String {
+pub fn dump_header(title: &str, line_prefix: &str, h: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::from(title);
     for (i, b) in h.iter().enumerate() {
@@ -186,7 +145,7 @@ fn dump_header(title: &str, line_prefix: &str, h: &[u8]) -> String {
 }
 
 /// An error reply with C's texts; then the value is swallowed, or the reply flushed.
-fn write_error(c: &mut Conn, status: u16, text: Option<&str>, swallow: usize) {
+fn write_error(c: &mut dyn Session, status: u16, text: Option<&str>, swallow: usize) {
     let text = text.unwrap_or(match status {
         ENOMEM => "Out of memory",
         UNKNOWN_COMMAND => "Unknown command",
@@ -200,7 +159,7 @@ fn write_error(c: &mut Conn, status: u16, text: Option<&str>, swallow: usize) {
         _ => "UNHANDLED ERROR",
     });
     if settings::verbose() > 1 {
-        eprintln!(">{} Writing an error: {}", c.fd, text);
+        eprintln!(">{} Writing an error: {}", c.fd(), text);
     }
     add_header(c, status, 0, 0, text.len() as u32);
     if let Some(r) = c.resp() {
@@ -208,29 +167,30 @@ fn write_error(c: &mut Conn, status: u16, text: Option<&str>, swallow: usize) {
         r.wbuf.extend_from_slice(text.as_bytes());
     }
     if swallow > 0 {
-        c.sbytes = swallow;
-        c.set_state(ConnState::Swallow);
+        c.set_next(Next::Swallow(swallow));
     } else {
-        c.set_state(ConnState::Mwrite);
+        c.set_next(Next::Flush);
     }
 }
 
 /// Invalid arguments, then hang up (C's handle_binary_protocol_error).
-fn protocol_error(c: &mut Conn) {
+fn protocol_error(c: &mut dyn Session) {
     write_error(c, EINVAL, None, 0);
     if settings::verbose() > 0 {
+        let op = c.bin().opcode;
         eprintln!(
             "Protocol error (opcode {:02x}), close connection {}",
-            c.bin.opcode, c.fd
+            op,
+            c.fd()
         );
     }
-    c.close_after_write = true;
+    c.close_after_write();
 }
 
 /// A success reply with `extras`, `key` and `value` (C's write_bin_response); suppressed
 /// for quiet opcodes except the get family.
-fn write_response(c: &mut Conn, extras: &[u8], key: &[u8], value: &[u8]) {
-    let b = c.bin;
+fn write_response(c: &mut dyn Session, extras: &[u8], key: &[u8], value: &[u8]) {
+    let b = *c.bin();
     if !b.noreply || b.cmd == GET || b.cmd == GETK {
         add_header(
             c,
@@ -249,11 +209,11 @@ fn write_response(c: &mut Conn, extras: &[u8], key: &[u8], value: &[u8]) {
         // an empty datagram, as in C.
         r.wbuf.clear();
     }
-    c.set_state(ConnState::NewCmd);
+    c.set_next(Next::NewCmd);
 }
 
 /// A memory error (C's out_of_memory in binary mode: the "SERVER_ERROR " prefix dropped).
-fn out_of_memory(c: &mut Conn, text: &str) {
+fn out_of_memory(c: &mut dyn Session, text: &str) {
     let text = text.strip_prefix("SERVER_ERROR ").unwrap_or(text);
     write_error(c, ENOMEM, Some(text), 0);
 }
@@ -365,29 +325,29 @@ pub fn classify(b: &mut BinState) -> Verdict {
     }
 }
 
-fn dispatch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
-    match classify(&mut c.bin) {
+fn dispatch(c: &mut dyn Session, ext: &[u8; 20], key: &[u8]) {
+    match classify(c.bin()) {
         Verdict::BadLengths => {
             write_error(c, UNKNOWN_COMMAND, None, 0);
-            c.close_after_write = true;
+            c.close_after_write();
             return;
         }
         Verdict::TooLarge => {
             write_error(c, EINVAL, None, 0);
-            c.close_after_write = true;
+            c.close_after_write();
             return;
         }
         Verdict::ProtocolError => return protocol_error(c),
         Verdict::Unknown(n) => return write_error(c, UNKNOWN_COMMAND, None, n),
         Verdict::Run => {}
     }
-    match c.bin.cmd {
+    match c.bin().cmd {
         VERSION => write_response(c, &[], &[], crate::VERSION.as_bytes()),
         FLUSH => process_flush(c, ext),
         NOOP => {
             write_response(c, &[], &[], &[]);
             // noop flushes the pipeline.
-            c.set_state(ConnState::Mwrite);
+            c.set_next(Next::Flush);
         }
         SET | ADD | REPLACE => process_update(c, ext, key),
         GET | GETK | TOUCH | GAT | GATK => process_get_or_touch(c, ext, key),
@@ -397,11 +357,14 @@ fn dispatch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
         STAT => process_stat(c, key),
         QUIT => {
             write_response(c, &[], &[], &[]);
-            c.set_state(ConnState::Mwrite);
-            c.close_after_write = true;
-            c.close_reason = CloseReason::Normal;
+            c.set_next(Next::Flush);
+            c.close_after_write();
+            c.set_close_reason(CloseReason::Normal);
         }
-        _ => write_error(c, UNKNOWN_COMMAND, None, c.bin.bodylen as usize),
+        _ => {
+            let n = c.bin().bodylen as usize;
+            write_error(c, UNKNOWN_COMMAND, None, n)
+        }
     }
 }
 
@@ -416,22 +379,22 @@ fn be64(b: &[u8]) -> u64 {
 }
 
 /// get/getk/gat/gatk/touch and quiet forms (C's process_bin_get_or_touch).
-fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
-    let cmd = c.bin.cmd;
+fn process_get_or_touch(c: &mut dyn Session, ext: &[u8; 20], key: &[u8]) {
+    let cmd = c.bin().cmd;
     let touch = matches!(cmd, TOUCH | GAT | GATK);
     let return_key = matches!(cmd, GETK | GATK);
     let return_value = cmd != TOUCH;
     if settings::verbose() > 1 {
         eprintln!(
             "<{} {} {}",
-            c.fd,
+            c.fd(),
             if touch { "TOUCH" } else { "GET" },
             String::from_utf8_lossy(key)
         );
     }
     let Some(st) = store::store() else { return };
-    let worker = c.worker;
-    let ts = &worker.stats;
+    let ctr = c.counters();
+    let ts = ctr.thread;
     let found = if touch {
         let exptime = realtime_wide(be32(ext) as i64);
         ops::get_and_touch(&st.lock(key), exptime, ts)
@@ -446,10 +409,10 @@ fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
         Some(it) => {
             if touch {
                 stats::bump(&ts.touch_cmds, 1);
-                stats::bump(&worker.class_stats.class(it.class()).touch_hits, 1);
+                stats::bump(&ctr.class.class(it.class()).touch_hits, 1);
             } else {
                 stats::bump(&ts.get_cmds, 1);
-                stats::bump(&worker.class_stats.lru_hits[it.clsid() as usize], 1);
+                stats::bump(&ctr.class.lru_hits[it.clsid() as usize], 1);
             }
             let vlen = it.value_len() - 2;
             let mut bodylen = 4 + vlen as u32;
@@ -473,7 +436,7 @@ fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
                     r.item = Some(it);
                 }
             }
-            c.set_state(ConnState::NewCmd);
+            c.set_next(Next::NewCmd);
         }
         None => {
             if touch {
@@ -483,14 +446,14 @@ fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
                 stats::bump(&ts.get_cmds, 1);
                 stats::bump(&ts.get_misses, 1);
             }
-            if c.bin.noreply {
-                c.set_state(ConnState::NewCmd);
+            if c.bin().noreply {
+                c.set_next(Next::NewCmd);
             } else if return_key {
                 add_header(c, KEY_ENOENT, 0, key.len() as u16, key.len() as u32);
                 if let Some(r) = c.resp() {
                     r.wbuf.extend_from_slice(key);
                 }
-                c.set_state(ConnState::NewCmd);
+                c.set_next(Next::NewCmd);
             } else {
                 write_error(c, KEY_ENOENT, None, 0);
             }
@@ -500,8 +463,8 @@ fn process_get_or_touch(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
 
 /// set/add/replace: allocates the item and reads the value into it (C's
 /// process_bin_update).
-fn process_update(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
-    let b = c.bin;
+fn process_update(c: &mut dyn Session, ext: &[u8; 20], key: &[u8]) {
+    let b = *c.bin();
     let flags = be32(&ext[0..4]);
     let exptime = be32(&ext[4..8]) as i64;
     let vlen = (b.bodylen - (b.keylen as u32 + b.extlen as u32)) as usize;
@@ -513,7 +476,7 @@ fn process_update(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
         };
         eprintln!(
             "<{} {} {} Value len is {}",
-            c.fd,
+            c.fd(),
             what,
             String::from_utf8_lossy(key),
             vlen
@@ -529,21 +492,20 @@ fn process_update(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
             ops::STORE_TOO_LARGE
         } else {
             out_of_memory(c, "SERVER_ERROR Out of memory allocating item");
-            c.sbytes = vlen;
             ops::STORE_NO_MEMORY
         };
         if crate::logger::enabled(crate::logger::LOG_MUTATIONS) {
             // C logs command 0 and passes its arguments shifted by one: the request's
             // expiration as the size, no TTL, the descriptor as the class.
-            let sfd = c.fd;
+            let sfd = c.fd();
             let exp = be32(&ext[4..8]) as i32;
             crate::logger::item_store(status, 0, key, exp, 0, sfd as u8, sfd);
         }
         // A failed set must not leave the old value behind.
         if b.cmd == SET {
-            st.delete(key, Some(&c.worker.stats));
+            st.delete(key, Some(c.counters().thread));
         }
-        c.set_state(ConnState::Swallow);
+        c.set_next(Next::Swallow(vlen));
         return;
     };
     it.set_cas_unlinked(b.req_cas);
@@ -558,17 +520,13 @@ fn process_update(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
     start_value(c, it, cmd, vlen);
 }
 
-fn start_value(c: &mut Conn, it: ItemRef, cmd: StoreCmd, vlen: usize) {
-    c.item = Some(it);
-    c.ritem = 0;
-    c.rlbytes = vlen;
-    c.store_cmd = cmd;
-    c.set_state(ConnState::Nread);
+fn start_value(c: &mut dyn Session, it: ItemRef, cmd: StoreCmd, vlen: usize) {
+    c.read_value(it, vlen, cmd);
 }
 
 /// append/prepend (C's process_bin_append_prepend).
-fn process_append_prepend(c: &mut Conn, key: &[u8]) {
-    let b = c.bin;
+fn process_append_prepend(c: &mut dyn Session, key: &[u8]) {
+    let b = *c.bin();
     let vlen = (b.bodylen - b.keylen as u32) as usize;
     if settings::verbose() > 1 {
         eprintln!("Value len is {}", vlen);
@@ -582,9 +540,8 @@ fn process_append_prepend(c: &mut Conn, key: &[u8]) {
             write_error(c, E2BIG, None, vlen);
         } else {
             out_of_memory(c, "SERVER_ERROR Out of memory allocating item");
-            c.sbytes = vlen;
         }
-        c.set_state(ConnState::Swallow);
+        c.set_next(Next::Swallow(vlen));
         return;
     };
     it.set_cas_unlinked(b.req_cas);
@@ -597,9 +554,9 @@ fn process_append_prepend(c: &mut Conn, key: &[u8]) {
 }
 
 /// The value is in: add the "\r\n" items keep and store (C's complete_update_bin).
-pub fn complete_nread(c: &mut Conn, mut it: ItemRef) {
-    let worker = c.worker;
-    stats::bump(&worker.class_stats.class(it.class()).set_cmds, 1);
+pub fn complete_nread(c: &mut dyn Session, mut it: ItemRef) {
+    let ctr = c.counters();
+    stats::bump(&ctr.class.class(it.class()).set_cmds, 1);
     let n = it.value_len();
     it.write_at(n - 2, b"\r\n");
     let Some(st) = store::store() else { return };
@@ -608,16 +565,9 @@ pub fn complete_nread(c: &mut Conn, mut it: ItemRef) {
     } else {
         0
     };
-    let cmd = c.store_cmd;
-    let out = ops::store_item(
-        &st.lock(it.key()),
-        &it,
-        cmd,
-        cas_in,
-        false,
-        worker.counters(),
-    );
-    c.cas = out.cas;
+    let cmd = c.store_cmd();
+    let out = ops::store_item(&st.lock(it.key()), &it, cmd, cas_in, false, ctr);
+    *c.cas() = out.cas;
     match out.result {
         StoreResult::Stored => write_response(c, &[], &[], &[]),
         StoreResult::Exists => write_error(c, KEY_EEXISTS, None, 0),
@@ -634,7 +584,7 @@ pub fn complete_nread(c: &mut Conn, mut it: ItemRef) {
 }
 
 /// delete (C's process_bin_delete).
-fn process_delete(c: &mut Conn, key: &[u8]) {
+fn process_delete(c: &mut dyn Session, key: &[u8]) {
     if settings::verbose() > 1 {
         eprintln!("Deleting {}", String::from_utf8_lossy(key));
     }
@@ -642,13 +592,13 @@ fn process_delete(c: &mut Conn, key: &[u8]) {
         stats::prefix_record_delete(key);
     }
     let Some(st) = store::store() else { return };
-    let worker = c.worker;
-    let req_cas = c.bin.req_cas;
+    let ctr = c.counters();
+    let req_cas = c.bin().req_cas;
     let res = {
         let l = st.lock(key);
-        match l.get(Some(&worker.stats), false) {
+        match l.get(Some(ctr.thread), false) {
             Some(it) if req_cas == 0 || req_cas == it.cas() => {
-                stats::bump(&worker.class_stats.class(it.class()).delete_hits, 1);
+                stats::bump(&ctr.class.class(it.class()).delete_hits, 1);
                 l.unlink(&it);
                 Some(true)
             }
@@ -661,17 +611,17 @@ fn process_delete(c: &mut Conn, key: &[u8]) {
         Some(false) => write_error(c, KEY_EEXISTS, None, 0),
         None => {
             write_error(c, KEY_ENOENT, None, 0);
-            stats::bump(&worker.stats.delete_misses, 1);
+            stats::bump(&ctr.thread.delete_misses, 1);
         }
     }
 }
 
 /// increment/decrement with initial value and expiry (C's complete_incr_bin).
-fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
+fn process_incr(c: &mut dyn Session, ext: &[u8; 20], key: &[u8]) {
     let delta = be64(&ext[0..8]);
     let initial = be64(&ext[8..16]);
     let expiration = be32(&ext[16..20]);
-    let incr = c.bin.cmd == INCREMENT;
+    let incr = c.bin().cmd == INCREMENT;
     if settings::verbose() > 1 {
         eprintln!(
             "incr {} {}, {}, {}",
@@ -682,11 +632,11 @@ fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
         );
     }
     let Some(st) = store::store() else { return };
-    let worker = c.worker;
-    let req_cas = c.bin.req_cas;
+    let ctr = c.counters();
+    let req_cas = c.bin().req_cas;
     let mut buf = [0u8; 20];
     let l = st.lock(key);
-    let res = ops::add_delta(&l, incr, delta, Some(req_cas), &mut buf, worker.counters());
+    let res = ops::add_delta(&l, incr, delta, Some(req_cas), &mut buf, ctr);
     match res {
         Delta::Ok(it, n) => {
             drop(l);
@@ -694,7 +644,7 @@ fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok())
                 .unwrap_or(0);
-            c.cas = it.cas();
+            *c.cas() = it.cas();
             write_response(c, &[], &[], &value.to_be_bytes());
         }
         Delta::NonNumeric => write_error(c, DELTA_BADVAL, None, 0),
@@ -708,10 +658,10 @@ fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
                     0
                 }
             };
-            match ops::create_number(&l, initial, exptime, cas_in, worker.counters()) {
+            match ops::create_number(&l, initial, exptime, cas_in, ctr) {
                 Created::Stored(_, cas) => {
                     drop(l);
-                    c.cas = cas;
+                    *c.cas() = cas;
                     write_response(c, &[], &[], &initial.to_be_bytes());
                 }
                 Created::NotStored => write_error(c, NOT_STORED, None, 0),
@@ -723,9 +673,9 @@ fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
         Delta::NotFound => {
             stats::bump(
                 if incr {
-                    &worker.stats.incr_misses
+                    &ctr.thread.incr_misses
                 } else {
-                    &worker.stats.decr_misses
+                    &ctr.thread.decr_misses
                 },
                 1,
             );
@@ -736,12 +686,12 @@ fn process_incr(c: &mut Conn, ext: &[u8; 20], key: &[u8]) {
 }
 
 /// flush with an optional delay (C's process_bin_flush).
-fn process_flush(c: &mut Conn, ext: &[u8; 20]) {
+fn process_flush(c: &mut dyn Session, ext: &[u8; 20]) {
     let s = settings::get();
     if !s.flush_enabled {
         return write_error(c, AUTH_ERROR, None, 0);
     }
-    let exptime = if c.bin.extlen == 4 {
+    let exptime = if c.bin().extlen == 4 {
         be32(ext) as i64
     } else {
         0
@@ -755,7 +705,7 @@ fn process_flush(c: &mut Conn, ext: &[u8; 20]) {
     if let Some(st) = store::store() {
         st.flush_expired(new_oldest);
     }
-    stats::bump(&c.worker.stats.flush_cmds, 1);
+    stats::bump(&c.counters().thread.flush_cmds, 1);
     write_response(c, &[], &[], &[]);
 }
 
@@ -792,15 +742,15 @@ impl StatSink for BinStats<'_> {
 }
 
 /// STAT with an optional group name as the key (C's process_bin_stat).
-fn process_stat(c: &mut Conn, key: &[u8]) {
+fn process_stat(c: &mut dyn Session, key: &[u8]) {
     if settings::verbose() > 1 {
-        eprintln!("<{} STATS {}", c.fd, String::from_utf8_lossy(key));
+        eprintln!("<{} STATS {}", c.fd(), String::from_utf8_lossy(key));
     }
     let s = settings::get();
     let mut body = Vec::new();
     let mut sink = BinStats {
         out: &mut body,
-        opaque: c.bin.opaque,
+        opaque: c.bin().opaque,
     };
     if key.is_empty() {
         (crate::hooks::get().general)(&mut sink);
@@ -832,5 +782,5 @@ fn process_stat(c: &mut Conn, key: &[u8]) {
         r.wbuf.clear();
         r.body = body;
     }
-    c.set_state(ConnState::NewCmd);
+    c.set_next(Next::NewCmd);
 }

@@ -2,10 +2,10 @@
 //! proto_parser.c and proto_text.c). A request is `<cmd> <key> <flags>*`, each flag a letter
 //! with an optional argument; replies are a two-letter code plus the flags asked to return.
 
+use super::session::{Next, Session};
 use super::text::realtime;
 use super::tokenizer::{tok_to_i32, tok_to_u32, tok_to_u64, Request, Tokens};
 use crate::base64::{base64_decode, base64_encode};
-use crate::conn::{Conn, ConnState};
 use crate::items::ops::{self, Created, Delta, StoreCmd, StoreResult};
 use crate::items::store::{self, ItemRef};
 use crate::items::{ITEM_FETCHED, ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT};
@@ -250,12 +250,12 @@ fn put_opaque_and_key(
 }
 
 /// Replies with an error line that quiet mode does not hide (C's pout_errstring).
-fn err(c: &mut Conn, msg: &str) {
+fn err(c: &mut dyn Session, msg: &str) {
     c.out_errstring(msg);
 }
 
 /// `mg <key> <flags>*` (C's process_mget_cmd).
-pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
+pub fn process_mget(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let mut binkey = [0u8; KEY_MAX_LENGTH];
     let f = match parse_flags(line, t, 2, &mut binkey, &Clock::now()) {
@@ -266,8 +266,8 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
     let Some(st) = store::store() else {
         return err(c, "SERVER_ERROR out of memory");
     };
-    let worker = c.worker;
-    let ts = &worker.stats;
+    let ctr = c.counters();
+    let ts = ctr.thread;
     // Flags that read or change the item hold its lock throughout (the bump comes last).
     let lock = f.locked.then(|| st.lock(key));
     let mut it = match &lock {
@@ -402,9 +402,9 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
         let lru = it.clsid();
         if ttl_set {
             stats::bump(&ts.touch_cmds, 1);
-            stats::bump(&worker.class_stats.class(cls).touch_hits, 1);
+            stats::bump(&ctr.class.class(cls).touch_hits, 1);
         } else {
-            stats::bump(&worker.class_stats.lru_hits[lru as usize], 1);
+            stats::bump(&ctr.class.lru_hits[lru as usize], 1);
             stats::bump(&ts.get_cmds, 1);
         }
         drop(lock);
@@ -414,7 +414,7 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
                 r.item = Some(it);
             }
         }
-        c.set_state(ConnState::NewCmd);
+        c.set_next(Next::NewCmd);
         return;
     }
     {
@@ -434,12 +434,12 @@ pub fn process_mget(c: &mut Conn, line: &[u8], req: &Request) {
             }
         }
     }
-    c.set_state(ConnState::NewCmd);
+    c.set_next(Next::NewCmd);
 }
 
 /// The current response's line buffer, emptied, to build a reply in without allocating
 /// (give it back with `restore` or `reply`).
-fn take_wbuf(c: &mut Conn) -> Vec<u8> {
+fn take_wbuf(c: &mut dyn Session) -> Vec<u8> {
     let mut w = Vec::new();
     if let Some(r) = c.resp() {
         std::mem::swap(&mut w, &mut r.wbuf);
@@ -449,30 +449,29 @@ fn take_wbuf(c: &mut Conn) -> Vec<u8> {
 }
 
 /// Puts a built reply line back into the current response object.
-fn restore(c: &mut Conn, mut w: Vec<u8>) {
+fn restore(c: &mut dyn Session, mut w: Vec<u8>) {
     if let Some(r) = c.resp() {
         std::mem::swap(&mut w, &mut r.wbuf);
     }
 }
 
 /// Makes `w` (from `take_wbuf`) the current response's line.
-fn reply(c: &mut Conn, w: Vec<u8>, skip: bool) {
+fn reply(c: &mut dyn Session, w: Vec<u8>, skip: bool) {
     restore(c, w);
     if let Some(r) = c.resp() {
         r.skip = skip;
     }
-    c.set_state(ConnState::NewCmd);
+    c.set_next(Next::NewCmd);
 }
 
 /// `ms <key> <datalen> <flags>*`: allocates the item and reads the value like `set` (C's
 /// process_mset_command); the reply is made when the value is in (`finalize_mset`).
-pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
+pub fn process_mset(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let vlen = req.vlen;
-    let swallow = |c: &mut Conn, msg: &str| {
+    let swallow = |c: &mut dyn Session, msg: &str| {
         c.out_errstring(msg);
-        c.sbytes = vlen;
-        c.set_state(ConnState::Swallow);
+        c.set_next(Next::Swallow(vlen));
     };
     let mut binkey = [0u8; KEY_MAX_LENGTH];
     let f = match parse_flags(line, t, 3, &mut binkey, &Clock::now()) {
@@ -505,13 +504,13 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
     };
     let Some(mut it) = st.alloc(key, f.client_flags, exptime, vlen as i32) else {
         let (msg, status) = if !st.item_size_ok(key.len(), f.client_flags, vlen) {
-            stats::bump(&c.worker.stats.store_too_large, 1);
+            stats::bump(&c.counters().thread.store_too_large, 1);
             (
                 "SERVER_ERROR object too large for cache",
                 ops::STORE_TOO_LARGE,
             )
         } else {
-            stats::bump(&c.worker.stats.store_no_memory, 1);
+            stats::bump(&c.counters().thread.store_no_memory, 1);
             (
                 "SERVER_ERROR out of memory storing object",
                 ops::STORE_NO_MEMORY,
@@ -525,16 +524,16 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
             crate::logger::item_store(status, -1, key, 0, sfd as u32, 0, sfd);
         }
         // A failed store must not leave the old value behind.
-        st.delete(key, Some(&c.worker.stats));
+        st.delete(key, Some(c.counters().thread));
         return swallow(c, msg);
     };
     it.set_cas_unlinked(f.req_cas_id);
     if f.key_binary {
         it.set_flags_unlinked(ITEM_KEY_BINARY);
     }
-    stats::bump(&c.worker.class_stats.class(it.clsid()).set_cmds, 1);
+    stats::bump(&c.counters().class.class(it.clsid()).set_cmds, 1);
     // The CAS to store under is drawn now, before the flags are checked (as C does).
-    c.cas = if f.has_cas_in {
+    *c.cas() = if f.has_cas_in {
         f.cas_id_in
     } else {
         st.next_cas()
@@ -557,7 +556,7 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
         }
     }
     // Errors from here on are always shown; only a success is quiet.
-    c.noreply = false;
+    c.set_noreply(false);
     let set_stale = f.set_stale && cmd == StoreCmd::Cas;
     let no_reply = f.no_reply;
     restore(c, stash);
@@ -566,15 +565,11 @@ pub fn process_mset(c: &mut Conn, line: &[u8], req: &Request) {
         r.set_stale = set_stale;
         r.skip = no_reply;
     }
-    c.item = Some(it);
-    c.ritem = 0;
-    c.rlbytes = vlen;
-    c.store_cmd = cmd;
-    c.set_state(ConnState::Nread);
+    c.read_value(it, vlen, cmd);
 }
 
 /// Builds a meta set's reply from the stashed return flags (C's _finalize_mset).
-pub fn finalize_mset(c: &mut Conn, it: &ItemRef, out: ops::StoreOutcome) {
+pub fn finalize_mset(c: &mut dyn Session, it: &ItemRef, out: ops::StoreOutcome) {
     let Some(r) = c.resp() else { return };
     let quiet = r.skip;
     // The stash is at most 20 short tokens; keep a copy while the line is rebuilt.
@@ -624,7 +619,7 @@ pub fn finalize_mset(c: &mut Conn, it: &ItemRef, out: ops::StoreOutcome) {
 }
 
 /// `md <key> <flags>*` (C's process_mdelete_cmd).
-pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
+pub fn process_mdelete(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let mut binkey = [0u8; KEY_MAX_LENGTH];
     let f = match parse_flags(line, t, 2, &mut binkey, &Clock::now()) {
@@ -643,8 +638,8 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
         restore(c, w);
         return err(c, "SERVER_ERROR out of memory");
     };
-    let worker = c.worker;
-    let ts = &worker.stats;
+    let ctr = c.counters();
+    let ts = ctr.thread;
     let mut skip = false;
     let status: &[u8] = {
         let l = st.lock(key);
@@ -670,8 +665,7 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
                     };
                     n.data_mut().copy_from_slice(b"\r\n");
                     let cas_in = if f.has_cas_in { f.cas_id_in } else { it.cas() };
-                    let out =
-                        ops::store_item(&l, &n, StoreCmd::Set, cas_in, false, worker.counters());
+                    let out = ops::store_item(&l, &n, StoreCmd::Set, cas_in, false, ctr);
                     if out.result == StoreResult::Stored {
                         it = n;
                     } else {
@@ -692,7 +686,7 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
                         };
                         l.set_cas(&it, cas);
                     } else {
-                        stats::bump(&worker.class_stats.class(it.class()).delete_hits, 1);
+                        stats::bump(&ctr.class.class(it.class()).delete_hits, 1);
                         if crate::logger::enabled(crate::logger::LOG_DELETIONS) {
                             crate::logger::deletion(
                                 it.key(),
@@ -717,7 +711,7 @@ pub fn process_mdelete(c: &mut Conn, line: &[u8], req: &Request) {
 }
 
 /// `ma <key> <flags>*` (C's process_marithmetic_cmd).
-pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
+pub fn process_marithmetic(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let mut binkey = [0u8; KEY_MAX_LENGTH];
     let mut f = match parse_flags(line, t, 2, &mut binkey, &Clock::now()) {
@@ -737,22 +731,15 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
     let Some(st) = store::store() else {
         return err(c, "SERVER_ERROR out of memory");
     };
-    let worker = c.worker;
-    let ts = &worker.stats;
+    let ctr = c.counters();
+    let ts = ctr.thread;
     let mut buf = [0u8; 20];
     let l = st.lock(key);
     let mut w = take_wbuf(c);
     let mut skip = false;
     let mut item_created = false;
     let mut cas = 0u64;
-    let res = ops::add_delta(
-        &l,
-        incr,
-        f.delta,
-        Some(f.req_cas_id),
-        &mut buf,
-        worker.counters(),
-    );
+    let res = ops::add_delta(&l, incr, f.delta, Some(f.req_cas_id), &mut buf, ctr);
     let mut digits_len = 0;
     let it: Option<ItemRef> = match res {
         Delta::Ok(it, n) => {
@@ -786,7 +773,7 @@ pub fn process_marithmetic(c: &mut Conn, line: &[u8], req: &Request) {
                     st.next_cas()
                 }
             };
-            match ops::create_number(&l, f.initial, 0, cas_in, worker.counters()) {
+            match ops::create_number(&l, f.initial, 0, cas_in, ctr) {
                 Created::Stored(n, stored_cas) => {
                     item_created = true;
                     cas = stored_cas;
@@ -873,7 +860,7 @@ fn t_has(line: &[u8], t: &Tokens, start: usize, flag: u8) -> bool {
 }
 
 /// `me <key> [b]`: a one-line dump of an item's metadata (C's process_meta_command).
-pub fn process_meta_dump(c: &mut Conn, line: &[u8], req: &Request) {
+pub fn process_meta_dump(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let tok_key = t.get(line, 1).unwrap_or(b"");
     if t.ntokens < 2 || tok_key.len() > KEY_MAX_LENGTH {
@@ -889,8 +876,8 @@ pub fn process_meta_dump(c: &mut Conn, line: &[u8], req: &Request) {
         }
         key = &binkey[..n];
     }
-    let worker = c.worker;
-    let found = store::store().and_then(|st| st.get(key, Some(&worker.stats), false));
+    let ctr = c.counters();
+    let found = store::store().and_then(|st| st.get(key, Some(ctr.thread), false));
     match found {
         Some(it) => {
             let now = current_time();
@@ -924,5 +911,5 @@ pub fn process_meta_dump(c: &mut Conn, line: &[u8], req: &Request) {
         }
         None => c.out_string("EN"),
     }
-    stats::bump(&worker.stats.meta_cmds, 1);
+    stats::bump(&ctr.thread.meta_cmds, 1);
 }

@@ -3,7 +3,10 @@
 //! mn, me).
 
 pub mod binary;
+pub mod mem_session;
 pub mod meta;
+pub mod response;
+pub mod session;
 pub mod text;
 pub mod tokenizer;
 

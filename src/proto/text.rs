@@ -1,10 +1,11 @@
 //! The ASCII (text) protocol: runs one parsed command line against the server
 //! (C's proto_text.c `process_command_ascii` and the command handlers).
 
+use super::session::{Next, Session};
 use super::tokenizer::{parse_request, Command, Parsed, Request};
-use crate::conn::{CloseReason, Conn, ConnState};
 use crate::items::ops::{self, Delta, StoreCmd, StoreResult};
 use crate::items::store::{self, ItemRef};
+use crate::lent::CloseReason;
 use crate::settings;
 use crate::settings::cnum;
 use crate::stats;
@@ -15,7 +16,7 @@ const MAX_VERBOSITY_LEVEL: u32 = 2;
 
 /// Admin commands looked up by name when the parser does not know the word.
 /// A command handler: the connection, the request line and its tokens.
-type Handler = fn(&mut Conn, &[u8], &Request);
+type Handler = fn(&mut dyn Session, &[u8], &Request);
 
 const ADMIN_COMMANDS: &[(&[u8], Handler)] = &[
     (b"shutdown", process_shutdown_command),
@@ -32,24 +33,24 @@ const ADMIN_COMMANDS: &[(&[u8], Handler)] = &[
 ];
 
 /// Handles one command line (with its "\n" or "\r\n").
-pub fn process_command(c: &mut Conn, line: &[u8]) {
+pub fn process_command(c: &mut dyn Session, line: &[u8]) {
     // Every command gets a response object first; without one the connection closes.
     if !c.resp_start() {
-        c.set_state(ConnState::Closing);
+        c.set_next(Next::Close);
         return;
     }
     let (parsed, req) = parse_request(line);
-    c.noreply = req.noreply;
+    c.set_noreply(req.noreply);
     if settings::verbose() > 1 {
         let shown = &line[..line.len().saturating_sub(2)];
-        eprintln!("<{} {}", c.fd, String::from_utf8_lossy(shown));
+        eprintln!("<{} {}", c.fd(), String::from_utf8_lossy(shown));
     }
     match parsed {
         Parsed::Ok => match req.command {
             Some(Command::Quit) => {
-                c.set_state(ConnState::Mwrite);
-                c.close_after_write = true;
-                c.close_reason = CloseReason::Normal;
+                c.set_next(Next::Flush);
+                c.close_after_write();
+                c.set_close_reason(CloseReason::Normal);
             }
             Some(Command::Version) => c.out_string(concat!("VERSION ", "1.6.45")),
             Some(Command::Stats) => process_stat(c, line, &req),
@@ -75,7 +76,7 @@ pub fn process_command(c: &mut Conn, line: &[u8]) {
             Some(Command::Mn) => {
                 c.out_string("MN");
                 // mn flushes what is queued before anything else is read.
-                c.set_state(ConnState::Mwrite);
+                c.set_next(Next::Flush);
             }
             Some(Command::Watch) => process_watch_command(c, line, &req),
             None => c.out_string("ERROR"),
@@ -94,8 +95,8 @@ pub fn process_command(c: &mut Conn, line: &[u8]) {
                 if let Some(last) = t.get(line, t.ntokens - 1) {
                     if last.starts_with(b"HTTP/") {
                         // Someone pointed a web client at us: hang up.
-                        c.set_state(ConnState::Closing);
-                        c.close_reason = CloseReason::Error;
+                        c.set_next(Next::Close);
+                        c.set_close_reason(CloseReason::Error);
                         return;
                     }
                 }
@@ -108,13 +109,13 @@ pub fn process_command(c: &mut Conn, line: &[u8]) {
 
 /// `watch [type...]` (C's process_watch_command): the connection becomes a log watcher,
 /// lent to the logger thread, which replies "OK" and streams lines from then on.
-fn process_watch_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_watch_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     use crate::logger::*;
     if !settings::get().watch_enabled {
         c.out_string("CLIENT_ERROR watch commands not allowed");
         return;
     }
-    if c.resps.len() > 1 {
+    if c.queued() > 1 {
         c.out_string("ERROR cannot pipeline other commands before watch");
         return;
     }
@@ -155,7 +156,7 @@ fn process_watch_command(c: &mut Conn, line: &[u8], req: &Request) {
     }
 }
 
-fn process_verbosity_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_verbosity_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     match req.tokens.get_u32(line, 1) {
         Some(level) => {
             settings::set_verbose(level.min(MAX_VERBOSITY_LEVEL) as i32);
@@ -165,19 +166,19 @@ fn process_verbosity_command(c: &mut Conn, line: &[u8], req: &Request) {
     }
 }
 
-fn process_shutdown_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_shutdown_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     if !settings::get().shutdown_command {
         c.out_string("SERVER_ERROR: shutdown not enabled");
         return;
     }
     let t = &req.tokens;
     if t.ntokens == 1 {
-        c.close_reason = CloseReason::Shutdown;
-        c.set_state(ConnState::Closing);
+        c.set_close_reason(CloseReason::Shutdown);
+        c.set_next(Next::Close);
         (crate::hooks::get().stop)(false);
     } else if t.ntokens == 2 && t.get(line, 1) == Some(b"graceful") {
-        c.close_reason = CloseReason::Shutdown;
-        c.set_state(ConnState::Closing);
+        c.set_close_reason(CloseReason::Shutdown);
+        c.set_next(Next::Close);
         (crate::hooks::get().stop)(true);
     } else {
         c.out_string("CLIENT_ERROR invalid shutdown mode");
@@ -185,7 +186,7 @@ fn process_shutdown_command(c: &mut Conn, line: &[u8], req: &Request) {
 }
 
 #[cfg(feature = "debug-commands")]
-fn process_debugtime_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_debugtime_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     match t.get(line, 1) {
         None => c.out_string("ERROR"),
@@ -221,7 +222,7 @@ thread_local! {
 /// process_debugitem_command): holds an item lock, or leaks a reference, so tests can make
 /// the slab mover meet busy items.
 #[cfg(feature = "debug-commands")]
-fn process_debugitem_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_debugitem_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let (Some(sub), Some(key)) = (t.get(line, 1), t.get(line, 2)) else {
         c.out_string("ERROR");
@@ -270,7 +271,7 @@ fn process_debugitem_command(c: &mut Conn, line: &[u8], req: &Request) {
 }
 
 /// `stats [subcommand]` (C's process_stat).
-fn process_stat(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_stat(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let mut out = Vec::with_capacity(4096);
     let hooks = crate::hooks::get();
@@ -362,12 +363,12 @@ pub fn realtime_wide(exptime: i64) -> u32 {
 
 /// `get`/`gets` (C's process_get_command): one reply per hit, pointing into item memory, and
 /// END after the last key. Keys are read from the raw line, so any number may be asked for.
-fn process_get_command(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool) {
+fn process_get_command(c: &mut dyn Session, line: &[u8], req: &Request, return_cas: bool) {
     get_keys(c, line, req, return_cas, None);
 }
 
 /// `gat`/`gats <exptime> <key>*`: get and touch.
-fn process_gat_command(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool) {
+fn process_gat_command(c: &mut dyn Session, line: &[u8], req: &Request, return_cas: bool) {
     match req.tokens.get_i32(line, 1) {
         Some(e) => get_keys(c, line, req, return_cas, Some(realtime(e))),
         None => c.out_string("CLIENT_ERROR invalid exptime argument"),
@@ -375,7 +376,7 @@ fn process_gat_command(c: &mut Conn, line: &[u8], req: &Request, return_cas: boo
 }
 
 /// The key loop shared by get, gets, gat and gats.
-fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: Option<u32>) {
+fn get_keys(c: &mut dyn Session, line: &[u8], req: &Request, return_cas: bool, touch: Option<u32>) {
     let Some(st) = store::store() else {
         c.out_string("SERVER_ERROR out of memory");
         return;
@@ -386,8 +387,8 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
         line.len() - 1
     };
     let mut pos = req.tokens.offset(req.keytoken);
-    let worker = c.worker;
-    let tstats = &worker.stats;
+    let ctr = c.counters();
+    let tstats = ctr.thread;
     let mut first = true;
     while pos < end {
         if line[pos] == b' ' {
@@ -411,7 +412,7 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
             // holds, re-sent with the line ending already included: the reply ends in two
             // "\r\n". Only the command's first response is quiet under noreply; its error is
             // never written, so an empty line goes out.
-            let held = if first_key && c.noreply {
+            let held = if first_key && c.noreply() {
                 ""
             } else {
                 "CLIENT_ERROR bad command line format\r\n"
@@ -430,13 +431,13 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
             Some(it) => {
                 if touch.is_some() {
                     stats::bump(&tstats.touch_cmds, 1);
-                    stats::bump(&worker.class_stats.class(it.clsid()).touch_hits, 1);
+                    stats::bump(&ctr.class.class(it.clsid()).touch_hits, 1);
                 } else {
-                    stats::bump(&worker.class_stats.lru_hits[it.clsid() as usize], 1);
+                    stats::bump(&ctr.class.lru_hits[it.clsid() as usize], 1);
                     stats::bump(&tstats.get_cmds, 1);
                 }
                 if settings::verbose() > 1 {
-                    eprintln!(">{} sending key {}", c.fd, String::from_utf8_lossy(key));
+                    eprintln!(">{} sending key {}", c.fd(), String::from_utf8_lossy(key));
                 }
                 let Some(fd_resp) = c.resp() else {
                     return;
@@ -467,36 +468,35 @@ fn get_keys(c: &mut Conn, line: &[u8], req: &Request, return_cas: bool, touch: O
         }
     }
     if settings::verbose() > 1 {
-        eprintln!(">{} END", c.fd);
+        eprintln!(">{} END", c.fd());
     }
     if let Some(r) = c.resp() {
         r.tail = b"END\r\n";
-        c.set_state(ConnState::NewCmd);
+        c.set_next(Next::NewCmd);
     }
 }
 
 /// Replaces a get's queued replies with one error line (C's process_get_command_err), in
 /// a new response object, which noreply does not silence.
-fn get_error(c: &mut Conn, msg: &str) {
+fn get_error(c: &mut dyn Session, msg: &str) {
     c.release_items();
     if !c.resp_start() {
-        c.set_state(ConnState::Closing);
+        c.set_next(Next::Close);
         return;
     }
-    c.noreply = false;
+    c.set_noreply(false);
     c.out_string(msg);
 }
 
 /// `set`/`add`/`replace`/`append`/`prepend`/`cas`: allocate the item and read the value
 /// straight into it (C's process_update_command).
-fn process_update_command(c: &mut Conn, line: &[u8], req: &Request, cmd: StoreCmd) {
+fn process_update_command(c: &mut dyn Session, line: &[u8], req: &Request, cmd: StoreCmd) {
     let t = &req.tokens;
     let key = t.get(line, 1).unwrap_or(b"");
     let vlen = req.vlen;
-    let fail = |c: &mut Conn, msg: &str| {
+    let fail = |c: &mut dyn Session, msg: &str| {
         c.out_string(msg);
-        c.sbytes = vlen;
-        c.set_state(ConnState::Swallow);
+        c.set_next(Next::Swallow(vlen));
     };
     if key.len() > KEY_MAX_LENGTH {
         return fail(c, "CLIENT_ERROR bad command line format");
@@ -524,20 +524,16 @@ fn process_update_command(c: &mut Conn, line: &[u8], req: &Request, cmd: StoreCm
         Some(mut it) => {
             // The client's CAS waits in the new item's CAS slot; it gets a fresh one on link.
             it.set_cas_unlinked(req_cas);
-            stats::bump(&c.worker.class_stats.class(it.clsid()).set_cmds, 1);
-            c.item = Some(it);
-            c.ritem = 0;
-            c.rlbytes = vlen;
-            c.store_cmd = cmd;
-            c.set_state(ConnState::Nread);
+            stats::bump(&c.counters().class.class(it.clsid()).set_cmds, 1);
+            c.read_value(it, vlen, cmd);
         }
         None => {
             let status = if !st.item_size_ok(key.len(), flags, vlen) {
-                stats::bump(&c.worker.stats.store_too_large, 1);
+                stats::bump(&c.counters().thread.store_too_large, 1);
                 fail(c, "SERVER_ERROR object too large for cache");
                 ops::STORE_TOO_LARGE
             } else {
-                stats::bump(&c.worker.stats.store_no_memory, 1);
+                stats::bump(&c.counters().thread.store_no_memory, 1);
                 fail(c, "SERVER_ERROR out of memory storing object");
                 ops::STORE_NO_MEMORY
             };
@@ -549,19 +545,19 @@ fn process_update_command(c: &mut Conn, line: &[u8], req: &Request, cmd: StoreCm
             }
             // A failed set must not leave the old value behind.
             if cmd == StoreCmd::Set {
-                st.delete(key, Some(&c.worker.stats));
+                st.delete(key, Some(c.counters().thread));
             }
         }
     }
 }
 
 /// The value has been read: check its "\r\n" and store it (C's complete_nread_ascii).
-pub fn complete_nread_ascii(c: &mut Conn, it: ItemRef) {
-    let mset = c.resps.back().is_some_and(|r| r.mset_res);
+pub fn complete_nread_ascii(c: &mut dyn Session, it: ItemRef) {
+    let mset = c.resp().is_some_and(|r| r.mset_res);
     if !it.ends_with_crlf() {
         // Meta sets always report errors, quiet mode or not.
         if mset {
-            c.noreply = false;
+            c.set_noreply(false);
         }
         c.out_string("CLIENT_ERROR bad data chunk");
         return;
@@ -571,21 +567,14 @@ pub fn complete_nread_ascii(c: &mut Conn, it: ItemRef) {
         return;
     };
     // C takes the next CAS whether or not the store succeeds.
-    let cas_in = if c.cas != 0 {
-        std::mem::take(&mut c.cas)
+    let cas_in = if *c.cas() != 0 {
+        std::mem::take(c.cas())
     } else {
         st.next_cas()
     };
-    let worker = c.worker;
-    let stale = c.resps.back().is_some_and(|r| r.set_stale);
-    let out = ops::store_item(
-        &st.lock(it.key()),
-        &it,
-        c.store_cmd,
-        cas_in,
-        stale,
-        worker.counters(),
-    );
+    let ctr = c.counters();
+    let stale = c.resp().is_some_and(|r| r.set_stale);
+    let out = ops::store_item(&st.lock(it.key()), &it, c.store_cmd(), cas_in, stale, ctr);
     if mset {
         super::meta::finalize_mset(c, &it, out);
         return;
@@ -599,7 +588,7 @@ pub fn complete_nread_ascii(c: &mut Conn, it: ItemRef) {
 }
 
 /// `delete <key> [noreply]` (C's process_delete_cmd).
-fn process_delete_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_delete_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     // Extra tokens (the old delay argument) are ignored, as in 1.6.45.
     let t = &req.tokens;
     let key = t.get(line, 1).unwrap_or(b"");
@@ -614,17 +603,17 @@ fn process_delete_command(c: &mut Conn, line: &[u8], req: &Request) {
     if stats::detail_enabled() {
         stats::prefix_record_delete(key);
     }
-    if let Some(cls) = st.delete_class(key, Some(&c.worker.stats)) {
-        stats::bump(&c.worker.class_stats.class(cls).delete_hits, 1);
+    if let Some(cls) = st.delete_class(key, Some(c.counters().thread)) {
+        stats::bump(&c.counters().class.class(cls).delete_hits, 1);
         c.out_string("DELETED");
     } else {
-        stats::bump(&c.worker.stats.delete_misses, 1);
+        stats::bump(&c.counters().thread.delete_misses, 1);
         c.out_string("NOT_FOUND");
     }
 }
 
 /// `incr`/`decr <key> <delta> [noreply]` (C's process_arithmetic_cmd and do_add_delta).
-fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bool) {
+fn process_arithmetic_command(c: &mut dyn Session, line: &[u8], req: &Request, incr: bool) {
     let t = &req.tokens;
     let key = t.get(line, 1).unwrap_or(b"");
     if key.len() > KEY_MAX_LENGTH {
@@ -639,17 +628,10 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
         c.out_string("NOT_FOUND");
         return;
     };
-    let worker = c.worker;
-    let ts = &worker.stats;
+    let ctr = c.counters();
+    let ts = ctr.thread;
     let mut buf = [0u8; 20];
-    let res = ops::add_delta(
-        &st.lock(key),
-        incr,
-        delta,
-        None,
-        &mut buf,
-        worker.counters(),
-    );
+    let res = ops::add_delta(&st.lock(key), incr, delta, None, &mut buf, ctr);
     match res {
         Delta::Ok(_, n) => c.out_string(std::str::from_utf8(&buf[..n]).unwrap_or("0")),
         Delta::NonNumeric => {
@@ -671,7 +653,7 @@ fn process_arithmetic_command(c: &mut Conn, line: &[u8], req: &Request, incr: bo
 }
 
 /// `touch <key> <exptime> [noreply]` (C's process_touch_cmd).
-fn process_touch_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_touch_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let key = t.get(line, 1).unwrap_or(b"");
     if key.len() > KEY_MAX_LENGTH {
@@ -687,12 +669,12 @@ fn process_touch_command(c: &mut Conn, line: &[u8], req: &Request) {
         c.out_string("NOT_FOUND");
         return;
     };
-    let worker = c.worker;
-    let ts = &worker.stats;
+    let ctr = c.counters();
+    let ts = ctr.thread;
     let found = ops::get_and_touch(&st.lock(key), exptime, ts).map(|r| r.clsid());
     stats::bump(&ts.touch_cmds, 1);
     if let Some(cls) = found {
-        stats::bump(&worker.class_stats.class(cls).touch_hits, 1);
+        stats::bump(&ctr.class.class(cls).touch_hits, 1);
         c.out_string("TOUCHED");
     } else {
         stats::bump(&ts.touch_misses, 1);
@@ -701,16 +683,16 @@ fn process_touch_command(c: &mut Conn, line: &[u8], req: &Request) {
 }
 
 /// `flush_all [delay] [noreply]` (C's process_flush_all_command).
-fn process_flush_all_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_flush_all_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     let s = settings::get();
-    stats::bump(&c.worker.stats.flush_cmds, 1);
+    stats::bump(&c.counters().thread.flush_cmds, 1);
     if !s.flush_enabled {
         c.out_string("CLIENT_ERROR flush_all not allowed");
         return;
     }
     let t = &req.tokens;
     let mut exptime = 0;
-    if t.ntokens != if c.noreply { 2 } else { 1 } {
+    if t.ntokens != if c.noreply() { 2 } else { 1 } {
         match t.get_i32(line, 1) {
             Some(e) => exptime = e,
             None => {
@@ -749,7 +731,7 @@ fn sub_is(sub: &[u8], name: &[u8]) -> bool {
 }
 
 /// `lru tune|mode|temp_ttl ...` (C's process_lru_command).
-fn process_lru_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_lru_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     let s = settings::get();
     let t = &req.tokens;
     let n = t.ntokens;
@@ -809,7 +791,7 @@ fn process_lru_command(c: &mut Conn, line: &[u8], req: &Request) {
 
 /// `lru_crawler crawl|metadump|mgdump|tocrawl|sleep|enable|disable` (C's
 /// process_lru_crawler_command).
-fn process_lru_crawler_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_lru_crawler_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let n = t.ntokens;
     let s = settings::get();
@@ -844,7 +826,7 @@ fn process_lru_crawler_command(c: &mut Conn, line: &[u8], req: &Request) {
         if !s.dump_enabled {
             return c.out_string(not_allowed);
         }
-        if c.resps.len() > 1 {
+        if c.queued() > 1 {
             return c.out_string(&format!(
                 "ERROR cannot pipeline other commands before {name}"
             ));
@@ -901,7 +883,7 @@ fn process_lru_crawler_command(c: &mut Conn, line: &[u8], req: &Request) {
 }
 
 /// `slabs reassign|automove ...` (C's process_slabs_command).
-fn process_slabs_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_slabs_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let n = t.ntokens;
     let sub = t.get(line, 1).unwrap_or(b"");
@@ -931,7 +913,7 @@ fn process_slabs_command(c: &mut Conn, line: &[u8], req: &Request) {
 
 /// `slabs automove <0|1|2>|ratio R|freeratio R|window N` (C's
 /// process_slabs_automove_command). The values are settings the automover reads.
-fn process_slabs_automove_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_slabs_automove_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     let s = settings::get();
     let t = &req.tokens;
     let n = t.ntokens;
@@ -984,7 +966,7 @@ fn process_slabs_automove_command(c: &mut Conn, line: &[u8], req: &Request) {
     c.out_string("OK");
 }
 
-fn process_memlimit_command(c: &mut Conn, line: &[u8], req: &Request) {
+fn process_memlimit_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     let Some(mb) = req.tokens.get_u32(line, 1) else {
         c.out_string("ERROR");
         return;
