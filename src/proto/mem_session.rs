@@ -24,6 +24,10 @@ impl LoanOwner for NoOwner {
 
 static NO_OWNER: NoOwner = NoOwner;
 
+/// The counters in-memory sessions charge (shared: they stand for one worker).
+static COUNTERS: std::sync::LazyLock<(ThreadStats, ClassStats)> =
+    std::sync::LazyLock::new(Default::default);
+
 /// Makes the process a server with these arguments (settings, slabs, store), once; later calls
 /// keep the first arguments.
 pub fn init_server(args: &[&str]) {
@@ -43,7 +47,6 @@ pub fn init_server(args: &[&str]) {
 
 /// An in-memory connection.
 pub struct MemSession {
-    counters: &'static (ThreadStats, ClassStats),
     resps: Vec<Resp>,
     next: Next,
     noreply: bool,
@@ -66,10 +69,9 @@ impl Default for MemSession {
 }
 
 impl MemSession {
-    /// A session with counters of its own (leaked: sessions are few and long-lived).
+    /// A new session; all in-memory sessions charge the same counters.
     pub fn new() -> MemSession {
         MemSession {
-            counters: Box::leak(Box::default()),
             resps: Vec::new(),
             next: Next::NewCmd,
             noreply: false,
@@ -225,8 +227,8 @@ impl Session for MemSession {
 
     fn counters(&self) -> Counters<'static> {
         Counters {
-            thread: &self.counters.0,
-            class: &self.counters.1,
+            thread: &COUNTERS.0,
+            class: &COUNTERS.1,
         }
     }
 
