@@ -7,7 +7,7 @@ PROVE ?= prove
 DEBUG_TARGET_DIR := target/debug-commands
 PORT ?= 11211
 
-.PHONY: all build setup setup-test install-pkgs run test check cargo-test prove clean
+.PHONY: all build setup setup-test install-pkgs run test check cargo-test prove clean fuzz bench-protocol
 
 all: build
 
@@ -59,6 +59,22 @@ prove: build
 
 # Every test: formatting and lints, unit tests, then the wire tests in t/.
 test: setup-test check cargo-test prove
+
+# Fuzzing, not part of `make test`: each target runs FUZZ_SECONDS (default 30 minutes) from
+# its seeds in fuzz/seeds, keeping what it finds in fuzz/corpus; a crash stops it and leaves
+# the input in fuzz/artifacts. Needs a nightly toolchain; installs cargo-fuzz if missing.
+FUZZ_SECONDS ?= 1800
+FUZZ_TARGETS ?= text_request meta_flags binary_header stream
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$t && \
+	  cargo +nightly fuzz run -O $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+# Parsing and execution without a socket, in ns per operation (figures: bench/RESULTS.md).
+bench-protocol:
+	$(CARGO) bench --locked --bench protocol
 
 clean:
 	$(CARGO) clean

@@ -12,7 +12,7 @@
 //! worker after the terminator. `hash` walks the hash table instead of the LRUs.
 
 use crate::items::store::{
-    self, CrawlStep, DumpItem, VisitStep, COLD_LRU, HOT_LRU, POWER_LARGEST, TEMP_LRU, WARM_LRU,
+    self, CrawlStep, DumpItem, COLD_LRU, HOT_LRU, POWER_LARGEST, TEMP_LRU, WARM_LRU,
 };
 use crate::lent::LentConn;
 use crate::settings;
@@ -569,18 +569,15 @@ fn run() {
                         continue;
                     }
                     let step = match dump.as_mut() {
-                        Some(d) => st.crawler_step_visit(id, &mut |it| d.eval(kind, it)),
-                        None => VisitStep::Done,
+                        Some(d) => st.crawler_step(id, Some(&mut |it| d.eval(kind, it))),
+                        None => CrawlStep::Done,
                     };
-                    match step {
-                        VisitStep::Done => {
-                            finished.push(id);
-                            continue;
-                        }
-                        VisitStep::Visited | VisitStep::Went => {}
+                    if let CrawlStep::Done = step {
+                        finished.push(id);
+                        continue;
                     }
                 } else {
-                    let step = st.crawler_step(id);
+                    let step = st.crawler_step(id, None);
                     let now = current_time();
                     match step {
                         CrawlStep::Done => {
@@ -613,7 +610,7 @@ fn run() {
                                 }
                             }
                         }
-                        CrawlStep::Went => {}
+                        CrawlStep::Went | CrawlStep::Visited => {}
                     }
                 }
                 let sleep = s.lru_crawler_sleep.load(Relaxed);

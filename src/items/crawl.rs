@@ -65,6 +65,8 @@ pub enum CrawlStep {
     Reclaimed,
     /// A live item was looked at; its expiry time (0: never) feeds the crawl schedule.
     Seen(u32),
+    /// A live item was shown to a dump's visitor.
+    Visited,
 }
 
 /// Entries one thread's bump queue holds before dropping bumps (C's LRU_BUMP_BUF_SIZE).
@@ -102,15 +104,6 @@ impl DumpItem<'_> {
     }
 }
 
-/// Outcome of one dump step on an LRU (see `Store::crawler_step_visit`).
-pub enum VisitStep {
-    /// The list is done; the marker is off it.
-    Done,
-    /// An item was shown to the visitor.
-    Visited,
-    /// The marker moved past an item that was busy (or another marker).
-    Went,
-}
 impl Store {
     /// Puts the crawler marker at the tail of LRU `id` (C's do_lru_crawler_start). False
     /// if a crawl of that list is already under way. `remaining` 0 means the whole list.
@@ -150,13 +143,16 @@ impl Store {
         unsafe { (*self.crawlers[id as usize].it.get()).it_flags == 1 }
     }
 
-    /// Moves LRU `id`'s crawler one item up and reclaims that item if it expired or was
-    /// flushed (C's crawler thread loop with the expired-item module).
-    pub fn crawler_step(&self, id: u8) -> CrawlStep {
-        let s = settings::get();
+    /// Moves LRU `id`'s crawler one item up (C's crawler thread loop body, do_item_crawl_q
+    /// and the module's eval). Without a visitor it is the expired-item crawl: an expired or
+    /// flushed item is reclaimed, a live one reported with its expiry for the schedule. With
+    /// one (a dump), each live item is shown to it under its item lock, the LRU lock
+    /// released. Items another thread holds, or locked, are passed over, as C does.
+    pub fn crawler_step(&self, id: u8, visit: Option<&mut dyn FnMut(&DumpItem<'_>)>) -> CrawlStep {
         let mut l = self.lru(id);
         let m = &self.crawlers[id as usize];
-        // SAFETY: the marker, its counts and the list are touched under the list's lock.
+        // SAFETY: the marker, its counts and the list are touched under the list's lock; an
+        // item looked at is live under its item lock and our reference.
         unsafe {
             let marker = m.it.get();
             let counts = &mut *m.counts.get();
@@ -184,8 +180,14 @@ impl Store {
                 return CrawlStep::Went;
             }
             counts[3] += 1;
+            if let Some(visit) = visit {
+                drop(l);
+                visit(&DumpItem::of(search));
+                (*search).refcount.fetch_sub(1, Relaxed);
+                return CrawlStep::Visited;
+            }
             let now = current_time();
-            let oldest_live = s.oldest_live.load(Relaxed);
+            let oldest_live = settings::get().oldest_live.load(Relaxed);
             let flushed = (*search).time <= oldest_live && oldest_live <= now;
             if ((*search).exptime != 0 && (*search).exptime < now) || flushed {
                 counts[1] += 1;
@@ -207,48 +209,6 @@ impl Store {
                 (*search).refcount.fetch_sub(1, Relaxed);
                 CrawlStep::Seen((*search).exptime)
             }
-        }
-    }
-
-    /// Moves LRU `id`'s crawler one item up and shows that item to `visit` under its item
-    /// lock, with the LRU lock released (the dump modules of C's crawler thread). Items
-    /// another thread holds are passed over, as C does.
-    pub fn crawler_step_visit(&self, id: u8, visit: &mut dyn FnMut(&DumpItem<'_>)) -> VisitStep {
-        let mut l = self.lru(id);
-        let m = &self.crawlers[id as usize];
-        // SAFETY: the marker, its counts and the list are touched under the list's lock; the
-        // item shown is live under its item lock and our reference.
-        unsafe {
-            let marker = m.it.get();
-            let counts = &mut *m.counts.get();
-            let search = Self::crawl_q(&mut l, marker);
-            let limit_hit = counts[0] != 0 && {
-                counts[0] -= 1;
-                counts[0] < 1
-            };
-            if search.is_null() || limit_hit {
-                if settings::verbose() > 2 {
-                    eprintln!("Nothing left to crawl for {}", id);
-                }
-                self.crawler_done(&mut l, marker, counts);
-                return VisitStep::Done;
-            }
-            if is_crawler(search) {
-                return VisitStep::Went;
-            }
-            let hv = self.hash(items::key(search));
-            let Some(_ilock) = self.item_trylock(hv) else {
-                return VisitStep::Went;
-            };
-            if (*search).refcount.fetch_add(1, Relaxed) + 1 != 2 {
-                (*search).refcount.fetch_sub(1, Relaxed);
-                return VisitStep::Went;
-            }
-            counts[3] += 1;
-            drop(l);
-            visit(&DumpItem::of(search));
-            (*search).refcount.fetch_sub(1, Relaxed);
-            VisitStep::Visited
         }
     }
 

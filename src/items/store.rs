@@ -8,7 +8,7 @@
 //! (holding the LRU lock) only *tries* item locks.
 
 use super::crawl::CrawlerMarker;
-pub use super::crawl::{CrawlStep, DumpItem, VisitStep};
+pub use super::crawl::{CrawlStep, DumpItem};
 pub use super::expand::start_assoc_maintenance;
 pub(crate) use super::item_ref::release_ref;
 pub use super::item_ref::ItemRef;
