@@ -4,7 +4,23 @@
 //! little-endian machine, so hash table buckets and item lock striping match C. `-o
 //! hash_algorithm=` picks one of them; murmur3 is the default.
 
-use crate::settings::HashAlgorithm;
+/// Key hash for the hash table (`-o hash_algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    Jenkins,
+    Murmur3,
+    Xxh3,
+}
+
+impl HashAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashAlgorithm::Jenkins => "jenkins",
+            HashAlgorithm::Murmur3 => "murmur3",
+            HashAlgorithm::Xxh3 => "xxh3",
+        }
+    }
+}
 
 /// The function that hashes keys with `alg` (C: `hash_init`).
 #[inline]

@@ -1,24 +1,14 @@
 //! The `stats` reports that read every layer (C's `server_stats`, `process_stat`'s general
 //! part and `get_stats`): the general report, `stats items|slabs|sizes`, `stats conns` and
-//! `stats reset`. Server layer: protocol handlers reach them through `hooks`, registered at
-//! start-up.
+//! `stats reset`. Server layer: protocol handlers reach them through `hooks`, which the
+//! server registers at start-up.
 
-use crate::hooks::ServerHooks;
 use crate::items::store;
 use crate::settings;
 use crate::stats::{self, append_stat, current_time, ClassTotals, StatSink, ThreadStatsTotals};
 use crate::stats::{ITEM_UPDATE_INTERVAL, PROCESS_STARTED, STATS};
 use crate::thread;
 use std::sync::atomic::Ordering::Relaxed;
-
-/// What the server registers for protocol handlers (`hooks::register`).
-pub const HOOKS: ServerHooks = ServerHooks {
-    general: general_stats,
-    engine: engine_stats,
-    reset: stats_reset_all,
-    conns: crate::conn::write_stats_conns,
-    stop: crate::server::request_stop,
-};
 
 /// `stats` with no argument.
 pub fn general_stats(out: &mut dyn StatSink) {

@@ -599,7 +599,13 @@ pub fn main(argv: Vec<String>) -> i32 {
     }
     crate::items::store::init(s);
     // What commands may ask of this layer: the stats reports and a stop.
-    crate::hooks::register(crate::report::HOOKS);
+    crate::hooks::register(crate::hooks::ServerHooks {
+        general: crate::report::general_stats,
+        engine: crate::report::engine_stats,
+        reset: crate::report::stats_reset_all,
+        conns: crate::conn::write_stats_conns,
+        stop: request_stop,
+    });
 
     let base = match EventBase::new() {
         Some(b) => b,

@@ -66,23 +66,7 @@ impl Protocol {
     }
 }
 
-/// Key hash for the hash table (`-o hash_algorithm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashAlgorithm {
-    Jenkins,
-    Murmur3,
-    Xxh3,
-}
-
-impl HashAlgorithm {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HashAlgorithm::Jenkins => "jenkins",
-            HashAlgorithm::Murmur3 => "murmur3",
-            HashAlgorithm::Xxh3 => "xxh3",
-        }
-    }
-}
+pub use crate::hash::HashAlgorithm;
 
 /// An f64 that can be changed at run time (stored as its bit pattern). Loads and stores are
 /// relaxed, like the plain C double they replace.

@@ -153,14 +153,7 @@ pub fn u64_decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
 /// exactly like the C assignment). Rejects negative numbers only when they wrap to a value
 /// that is negative as a signed long.
 pub fn safe_strtoul(s: &[u8]) -> Option<u32> {
-    let (v, consumed, erange) = strtoul(s);
-    if erange || !safe_tail_ok(s, consumed) {
-        return None;
-    }
-    if (v as i64) < 0 && s[..consumed].contains(&b'-') {
-        return None;
-    }
-    Some(v as u32)
+    safe_strtoull(s).map(|v| v as u32)
 }
 
 /// memcached's `safe_strtol`: parses a long and truncates it to 32 bits.
