@@ -215,8 +215,11 @@ impl DumpClient {
 
 /// The crawler's control state (C's lru_crawler_lock and friends).
 struct Control {
-    /// The thread exists and should keep running.
+    /// The thread should keep running.
     run: bool,
+    /// A crawler thread exists (until it has left its loop, after a stop): no second one
+    /// may start meanwhile (C's settings.lru_crawler, cleared by the exiting thread).
+    alive: bool,
     /// Lists with a crawl under way.
     active: Vec<u8>,
     /// A dump of the whole hash table is asked for (C's crawler_count of -1).
@@ -236,6 +239,7 @@ struct Control {
 
 static CONTROL: Mutex<Control> = Mutex::new(Control {
     run: false,
+    alive: false,
     active: Vec::new(),
     hash_walk: false,
     kind: Kind::Manual,
@@ -255,16 +259,24 @@ fn control() -> std::sync::MutexGuard<'static, Control> {
 /// or cannot be started.
 pub fn start() -> bool {
     let mut c = control();
-    if c.run {
+    // A thread asked to stop that has not left yet still counts, as in C: otherwise it
+    // could see the new start and keep running beside a second thread.
+    if c.run || c.alive {
         return false;
     }
     c.run = true;
+    c.alive = true;
     settings::get().lru_crawler.store(true, Relaxed);
-    drop(c);
-    std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("mc-itemcrawler".into())
         .spawn(run)
-        .is_ok()
+        .is_ok();
+    if !spawned {
+        c.run = false;
+        c.alive = false;
+        settings::get().lru_crawler.store(false, Relaxed);
+    }
+    spawned
 }
 
 /// Asks the thread to stop (C's stop_item_crawler_thread without waiting); stopping a
@@ -521,7 +533,10 @@ pub fn maintainer_check() {
 }
 
 fn run() {
-    let Some(st) = store::store() else { return };
+    let Some(st) = store::store() else {
+        control().alive = false;
+        return;
+    };
     let s = settings::get();
     if settings::verbose() > 2 {
         eprintln!("Starting LRU crawler background thread");
@@ -639,6 +654,7 @@ fn run() {
             c = control();
         }
     }
+    c.alive = false;
     drop(c);
     if settings::verbose() > 2 {
         eprintln!("LRU crawler thread stopping");
