@@ -1,6 +1,6 @@
 //! The per-connection state machine (C's `drive_machine` and the `conn_*` helpers of
 //! memcached.c): non-blocking reads into a read buffer borrowed from the worker's cache, command
-//! parsing, replies queued as response objects and written with writev, `-R` yields, idle
+//! parsing, replies queued as response objects and written with one sendmsg, `-R` yields, idle
 //! timeouts and closing.
 //!
 //! A `Conn` belongs to exactly one worker thread: it is created there from the dispatcher's
@@ -36,7 +36,7 @@ use table::keep_leftover_cas;
 pub use table::{conn_slot_close, conn_slot_open, note_conn_struct, write_stats_conns, ConnSlot};
 use udp::UDP_READ_BUFFER_SIZE;
 
-/// Most iovecs handed to one writev: C stops filling below IOV_MAX - 1 (1024 on Linux).
+/// Most iovecs handed to one sendmsg: C stops filling below IOV_MAX - 1 (1024 on Linux).
 const IOV_MAX: usize = 1024;
 const IOV_USE: usize = IOV_MAX - 2;
 
@@ -142,6 +142,12 @@ pub struct Conn {
     slot: Arc<ConnSlot>,
     /// The binary request being handled.
     pub bin: crate::proto::binary::BinState,
+    /// `-Y`: the client has sent a good token (always true without an auth file). Binary
+    /// clients authenticate through SASL instead.
+    authenticated: bool,
+    /// `-Y`: bytes of the announced token still to arrive in full, its "\r\n" included (C's
+    /// sasl_started with rlbytes); 0 while waiting for the `set` line.
+    auth_token_len: u32,
 }
 
 /// Creates a connection on the calling worker (C's conn_new). Returns false if the event could
@@ -208,6 +214,8 @@ pub fn conn_new(
         rlbytes: 0,
         store_cmd: crate::items::ops::StoreCmd::Set,
         cas: leftover_cas,
+        authenticated: s.auth_file.is_none() || protocol != Protocol::Ascii,
+        auth_token_len: 0,
     });
     if transport == Transport::Udp {
         c.rbuf = vec![0; UDP_READ_BUFFER_SIZE];
@@ -541,8 +549,57 @@ impl Conn {
         }
         match self.protocol {
             Protocol::Binary => self.try_read_command_binary(),
+            _ if !self.authenticated => self.try_read_command_asciiauth(),
             _ => self.try_read_command_ascii(),
         }
+    }
+
+    /// Frames the one request an unauthenticated `-Y` client may send, its `set` line and
+    /// then its token (C's try_read_command_asciiauth). False when more bytes are needed.
+    fn try_read_command_asciiauth(&mut self) -> bool {
+        use crate::proto::auth::{self, AuthLine};
+        if self.auth_token_len == 0 {
+            let window = &self.rbuf[self.rcurr..self.rcurr + self.rbytes];
+            match auth::parse_line(window) {
+                AuthLine::NeedMore => return false,
+                AuthLine::Close => {
+                    self.set_state(ConnState::Closing);
+                    return true;
+                }
+                AuthLine::Refuse { consumed, reply } => {
+                    self.rbytes -= consumed;
+                    self.rcurr += consumed;
+                    if self.resps.is_empty() && !self.resp_start() {
+                        self.set_state(ConnState::Closing);
+                        return true;
+                    }
+                    self.out_string(reply);
+                    return true;
+                }
+                AuthLine::Token { consumed, size } => {
+                    self.rbytes -= consumed;
+                    self.rcurr += consumed;
+                    self.auth_token_len = size + 2;
+                }
+            }
+        }
+        let len = self.auth_token_len as usize;
+        if self.rbytes < len {
+            return false;
+        }
+        if self.resps.is_empty() && !self.resp_start() {
+            self.set_state(ConnState::Closing);
+            return true;
+        }
+        let start = self.rcurr;
+        self.rbytes -= len;
+        self.rcurr += len;
+        self.auth_token_len = 0;
+        // The token is checked in place; the buffer is lent out for the call.
+        let rbuf = std::mem::take(&mut self.rbuf);
+        self.authenticated = auth::process_token(self, &rbuf[start..start + len]);
+        self.rbuf = rbuf;
+        true
     }
 
     /// Frames one binary request (C's try_read_command_binary): once its header, extras and
@@ -653,7 +710,7 @@ impl Conn {
             [const { MaybeUninit::uninit() }; IOV_USE];
         let cap = IOV_USE;
         let mut n = 0;
-        // A reply that does not fit in this writev is continued by the next (`sent` keeps
+        // A reply that does not fit in this sendmsg is continued by the next (`sent` keeps
         // the place).
         'resps: for r in self.resps.iter() {
             if r.skip {
@@ -680,7 +737,7 @@ impl Conn {
         }
         // SAFETY: entries 0..n were each written above, and MaybeUninit<T> has T's layout.
         let iovs = unsafe { std::slice::from_raw_parts(iovs.as_ptr().cast::<IoSlice<'_>>(), n) };
-        let res = sys::writev(self.fd, iovs);
+        let res = sys::sendmsg(self.fd, iovs);
         self.transmit_done(res, 0)
     }
 

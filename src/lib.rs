@@ -2,6 +2,7 @@
 //! doc/architecture.md maps each module to its C counterpart and to the threads that run it.
 
 pub mod assoc;
+pub mod authfile;
 pub mod base64;
 pub mod conn;
 pub mod crawler;

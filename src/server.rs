@@ -67,7 +67,10 @@ impl Handler for Clock {
             st.start_expand_if_needed();
         }
         if SIG_HUP.swap(false, Relaxed) {
-            // Reloads of the auth file and TLS certificates hook in here.
+            // A file that no longer loads keeps the entries of the last good one, as in C.
+            if let Some(path) = settings::get().auth_file.as_deref() {
+                let _ = crate::authfile::load(path);
+            }
         }
         clock_tick();
         Disposition::Keep
@@ -437,9 +440,18 @@ fn server_sockets(
                 if "ascii".starts_with(name) {
                     bproto = Protocol::Ascii;
                 } else if "binary".starts_with(name) {
+                    if s.auth_file.is_some() {
+                        eprintln!("Cannot use binary protocol when ascii authentication enabled");
+                        return true;
+                    }
                     bproto = Protocol::Binary;
                 } else if "negotiating".starts_with(name) {
-                    bproto = Protocol::Negotiating;
+                    bproto = if s.auth_file.is_some() {
+                        eprintln!("WARNING: negotiating ports are ascii only when ascii authentication enabled");
+                        Protocol::Ascii
+                    } else {
+                        Protocol::Negotiating
+                    };
                 } else if "proxy".starts_with(name) {
                     eprintln!("Server not built with proxy: \"{}\"", inter);
                     return true;
@@ -615,6 +627,30 @@ pub fn main(argv: Vec<String>) -> i32 {
         }
     };
     let _listen_events = ListenEventsGuard;
+
+    if let Some(path) = s.auth_file.as_deref() {
+        if s.udpport != 0 {
+            eprintln!("Cannot use UDP with ascii authentication enabled (-U 0 to disable)");
+            return daemon::EX_USAGE;
+        }
+        if let Err(e) = crate::authfile::load(path) {
+            match e {
+                crate::authfile::LoadError::Open(err) => {
+                    let msg = sys::strerror(err.raw_os_error().unwrap_or(0));
+                    // C's vperror repeats the error after its own.
+                    eprintln!(
+                        "Could not open authfile [{}] for reading, error {}: {}",
+                        path, msg, msg
+                    );
+                }
+                crate::authfile::LoadError::Malformed => eprint!(
+                    "Authfile [{}] has a malformed entry. Should be 'user:password'",
+                    path
+                ),
+            }
+            return 1;
+        }
+    }
 
     // The clock starts ITEM_UPDATE_INTERVAL + 2 seconds in, so relative times are never 0.
     let started = std::time::SystemTime::now()

@@ -139,10 +139,6 @@ pub const NOT_YET_BUILT: &[NotYetBuilt] = &[
         message: "memcached: -e (restartable cache) is not supported by this build yet",
     },
     NotYetBuilt {
-        option: OptionName::Short(b'Y'),
-        message: "memcached: -Y (ascii authentication) is not supported by this build yet",
-    },
-    NotYetBuilt {
         option: OptionName::Sub("drop_privileges"),
         message: "memcached: -o drop_privileges (seccomp syscall filter) is not supported by this build yet",
     },
@@ -2059,10 +2055,11 @@ mod tests {
         // no_modern keeps an explicit chunk max.
         let s = ok(&["-o", "slab_chunk_max=256,no_modern"]);
         assert_eq!(s.slab_chunk_size_max, 256 * 1024);
-        // -Y (ascii auth) is refused until authentication is built.
-        assert!(
-            parse_args(&["memcached".to_string(), "-Y".to_string(), "/x".to_string()]).is_err()
-        );
+        // -Y makes the default protocol ascii and refuses any other.
+        let s = ok(&["-Y", "/x"]);
+        assert_eq!(s.auth_file.as_deref(), Some("/x"));
+        assert_eq!(s.binding_protocol, Protocol::Ascii);
+        assert!(parse_args(&["memcached", "-Y", "/x", "-B", "auto"].map(String::from)).is_err());
         // Duplicate and contained listeners are not repeated.
         let s = ok(&["-l", "127.0.0.10", "-l", "127.0.0.1", "-l", "10.0.0.1"]);
         assert_eq!(s.inter.as_deref(), Some("127.0.0.10,10.0.0.1"));

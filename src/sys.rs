@@ -28,12 +28,17 @@ pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     cvt(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) as isize })
 }
 
-/// writev(2) of the gathered slices (IoSlice is ABI-compatible with struct iovec).
-pub fn writev(fd: RawFd, iov: &[IoSlice<'_>]) -> io::Result<usize> {
-    let cnt = iov.len().min(1024) as c_int;
-    // SAFETY: IoSlice is guaranteed to have iovec's layout on unix; the slices borrow live
-    // buffers for the duration of the call.
-    cvt(unsafe { libc::writev(fd, iov.as_ptr().cast(), cnt) as isize })
+/// sendmsg(2) of gathered slices on a connected socket (C's tcp_sendmsg: the worker's seccomp
+/// filter allows sendmsg on any descriptor but writev only on stdout and stderr).
+pub fn sendmsg(fd: RawFd, iov: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: msghdr is zeroed POD; it points at the caller's slices (IoSlice has iovec's
+    // layout on unix), which live for the call.
+    unsafe {
+        let mut msg: libc::msghdr = mem::zeroed();
+        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = iov.len().min(1024) as _;
+        cvt(libc::sendmsg(fd, &msg, 0) as isize)
+    }
 }
 
 /// close(2). Errors are ignored as C memcached ignores them.

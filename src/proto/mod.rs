@@ -2,6 +2,7 @@
 //! `text` runs ASCII commands against the server; `binary` the binary protocol; `meta` the meta commands (mg, ms, md, ma,
 //! mn, me).
 
+pub mod auth;
 pub mod binary;
 pub mod mem_session;
 pub mod meta;

@@ -1,6 +1,6 @@
 //! The response object a command writes its reply into (C's mc_resp): a line buffer, an
 //! item whose value is sent from item memory, an owned body and a static tail. The connection
-//! queues them, takes them from its worker's caches and writes them out with one writev.
+//! queues them, takes them from its worker's caches and writes them out with one sendmsg.
 
 use crate::items::store::ItemRef;
 use crate::sys;
