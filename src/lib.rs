@@ -14,6 +14,7 @@ pub mod items;
 pub mod lent;
 pub mod logger;
 pub mod lru_maintainer;
+pub mod privileges;
 pub mod proto;
 pub mod report;
 pub mod server;

@@ -665,6 +665,9 @@ pub fn main(argv: Vec<String>) -> i32 {
         Relaxed,
     );
 
+    if s.drop_privileges {
+        crate::privileges::setup_violations_handler();
+    }
     ignore_sigpipe();
     crate::logger::init();
     thread::init(s.num_threads.max(1) as usize);
@@ -767,6 +770,9 @@ pub fn main(argv: Vec<String>) -> i32 {
     }
     if let Some(p) = s.pid_file.as_deref() {
         daemon::save_pid(p);
+    }
+    if s.drop_privileges {
+        crate::privileges::drop_privileges();
     }
 
     let mut retval = 0;

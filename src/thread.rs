@@ -294,6 +294,9 @@ fn worker_main(worker: &'static Worker, ready: Arc<Barrier>) {
         eprintln!("Can't monitor libevent notify pipe");
         std::process::exit(1);
     }
+    if crate::settings::get().drop_privileges {
+        crate::privileges::drop_worker_privileges();
+    }
     ready.wait();
     // Returns on a graceful stop; the process exits right after, closing the sockets.
     base.dispatch();

@@ -1,6 +1,6 @@
 #!/usr/bin/env perl
 # Options C memcached accepts whose subsystem this port does not have yet
-# (restartable cache, the seccomp filter, extstore) stop the
+# (restartable cache, extstore) stop the
 # server at once: a message naming the missing part on stderr, exit status 1.
 # This is the port's own behaviour: the C reference build (no extstore)
 # answers the ext_* sub-options with "Illegal suboption" and accepts -e.
@@ -67,8 +67,6 @@ my $sock = "$tmp/never.sock";
 my @cases = (
     [['-e', "$tmp/memory"], "memcached: -e (restartable cache) $yet"],
     [["--memory-file=$tmp/memory"], "memcached: -e (restartable cache) $yet"],
-    [['-o', 'drop_privileges'],
-        "memcached: -o drop_privileges (seccomp syscall filter) $yet"],
     (map { [['-o', "$_=1"], "memcached: -o $_ (extstore) $yet"] } @ext),
     [['-o', 'ext_path=/tmp/extstore:64m'], "memcached: -o ext_path (extstore) $yet"],
     # No value: refused on the name, as with one.

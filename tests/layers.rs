@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("logger", 0),
     ("lent", 0),
     ("hooks", 0),
+    ("privileges", 0),
     // storage
     ("slabs", 1),
     ("items", 1),

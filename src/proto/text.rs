@@ -30,6 +30,8 @@ const ADMIN_COMMANDS: &[(&[u8], Handler)] = &[
     (b"debugtime", process_debugtime_command),
     #[cfg(feature = "debug-commands")]
     (b"debugitem", process_debugitem_command),
+    #[cfg(feature = "debug-commands")]
+    (b"misbehave", process_misbehave_command),
 ];
 
 /// Handles one command line (with its "\n" or "\r\n").
@@ -182,6 +184,17 @@ fn process_shutdown_command(c: &mut dyn Session, line: &[u8], req: &Request) {
         (crate::hooks::get().stop)(true);
     } else {
         c.out_string("CLIENT_ERROR invalid shutdown mode");
+    }
+}
+
+/// Tries syscalls a `-o drop_privileges` worker may not make: under the filter the process
+/// dies; without it the reply is ERROR (OK only if both failed).
+#[cfg(feature = "debug-commands")]
+fn process_misbehave_command(c: &mut dyn Session, _line: &[u8], _req: &Request) {
+    if crate::privileges::misbehave() {
+        c.out_string("ERROR");
+    } else {
+        c.out_string("OK");
     }
 }
 

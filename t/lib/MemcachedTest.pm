@@ -272,8 +272,12 @@ sub new_memcached {
 
     $args .= " -u root" if $< == 0;
     # Only debug builds know relaxed_privileges (a release binary can be given as exe).
-    $args .= " -o relaxed_privileges"
-        if !$opts->{exe} || _help_text($exe) =~ /relaxed_privileges/;
+    # T_MEMD_DROP_PRIVILEGES=1 runs every server under the strict seccomp filters instead.
+    if ($ENV{T_MEMD_DROP_PRIVILEGES}) {
+        $args .= " -o drop_privileges";
+    } elsif (!$opts->{exe} || _help_text($exe) =~ /relaxed_privileges/) {
+        $args .= " -o relaxed_privileges";
+    }
 
     my $given_socket = $args =~ /-s (\S+)/ ? $1 : undef;
     my $want_tcp = $args =~ /-l (\S+)/
