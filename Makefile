@@ -21,11 +21,11 @@ build:
 
 # Installs what a fresh Debian machine with the Rust toolchain lacks: cmake and libclang for
 # building libevent from libevent-sys's bundled source, and Perl's prove and modules for t/.
-SETUP_PKGS := cmake libclang-dev make perl netcat-openbsd libseccomp-dev
+SETUP_PKGS := cmake libclang-dev make perl netcat-openbsd libseccomp-dev libssl-dev pkg-config openssl
 # For the tests only: Debian's C memcached (1.6.18), which t/stats-vs-debian.t starts on a
 # port of its own to compare stat names with (its packaged service is not used), and
 # valgrind, under which t/stop-valgrind.t runs the server through each kind of stop.
-TEST_PKGS := memcached valgrind
+TEST_PKGS := memcached valgrind libio-socket-ssl-perl
 setup:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(SETUP_PKGS)"
 

@@ -17,6 +17,7 @@ use crate::settings::{self, Protocol};
 use crate::stats::{self, current_time, STATS};
 use crate::sys;
 use crate::thread::Worker;
+use crate::tls::TlsConn;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -148,6 +149,16 @@ pub struct Conn {
     /// `-Y`: bytes of the announced token still to arrive in full, its "\r\n" included (C's
     /// sasl_started with rlbytes); 0 while waiting for the `set` line.
     auth_token_len: u32,
+    /// The TLS session on the socket; reads and writes go through it when present.
+    tls: Option<TlsConn>,
+}
+
+/// read(2) on the socket, or a TLS read when the connection has a session.
+fn sock_read(fd: RawFd, tls: &mut Option<TlsConn>, buf: &mut [u8]) -> io::Result<usize> {
+    match tls {
+        Some(t) => t.read(fd, buf),
+        None => sys::read(fd, buf),
+    }
 }
 
 /// Creates a connection on the calling worker (C's conn_new). Returns false if the event could
@@ -157,6 +168,7 @@ pub fn conn_new(
     init_state: ConnState,
     transport: Transport,
     protocol: Protocol,
+    tls: Option<TlsConn>,
     base: &EventBase,
     worker: &'static Worker,
 ) -> bool {
@@ -216,6 +228,7 @@ pub fn conn_new(
         cas: leftover_cas,
         authenticated: s.auth_file.is_none() || protocol != Protocol::Ascii,
         auth_token_len: 0,
+        tls,
     });
     if transport == Transport::Udp {
         c.rbuf = vec![0; UDP_READ_BUFFER_SIZE];
@@ -305,10 +318,11 @@ thread_local! {
 /// A side thread's loan of a connection ended (C's conn_worker_readd for conn_watch, or
 /// sidethread_conn_close when `close`): the worker closes it, or registers its event again
 /// and waits for the client's next command.
-pub fn redispatch(fd: RawFd, close: bool, base: &EventBase) {
+pub fn redispatch(fd: RawFd, close: bool, tls: Option<TlsConn>, base: &EventBase) {
     let Some(mut c) = PARKED.with(|p| p.borrow_mut().remove(&fd)) else {
         return;
     };
+    c.tls = tls;
     if close {
         c.set_state(ConnState::Closing);
         c.drive_machine();
@@ -458,7 +472,7 @@ impl Conn {
             }
             let avail = self.rbuf.len() - self.rbytes;
             let start = self.rbytes;
-            match sys::read(self.fd, &mut self.rbuf[start..]) {
+            match sock_read(self.fd, &mut self.tls, &mut self.rbuf[start..]) {
                 Ok(0) => {
                     self.close_reason = CloseReason::Normal;
                     return ReadResult::Error;
@@ -696,6 +710,9 @@ impl Conn {
             self.set_state(ConnState::ParseCmd);
         } else if !self.resps.is_empty() {
             self.set_state(ConnState::Mwrite);
+        } else if self.tls.as_ref().is_some_and(|t| t.pending()) {
+            // OpenSSL holds decrypted bytes no read took yet: no read event would come.
+            self.set_state(ConnState::Read);
         } else {
             self.set_state(ConnState::Waiting);
         }
@@ -737,7 +754,10 @@ impl Conn {
         }
         // SAFETY: entries 0..n were each written above, and MaybeUninit<T> has T's layout.
         let iovs = unsafe { std::slice::from_raw_parts(iovs.as_ptr().cast::<IoSlice<'_>>(), n) };
-        let res = sys::sendmsg(self.fd, iovs);
+        let res = match &mut self.tls {
+            Some(t) => t.sendmsg(self.fd, iovs),
+            None => sys::sendmsg(self.fd, iovs),
+        };
         self.transmit_done(res, 0)
     }
 
@@ -820,6 +840,8 @@ impl Conn {
         self.ev = None;
         conn_slot_close(self.fd);
         keep_leftover_cas(self.fd, std::mem::take(&mut self.cas));
+        // The session says goodbye (close_notify) before the socket closes.
+        self.tls = None;
         sys::close(self.fd);
         self.close_reason = CloseReason::None;
         ALLOW_NEW_CONNS.store(true, Relaxed);
@@ -930,7 +952,7 @@ impl Conn {
                     let (ri, want) = (self.ritem, self.rlbytes);
                     let window = it.window_mut(ri);
                     let want = want.min(window.len());
-                    let res = sys::read(self.fd, &mut window[..want]);
+                    let res = sock_read(self.fd, &mut self.tls, &mut window[..want]);
                     self.item = Some(it);
                     match self.read_outcome(res, true) {
                         ReadStep::Data(n) => {
@@ -958,7 +980,7 @@ impl Conn {
                         continue;
                     }
                     let want = self.rbuf.len().min(self.sbytes);
-                    let res = sys::read(self.fd, &mut self.rbuf[..want]);
+                    let res = sock_read(self.fd, &mut self.tls, &mut self.rbuf[..want]);
                     match self.read_outcome(res, false) {
                         ReadStep::Data(n) => self.sbytes -= n,
                         ReadStep::Wait => stop = true,

@@ -81,7 +81,7 @@ impl DumpClient {
     /// Writes the whole buffer, waiting for the socket with poll (C's lru_crawler_write).
     /// On any failure the connection is closed and false returned.
     fn write(&mut self) -> bool {
-        let Some(conn) = self.conn.as_ref() else {
+        let Some(conn) = self.conn.as_mut() else {
             return false;
         };
         let fd = conn.fd();
@@ -111,7 +111,10 @@ impl DumpClient {
             if rev & libc::POLLIN != 0 {
                 // The client closed or sent something (the byte read is dropped, as C).
                 let mut b = [0u8; 1];
-                match sys::read(fd, &mut b) {
+                let Some(conn) = self.conn.as_mut() else {
+                    return false;
+                };
+                match conn.read(&mut b) {
                     Ok(0) => return self.fail(),
                     Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => return self.fail(),
                     _ => {}
@@ -121,7 +124,10 @@ impl DumpClient {
                 return self.fail();
             }
             if rev & libc::POLLOUT != 0 {
-                match sys::write(fd, &self.buf[sent..]) {
+                let Some(conn) = self.conn.as_mut() else {
+                    return false;
+                };
+                match conn.write(&self.buf[sent..]) {
                     Ok(0) => return self.fail(),
                     Ok(n) => sent += n,
                     Err(e)

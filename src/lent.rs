@@ -3,6 +3,8 @@
 //! (transport, close reason). Foundation layer: the side threads below the connection layer
 //! hold loans; the connection layer makes them and takes them back through `LoanOwner`.
 
+use crate::tls::TlsConn;
+use std::io;
 use std::os::unix::io::RawFd;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +26,8 @@ pub enum CloseReason {
 
 /// Whoever lent a connection (its worker): told when the loan ends.
 pub trait LoanOwner: Sync {
-    /// Queue the connection back: resume it, or close it when `close`.
-    fn end_loan(&self, fd: RawFd, close: bool);
+    /// Queue the connection back, with its TLS session: resume it, or close it when `close`.
+    fn end_loan(&self, fd: RawFd, close: bool, tls: Option<TlsConn>);
 }
 
 /// A connection lent by its worker to a side thread. The worker has parked the connection
@@ -36,15 +38,34 @@ pub struct LentConn {
     fd: RawFd,
     owner: &'static dyn LoanOwner,
     ended: bool,
+    /// The connection's TLS session, lent with it: the borrower reads and writes through it.
+    tls: Option<TlsConn>,
 }
 
 impl LentConn {
     /// Made by the worker that parks the connection.
-    pub fn new(fd: RawFd, owner: &'static dyn LoanOwner) -> LentConn {
+    pub fn new(fd: RawFd, owner: &'static dyn LoanOwner, tls: Option<TlsConn>) -> LentConn {
         LentConn {
             fd,
             owner,
             ended: false,
+            tls,
+        }
+    }
+
+    /// Reads from the client (through its TLS session when it has one).
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            Some(t) => t.read(self.fd, buf),
+            None => crate::sys::read(self.fd, buf),
+        }
+    }
+
+    /// Writes to the client (through its TLS session when it has one).
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            Some(t) => t.write(self.fd, buf),
+            None => crate::sys::write(self.fd, buf),
         }
     }
 
@@ -60,9 +81,11 @@ impl LentConn {
     }
 
     /// Ends a loan the borrower refused at once, while the lending worker still runs the
-    /// connection's command (it takes the connection back itself; nothing is queued).
-    pub fn cancel(mut self) {
+    /// connection's command (it takes the connection back itself, with the TLS session
+    /// returned here; nothing is queued).
+    pub fn cancel(mut self) -> Option<TlsConn> {
         self.ended = true;
+        self.tls.take()
     }
 
     /// Has the worker close the connection (C's sidethread_conn_close).
@@ -78,7 +101,7 @@ impl LentConn {
         if close && crate::settings::verbose() > 1 {
             eprintln!("<{} connection closing from side thread.", self.fd);
         }
-        self.owner.end_loan(self.fd, close);
+        self.owner.end_loan(self.fd, close, self.tls.take());
     }
 }
 

@@ -25,6 +25,7 @@ pub mod slabs_mover;
 pub mod stats;
 pub mod sys;
 pub mod thread;
+pub mod tls;
 
 /// The version this server reports (`version`, `stats`, `-V`).
 pub const VERSION: &str = "1.6.45";

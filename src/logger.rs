@@ -720,11 +720,10 @@ fn poll_watchers(st: &mut State, force_poll: bool, only: Option<usize>) -> usize
         let Some(w) = st.watchers[x].as_mut() else {
             continue;
         };
-        let fd = w.conn.fd();
         if revents & libc::POLLIN != 0 {
             // Early detection of a client that went away (the byte read is dropped, as C).
             let mut b = [0u8; 1];
-            match sys::read(fd, &mut b) {
+            match w.conn.read(&mut b) {
                 Ok(0) => {
                     close_watcher(st, x);
                     continue;
@@ -742,7 +741,7 @@ fn poll_watchers(st: &mut State, force_poll: bool, only: Option<usize>) -> usize
         if revents & (libc::POLLHUP | libc::POLLERR) != 0 {
             close_watcher(st, x);
         } else if revents & libc::POLLOUT != 0 {
-            match sys::write(fd, w.buf.pending()) {
+            match w.conn.write(w.buf.pending()) {
                 Ok(0) => close_watcher(st, x),
                 Ok(n) => {
                     w.buf.consume(n);

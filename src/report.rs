@@ -202,6 +202,21 @@ pub fn server_stats(out: &mut dyn StatSink, t: &ThreadStatsTotals, ct: &ClassTot
     );
     append_stat(out, "log_watcher_sent", g.log_watcher_sent.load(Relaxed));
     append_stat(out, "log_watchers", g.log_watchers.load(Relaxed));
+    let set = crate::settings::get();
+    if set.ssl_enabled {
+        use crate::tls;
+        if set.ssl_session_cache {
+            append_stat(out, "ssl_new_sessions", tls::NEW_SESSIONS.load(Relaxed));
+        }
+        append_stat(
+            out,
+            "ssl_handshake_errors",
+            tls::HANDSHAKE_ERRORS.load(Relaxed),
+        );
+        append_stat(out, "ssl_proto_errors", tls::PROTO_ERRORS.load(Relaxed));
+        let since = crate::stats::current_time().wrapping_sub(tls::LAST_CERT_REFRESH.load(Relaxed));
+        append_stat(out, "time_since_server_cert_refresh", since);
+    }
     append_stat(
         out,
         "unexpected_napi_ids",

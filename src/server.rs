@@ -9,6 +9,7 @@ use crate::settings::{self, Protocol, Settings};
 use crate::stats::{self, CURRENT_TIME, ITEM_UPDATE_INTERVAL, PROCESS_STARTED, STATS};
 use crate::sys;
 use crate::thread;
+use crate::tls::ListenTls;
 use std::cell::RefCell;
 use std::io::Write;
 use std::os::raw::c_int;
@@ -70,6 +71,15 @@ impl Handler for Clock {
             // A file that no longer loads keeps the entries of the last good one, as in C.
             if let Some(path) = settings::get().auth_file.as_deref() {
                 let _ = crate::authfile::load(path);
+            }
+            if settings::get().ssl_enabled {
+                if let Err(msg) = crate::tls::refresh_certs() {
+                    // C's vperror: the message, then the (stale) errno's text.
+                    daemon::vperror(&format!(
+                        "Could not reload TLS certificates on SIGHUP: {}",
+                        msg
+                    ));
+                }
             }
         }
         clock_tick();
@@ -183,6 +193,7 @@ impl Handler for MaxconnsRetry {
 struct Listener {
     transport: Transport,
     protocol: Protocol,
+    tls: ListenTls,
     slot: Rc<RefCell<Option<Event>>>,
 }
 
@@ -217,13 +228,30 @@ impl Handler for Listener {
             let _ = sys::write(sfd, b"ERROR Too many open connections\r\n");
             sys::close(sfd);
         } else {
-            thread::dispatch_conn_new(sfd, ConnState::NewCmd, self.transport, self.protocol);
+            let tls = if self.tls == ListenTls::Off {
+                None
+            } else {
+                match crate::tls::accept(sfd, self.tls) {
+                    Some(t) => Some(t),
+                    None => {
+                        sys::close(sfd);
+                        return Disposition::Keep;
+                    }
+                }
+            };
+            thread::dispatch_conn_new(sfd, ConnState::NewCmd, self.transport, self.protocol, tls);
         }
         Disposition::Keep
     }
 }
 
-fn add_listener(base: &EventBase, fd: RawFd, transport: Transport, protocol: Protocol) {
+fn add_listener(
+    base: &EventBase,
+    fd: RawFd,
+    transport: Transport,
+    protocol: Protocol,
+    tls: ListenTls,
+) {
     conn::note_conn_struct(fd);
     if settings::verbose() > 1 {
         eprintln!("<{} server listening ({})", fd, conn::prot_text(protocol));
@@ -232,6 +260,7 @@ fn add_listener(base: &EventBase, fd: RawFd, transport: Transport, protocol: Pro
     let l = Box::new(Listener {
         transport,
         protocol,
+        tls,
         slot: Rc::clone(&slot),
     });
     if !base.register(fd, event::EV_READ | event::EV_PERSIST, None, l) {
@@ -261,6 +290,7 @@ fn server_socket(
     port: i32,
     transport: Transport,
     protocol: Protocol,
+    tls: ListenTls,
     portfile: &mut Option<std::fs::File>,
 ) -> bool {
     let s = settings::get();
@@ -369,10 +399,10 @@ fn server_socket(
                         }
                     }
                 };
-                thread::dispatch_conn_new(fd, ConnState::Read, Transport::Udp, protocol);
+                thread::dispatch_conn_new(fd, ConnState::Read, Transport::Udp, protocol, None);
             }
         } else {
-            add_listener(base, sfd, transport, protocol);
+            add_listener(base, sfd, transport, protocol, tls);
         }
     }
     success == 0
@@ -413,19 +443,43 @@ fn server_sockets(
     portfile: &mut Option<std::fs::File>,
 ) -> bool {
     let s = settings::get();
+    let default_tls = if s.ssl_enabled {
+        ListenTls::Default
+    } else {
+        ListenTls::Off
+    };
     let Some(inter) = s.inter.as_deref() else {
-        return server_socket(base, None, port, transport, s.binding_protocol, portfile);
+        return server_socket(
+            base,
+            None,
+            port,
+            transport,
+            s.binding_protocol,
+            default_tls,
+            portfile,
+        );
     };
     let mut ret = false;
     for item in inter.split([';', ',']).filter(|p| !p.is_empty()) {
         let mut p = item;
         let mut the_port = port;
         let mut bproto = s.binding_protocol;
-        for tls in ["notls", "btls", "mtls"] {
-            if p.starts_with(tls) {
-                let what = if tls == "mtls" { "otls" } else { tls };
-                eprintln!("'{}' option is valid only when SSL is enabled", what);
-                return true;
+        let mut tls = default_tls;
+        for (prefix, mode) in [
+            ("notls", ListenTls::Off),
+            ("btls", ListenTls::NoPeer),
+            ("mtls", ListenTls::Peer),
+        ] {
+            if p.starts_with(prefix) {
+                if !s.ssl_enabled {
+                    let what = if prefix == "mtls" { "otls" } else { prefix };
+                    eprintln!("'{}' option is valid only when SSL is enabled", what);
+                    return true;
+                }
+                tls = mode;
+                // The prefix and an assumed ':'.
+                p = p.get(prefix.len() + 1..).unwrap_or("");
+                break;
             }
         }
         if let Some(rest) = p.strip_prefix("proto") {
@@ -505,7 +559,7 @@ fn server_sockets(
         }
         let addr = host.unwrap_or(p);
         let iface = if addr == "*" { None } else { Some(addr) };
-        ret |= server_socket(base, iface, the_port, transport, bproto, portfile);
+        ret |= server_socket(base, iface, the_port, transport, bproto, tls, portfile);
     }
     ret
 }
@@ -552,6 +606,7 @@ fn server_socket_unix(base: &EventBase, path: &str, access: u32) -> bool {
         sfd,
         Transport::Local,
         settings::get().binding_protocol,
+        ListenTls::Off,
     );
     false
 }
@@ -579,6 +634,11 @@ pub fn main(argv: Vec<String>) -> i32 {
     };
     settings::init_global(parsed);
     let s: &'static Settings = settings::get();
+    if s.ssl_enabled {
+        if let Err(code) = crate::tls::init(s) {
+            return code;
+        }
+    }
 
     if s.maxcore {
         daemon::raise_core_limit();

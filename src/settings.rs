@@ -120,7 +120,7 @@ pub struct NotYetBuilt {
     pub message: &'static str,
 }
 
-/// Options that C memcached (as built for reference: seccomp on, no TLS/SASL/extstore/proxy)
+/// Options that C memcached (as built for reference: seccomp, TLS and SASL on, no extstore/proxy)
 /// accepts but whose subsystem is not part of this port yet. Each is refused with its message
 /// on stderr and exit status 1 when the parser reaches it. Remove an entry once the subsystem
 /// exists: the parser already stores the option like C does.
@@ -130,9 +130,9 @@ pub struct NotYetBuilt {
 /// a message naming extstore rather than as an unknown option; the parser only knows their
 /// names so far.
 ///
-/// Options of subsystems the reference build lacks are refused exactly as that build refuses
-/// them, without this list: `-Z` and `-S` ("This server is not built with ... support.", exit
-/// 64), `-o ssl_*`, `-o proxy_*` ("Illegal suboption", exit 1).
+/// Options of subsystems a C build can lack are refused as such a build refuses them, without
+/// this list: `-S` until SASL exists ("This server is not built with SASL support.", exit 64),
+/// `-o proxy_*` ("Illegal suboption", exit 1).
 pub const NOT_YET_BUILT: &[NotYetBuilt] = &[
     NotYetBuilt {
         option: OptionName::Short(b'e'),
@@ -233,6 +233,22 @@ pub struct Settings {
     /// Bytes; 0 = unlimited.
     pub read_buf_mem_limit: u32,
     pub drop_privileges: bool,
+    /// `-Z`: listeners are TLS unless marked `notls:`.
+    pub ssl_enabled: bool,
+    pub ssl_chain_cert: Option<String>,
+    pub ssl_key: Option<String>,
+    /// OpenSSL's SSL_VERIFY_* bits (`ssl_verify_mode` 0-3 maps to 0, 1, 3, 7).
+    pub ssl_verify_mode: i32,
+    /// OpenSSL's SSL_FILETYPE_* (PEM = 1).
+    pub ssl_keyformat: i32,
+    pub ssl_ciphers: Option<String>,
+    pub ssl_ca_cert: Option<String>,
+    /// Bytes of a worker's TLS write buffer.
+    pub ssl_wbuf_size: u32,
+    pub ssl_session_cache: bool,
+    pub ssl_kernel_tls: bool,
+    /// OpenSSL's protocol version number (TLS1_2_VERSION = 0x303).
+    pub ssl_min_version: i32,
     pub watch_enabled: bool,
     /// `-o relaxed_privileges` (only accepted by the debug-commands build).
     pub relaxed_privileges: bool,
@@ -333,6 +349,17 @@ impl Default for Settings {
             logger_buf_size: 1024 * 64,
             read_buf_mem_limit: 0,
             drop_privileges: false,
+            ssl_enabled: false,
+            ssl_chain_cert: None,
+            ssl_key: None,
+            ssl_verify_mode: 0,
+            ssl_keyformat: 1,
+            ssl_ciphers: None,
+            ssl_ca_cert: None,
+            ssl_wbuf_size: 16 * 1024,
+            ssl_session_cache: false,
+            ssl_kernel_tls: false,
+            ssl_min_version: TLS1_2_VERSION,
             watch_enabled: true,
             relaxed_privileges: false,
             num_napi_ids: 0,
@@ -508,6 +535,16 @@ enum Sub {
     ReadBufMemLimit,
     RelaxedPrivileges,
     SockCookieId,
+    SslChainCert,
+    SslKey,
+    SslVerifyMode,
+    SslKeyformat,
+    SslCiphers,
+    SslCaCert,
+    SslWbufSize,
+    SslSessionCache,
+    SslKernelTls,
+    SslMinVersion,
     /// An extstore sub-option: refused through `NOT_YET_BUILT` until extstore exists.
     Extstore,
 }
@@ -553,6 +590,16 @@ const SUBOPTS: &[(&str, Sub)] = &[
     ("read_buf_mem_limit", Sub::ReadBufMemLimit),
     ("relaxed_privileges", Sub::RelaxedPrivileges),
     ("sock_cookie_id", Sub::SockCookieId),
+    ("ssl_chain_cert", Sub::SslChainCert),
+    ("ssl_key", Sub::SslKey),
+    ("ssl_verify_mode", Sub::SslVerifyMode),
+    ("ssl_keyformat", Sub::SslKeyformat),
+    ("ssl_ciphers", Sub::SslCiphers),
+    ("ssl_ca_cert", Sub::SslCaCert),
+    ("ssl_wbuf_size", Sub::SslWbufSize),
+    ("ssl_session_cache", Sub::SslSessionCache),
+    ("ssl_kernel_tls", Sub::SslKernelTls),
+    ("ssl_min_version", Sub::SslMinVersion),
     ("ext_page_size", Sub::Extstore),
     ("ext_wbuf_size", Sub::Extstore),
     ("ext_threads", Sub::Extstore),
@@ -642,11 +689,7 @@ impl Parser<'_, '_> {
         let s = &mut self.s;
         match c {
             b'A' => s.shutdown_command = true,
-            b'Z' => {
-                return Err(self
-                    .con
-                    .fail("This server is not built with TLS support.", EX_USAGE))
-            }
+            b'Z' => s.ssl_enabled = true,
             b'a' => s.access = strtol(arg, 8).0 as i32 as u32,
             b'U' => {
                 s.udpport = atoi(arg);
@@ -1055,6 +1098,47 @@ impl Parser<'_, '_> {
                 // C passes the missing value to strtoul and crashes; refuse it instead.
                 None => return Err(con.fail("Missing sock_cookie_id argument", 1)),
             },
+            Sub::SslChainCert => {
+                s.ssl_chain_cert = Some(text(need(con, "Missing ssl_chain_cert argument")?))
+            }
+            Sub::SslKey => s.ssl_key = Some(text(need(con, "Missing ssl_key argument")?)),
+            Sub::SslVerifyMode => {
+                let v = need(con, "Missing ssl_verify_mode argument")?;
+                let Some(n) = safe_strtol(v) else {
+                    return Err(con.fail("could not parse argument to ssl_verify_mode", 1));
+                };
+                s.ssl_verify_mode = verify_mode_from_index(n).ok_or_else(|| {
+                    con.fail("Invalid ssl_verify_mode. Use help to see valid options.", 1)
+                })?;
+            }
+            Sub::SslKeyformat => {
+                let v = need(con, "Missing ssl_keyformat argument")?;
+                s.ssl_keyformat = safe_strtol(v)
+                    .ok_or_else(|| con.fail("could not parse argument to ssl_keyformat", 1))?;
+            }
+            Sub::SslCiphers => {
+                s.ssl_ciphers = Some(text(need(con, "Missing ssl_ciphers argument")?))
+            }
+            Sub::SslCaCert => {
+                s.ssl_ca_cert = Some(text(need(con, "Missing ssl_ca_cert argument")?))
+            }
+            Sub::SslWbufSize => {
+                let v = need(con, "Missing ssl_wbuf_size argument")?;
+                let kb = safe_strtoul(v)
+                    .ok_or_else(|| con.fail("could not parse argument to ssl_wbuf_size", 1))?;
+                s.ssl_wbuf_size = kb.wrapping_mul(1024);
+            }
+            Sub::SslSessionCache => s.ssl_session_cache = true,
+            Sub::SslKernelTls => s.ssl_kernel_tls = true,
+            Sub::SslMinVersion => {
+                let v = need(con, "Missing ssl_min_version argument")?;
+                let Some(n) = safe_strtol(v) else {
+                    return Err(con.fail("could not parse argument to ssl_min_version", 1));
+                };
+                s.ssl_min_version = min_version_from_index(n).ok_or_else(|| {
+                    con.fail("Invalid ssl_min_version. Use help to see valid options.", 1)
+                })?;
+            }
             // `suboptions` refuses these before they get here (NOT_YET_BUILT); should that
             // entry go before extstore exists, still refuse rather than accept and ignore.
             Sub::Extstore => return Err(con.fail("memcached: extstore is not built", 1)),
@@ -1174,6 +1258,9 @@ impl Parser<'_, '_> {
         if s.port > 65535 {
             return Err(con.fail(format!("ERROR: Invalid port number {}.", s.port), EX_USAGE));
         }
+        if s.ssl_enabled && s.port == 0 {
+            return Err(con.fail("ERROR: You cannot enable SSL without a TCP port.", EX_USAGE));
+        }
 
         // What C's `stats settings` shows once the background threads are up.
         *s.lru_crawler.get_mut() = s.start_lru_crawler;
@@ -1183,6 +1270,36 @@ impl Parser<'_, '_> {
         }
         Ok(self.s)
     }
+}
+
+// OpenSSL's protocol version numbers (TLS1_*_VERSION).
+const TLS1_VERSION: i32 = 0x301;
+const TLS1_1_VERSION: i32 = 0x302;
+const TLS1_2_VERSION: i32 = 0x303;
+const TLS1_3_VERSION: i32 = 0x304;
+
+/// "tlsv1.2" and so on, as `stats settings` and `-h` name a protocol (C's ssl_proto_text).
+pub fn ssl_proto_text(version: i32) -> &'static str {
+    match version {
+        TLS1_VERSION => "tlsv1.0",
+        TLS1_1_VERSION => "tlsv1.1",
+        TLS1_2_VERSION => "tlsv1.2",
+        TLS1_3_VERSION => "tlsv1.3",
+        _ => "unknown",
+    }
+}
+
+/// `ssl_min_version=N`: 0-3 name TLS 1.0-1.3 (C's ssl_set_min_version).
+fn min_version_from_index(n: i32) -> Option<i32> {
+    [TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION]
+        .get(usize::try_from(n).ok()?)
+        .copied()
+}
+
+/// `ssl_verify_mode=N`: none, request (PEER), require (PEER|FAIL_IF_NO_PEER_CERT), once
+/// (also CLIENT_ONCE), as OpenSSL's SSL_VERIFY_* bits (C's ssl_set_verify_mode).
+fn verify_mode_from_index(n: i32) -> Option<i32> {
+    [0, 1, 3, 7].get(usize::try_from(n).ok()?).copied()
 }
 
 /// The value of a sub-option that requires one, or C's "Missing ..." error.
@@ -1379,6 +1496,30 @@ impl Settings {
         // The setting is gone; C always reports "no".
         stat(out, "inline_ascii_response", &"no");
         stat(out, "drop_privileges", &yes_no(self.drop_privileges));
+        let null = |v: &Option<String>| v.clone().unwrap_or_else(|| "(null)".to_string());
+        stat(out, "ssl_enabled", &yes_no(self.ssl_enabled));
+        stat(out, "ssl_chain_cert", &null(&self.ssl_chain_cert));
+        stat(out, "ssl_key", &null(&self.ssl_key));
+        stat(out, "ssl_verify_mode", &self.ssl_verify_mode);
+        stat(out, "ssl_keyformat", &self.ssl_keyformat);
+        stat(
+            out,
+            "ssl_ciphers",
+            &self.ssl_ciphers.as_deref().unwrap_or("NULL"),
+        );
+        stat(
+            out,
+            "ssl_ca_cert",
+            &self.ssl_ca_cert.as_deref().unwrap_or("NULL"),
+        );
+        stat(out, "ssl_wbuf_size", &self.ssl_wbuf_size);
+        stat(out, "ssl_session_cache", &yes_no(self.ssl_session_cache));
+        stat(out, "ssl_kernel_tls", &yes_no(self.ssl_kernel_tls));
+        stat(
+            out,
+            "ssl_min_version",
+            &ssl_proto_text(self.ssl_min_version),
+        );
         stat(out, "num_napi_ids", &self.num_napi_ids);
         // C formats a NULL pointer with %s, which glibc prints as "(null)".
         stat(
@@ -1754,15 +1895,54 @@ mod tests {
             "Invalid value for binding protocol: foo\n -- should be one of auto, binary, or ascii\n",
         );
         fails(
-            &["-Z"],
+            &["-Z", "-p", "0"],
             EX_USAGE,
-            "This server is not built with TLS support.\n",
+            "ERROR: You cannot enable SSL without a TCP port.\n",
+        );
+        fails(
+            &["-o", "ssl_chain_cert"],
+            1,
+            "Missing ssl_chain_cert argument\n",
+        );
+        fails(
+            &["-o", "ssl_verify_mode=x"],
+            1,
+            "could not parse argument to ssl_verify_mode\n",
+        );
+        fails(
+            &["-o", "ssl_verify_mode=4"],
+            1,
+            "Invalid ssl_verify_mode. Use help to see valid options.\n",
+        );
+        fails(
+            &["-o", "ssl_min_version=9"],
+            1,
+            "Invalid ssl_min_version. Use help to see valid options.\n",
+        );
+        fails(
+            &["-o", "ssl_wbuf_size=1k"],
+            1,
+            "could not parse argument to ssl_wbuf_size\n",
         );
         fails(
             &["--enable-sasl"],
             EX_USAGE,
             "This server is not built with SASL support.\n",
         );
+    }
+
+    #[test]
+    fn ssl_options_as_c_stores_them() {
+        let s = ok(&[
+            "-Z",
+            "-o",
+            "ssl_verify_mode=3,ssl_min_version=3,ssl_wbuf_size=32,ssl_session_cache,ssl_keyformat=2",
+        ]);
+        assert!(s.ssl_enabled && s.ssl_session_cache && !s.ssl_kernel_tls);
+        assert_eq!((s.ssl_verify_mode, s.ssl_keyformat), (7, 2));
+        assert_eq!(ssl_proto_text(s.ssl_min_version), "tlsv1.3");
+        assert_eq!(s.ssl_wbuf_size, 32 * 1024);
+        assert_eq!(ssl_proto_text(ok(&[]).ssl_min_version), "tlsv1.2");
     }
 
     #[test]
@@ -1796,7 +1976,6 @@ mod tests {
     #[test]
     fn absent_subsystem_suboptions_are_illegal() {
         for (opt, quoted) in [
-            ("ssl_key=x", "ssl_key=x"),
             ("proxy_config=x", "proxy_config=x"),
             ("ext_bogus=1", "ext_bogus=1"),
             ("bogus", "bogus"),

@@ -10,6 +10,7 @@ use crate::event::{self, Disposition, Event, EventBase, Handler};
 use crate::settings::Protocol;
 use crate::stats::{ClassStats, ClassTotals, ThreadStats, ThreadStatsTotals, STATS};
 use crate::sys;
+use crate::tls::TlsConn;
 use std::collections::VecDeque;
 use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -22,10 +23,16 @@ pub enum QueueItem {
         init_state: ConnState,
         transport: Transport,
         protocol: Protocol,
+        /// The TLS session the dispatcher started on the socket (`-Z` listeners).
+        tls: Option<TlsConn>,
     },
     /// A side thread gives back a connection it borrowed (C's queue_redispatch): resume it,
     /// or close it when `close` (C's sidethread_conn_close).
-    Redispatch { fd: RawFd, close: bool },
+    Redispatch {
+        fd: RawFd,
+        close: bool,
+        tls: Option<TlsConn>,
+    },
     /// Stop the worker's event loop (graceful shutdown).
     Stop,
 }
@@ -33,8 +40,8 @@ pub enum QueueItem {
 pub use crate::lent::LentConn;
 
 impl crate::lent::LoanOwner for Worker {
-    fn end_loan(&self, fd: RawFd, close: bool) {
-        self.notify(QueueItem::Redispatch { fd, close });
+    fn end_loan(&self, fd: RawFd, close: bool, tls: Option<TlsConn>) {
+        self.notify(QueueItem::Redispatch { fd, close, tls });
     }
 }
 
@@ -152,9 +159,11 @@ pub fn dispatch_conn_new(
     init_state: ConnState,
     transport: Transport,
     protocol: Protocol,
+    tls: Option<TlsConn>,
 ) {
     let ws = workers();
     if ws.is_empty() {
+        drop(tls);
         sys::close(fd);
         return;
     }
@@ -164,6 +173,7 @@ pub fn dispatch_conn_new(
         init_state,
         transport,
         protocol,
+        tls,
     });
 }
 
@@ -241,9 +251,17 @@ impl Handler for Notifier {
                     init_state,
                     transport,
                     protocol,
+                    tls,
                 } => {
-                    if !conn::conn_new(fd, init_state, transport, protocol, self.base, self.worker)
-                    {
+                    if !conn::conn_new(
+                        fd,
+                        init_state,
+                        transport,
+                        protocol,
+                        tls,
+                        self.base,
+                        self.worker,
+                    ) {
                         if transport == Transport::Udp {
                             eprintln!("Can't listen for events on UDP socket");
                             std::process::exit(1);
@@ -254,8 +272,8 @@ impl Handler for Notifier {
                         sys::close(fd);
                     }
                 }
-                QueueItem::Redispatch { fd, close } => {
-                    conn::redispatch(fd, close, self.base);
+                QueueItem::Redispatch { fd, close, tls } => {
+                    conn::redispatch(fd, close, tls, self.base);
                 }
                 QueueItem::Stop => {
                     self.base.loopexit();

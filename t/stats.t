@@ -91,6 +91,8 @@ my @settings_names = qw(
     lru_segmented hot_lru_pct warm_lru_pct hot_max_factor warm_max_factor
     temp_lru temporary_ttl idle_timeout watcher_logbuf_size worker_logbuf_size
     read_buf_mem_limit track_sizes inline_ascii_response drop_privileges
+    ssl_enabled ssl_chain_cert ssl_key ssl_verify_mode ssl_keyformat ssl_ciphers
+    ssl_ca_cert ssl_wbuf_size ssl_session_cache ssl_kernel_tls ssl_min_version
     num_napi_ids memory_file client_flags_size
 );
 
@@ -246,6 +248,17 @@ STAT read_buf_mem_limit 0
 STAT track_sizes no
 STAT inline_ascii_response no
 STAT drop_privileges no
+STAT ssl_enabled no
+STAT ssl_chain_cert (null)
+STAT ssl_key (null)
+STAT ssl_verify_mode 0
+STAT ssl_keyformat 1
+STAT ssl_ciphers NULL
+STAT ssl_ca_cert NULL
+STAT ssl_wbuf_size 16384
+STAT ssl_session_cache no
+STAT ssl_kernel_tls no
+STAT ssl_min_version tlsv1.2
 STAT num_napi_ids 0
 STAT memory_file (null)
 STAT client_flags_size 4

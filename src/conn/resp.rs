@@ -423,11 +423,11 @@ impl Session for Conn {
     fn lend(&mut self) -> LentConn {
         self.release_resps();
         self.set_next(Next::Lent);
-        LentConn::new(self.fd, self.worker)
+        LentConn::new(self.fd, self.worker, self.tls.take())
     }
 
     fn unlend(&mut self, lent: LentConn) {
-        lent.cancel();
+        self.tls = lent.cancel();
         self.set_next(Next::NewCmd);
         if !self.resp_start() {
             self.set_next(Next::Close);

@@ -19,7 +19,7 @@ const MAX_LINE: usize = 65536;
 struct NoOwner;
 
 impl LoanOwner for NoOwner {
-    fn end_loan(&self, _fd: RawFd, _close: bool) {}
+    fn end_loan(&self, _fd: RawFd, _close: bool, _tls: Option<crate::tls::TlsConn>) {}
 }
 
 static NO_OWNER: NoOwner = NoOwner;
@@ -294,7 +294,7 @@ impl Session for MemSession {
     fn lend(&mut self) -> LentConn {
         self.resps.clear();
         self.next = Next::Lent;
-        LentConn::new(-1, &NO_OWNER)
+        LentConn::new(-1, &NO_OWNER, None)
     }
 
     fn unlend(&mut self, lent: LentConn) {

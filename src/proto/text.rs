@@ -26,6 +26,7 @@ const ADMIN_COMMANDS: &[(&[u8], Handler)] = &[
     (b"lru", process_lru_command),
     (b"lru_crawler", process_lru_crawler_command),
     (b"slabs", process_slabs_command),
+    (b"refresh_certs", process_refresh_certs_command),
     #[cfg(feature = "debug-commands")]
     (b"debugtime", process_debugtime_command),
     #[cfg(feature = "debug-commands")]
@@ -184,6 +185,14 @@ fn process_shutdown_command(c: &mut dyn Session, line: &[u8], req: &Request) {
         (crate::hooks::get().stop)(true);
     } else {
         c.out_string("CLIENT_ERROR invalid shutdown mode");
+    }
+}
+
+/// Loads the TLS certificates again; the reply is OK or the load's error text.
+fn process_refresh_certs_command(c: &mut dyn Session, _line: &[u8], _req: &Request) {
+    match crate::tls::refresh_certs() {
+        Ok(()) => c.out_string("OK"),
+        Err(msg) => c.write_body(msg.into_bytes()),
     }
 }
 

@@ -70,7 +70,9 @@ pub fn write_usage(s: &Settings, out: &mut Vec<u8>) -> bool {
         "-l, --listen=<addr>       interface to listen on (default: INADDR_ANY)\n\
          \x20                         can specify multiple comma separated listeners configured with different protocols\n\
          \x20                         format: proto[<protcol>]:tag[<name>]:ip:port\n\
-         \x20                         i.e -l proto[binary]:tag[services]:127.0.0.1:11211,proto[ascii]:tag_tools_:127.0.0.1:11212\n",
+         \x20                         i.e -l proto[binary]:tag[services]:127.0.0.1:11211,proto[ascii]:tag_tools_:127.0.0.1:11212\n\
+         \x20                         if TLS/SSL is enabled, 'notls', 'btls', 'mtls' prefix can be used to\n\
+         \x20                         specify for specific listeners no tls, basic tls, or peer-auth tls (i.e -l mtls:proto[ascii]:tag_tools_:127.0.0.1:11212\n",
     );
     put(
         out,
@@ -162,6 +164,10 @@ pub fn write_usage(s: &Settings, out: &mut Vec<u8>) -> bool {
             ITEM_SIZE_MAX_UPPER_LIMIT / (1 << 20)
         ),
     );
+    put(
+        out,
+        "-S, --enable-sasl         turn on Sasl authentication\n",
+    );
     put(out, "-F, --disable-flush-all   disable flush_all command\n");
     put(
         out,
@@ -182,6 +188,7 @@ pub fn write_usage(s: &Settings, out: &mut Vec<u8>) -> bool {
          \x20                         use only in ram disks or persistent memory mounts!\n\
          \x20                         enables restartable cache (stop with SIGUSR1)\n",
     );
+    put(out, "-Z, --enable-ssl          enable TLS/SSL\n");
     put(
         out,
         format!(
@@ -298,10 +305,50 @@ pub fn write_usage(s: &Settings, out: &mut Vec<u8>) -> bool {
         out,
         "   - sock_cookie_id:      attributes an ID to a socket for ip filtering/firewalls \n",
     );
+    if !ssl_help(out, s) {
+        return false;
+    }
     put(
         out,
         "-N, --napi_ids            number of napi ids. see doc/napi_ids.txt for more details\n",
     );
+    true
+}
+
+/// The `ssl_*` sub-options (C's ssl_help), then its checks that the defaults it states hold.
+fn ssl_help(out: &mut Vec<u8>, s: &Settings) -> bool {
+    put(
+        out,
+        format!(
+            "   - ssl_chain_cert:      certificate chain file in PEM format\n\
+             \x20  - ssl_key:             private key, if not part of the -ssl_chain_cert\n\
+             \x20  - ssl_keyformat:       private key format (PEM, DER or ENGINE) (default: PEM)\n\
+             \x20  - ssl_verify_mode:     peer certificate verification mode, default is 0(None).\n\
+             \x20                         valid values are 0(None), 1(Request), 2(Require)\n\
+             \x20                         or 3(Once)\n\
+             \x20  - ssl_ciphers:         specify cipher list to be used\n\
+             \x20  - ssl_ca_cert:         PEM format file of acceptable client CA's\n\
+             \x20  - ssl_wbuf_size:       size in kilobytes of per-connection SSL output buffer\n\
+             \x20                         (default: {})\n\
+             \x20  - ssl_session_cache:   enable server-side SSL session cache, to support session\n\
+             \x20                         resumption\n\
+             \x20  - ssl_kernel_tls:      enable kernel TLS offload\n\
+             \x20  - ssl_min_version:     minimum protocol version to accept (default: {})\n\
+             \x20                         valid values are 0(tlsv1.0), 1(tlsv1.1), 2(tlsv1.2), or 3(tlsv1.3).\n",
+            s.ssl_wbuf_size / (1 << 10),
+            super::ssl_proto_text(s.ssl_min_version)
+        ),
+    );
+    for (name, unchanged) in [
+        ("ssl_keyformat", s.ssl_keyformat == 1),
+        ("ssl_verify_mode", s.ssl_verify_mode == 0),
+        ("ssl_min_version", s.ssl_min_version == 0x303),
+    ] {
+        if !unchanged {
+            default_changed(out, name);
+            return false;
+        }
+    }
     true
 }
 

@@ -1,0 +1,313 @@
+#!/usr/bin/env perl
+# TLS (-Z) as C 1.6.45 built with --enable-tls serves it: certificates made
+# here with the openssl CLI (a CA, the server's, a client's, an expired one,
+# one from another CA); each ssl_verify_mode; btls/mtls/notls listeners side
+# by side; refresh_certs and SIGHUP reloads; handshake failures counted and
+# never harming other clients; replies larger than the TLS write buffer.
+
+use strict;
+use warnings;
+
+use Test::More;
+use FindBin qw($Bin);
+use lib "$Bin/lib";
+use MemcachedTest;
+
+use File::Temp qw(tempdir);
+use IO::Select;
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
+
+plan skip_all => 'this build has no TLS' unless supports_tls();
+eval { require IO::Socket::SSL; 1 } or plan skip_all => 'IO::Socket::SSL is not installed';
+plan skip_all => 'the openssl command is not installed' if system('openssl version >/dev/null 2>&1');
+
+my $tmp = tempdir(CLEANUP => 1);
+
+sub openssl {
+    my ($args) = @_;
+    system("openssl $args >/dev/null 2>&1") == 0 or die "openssl $args failed";
+}
+
+# A CA, and certificates it signs (the server's names 127.0.0.1 and localhost).
+sub make_ca {
+    my ($name) = @_;
+    openssl("req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=$name "
+          . "-keyout $tmp/$name.key -out $tmp/$name.crt");
+}
+sub make_cert {
+    my ($name, $ca, $days) = @_;
+    openssl("req -newkey rsa:2048 -nodes -subj /CN=$name -keyout $tmp/$name.key "
+          . "-out $tmp/$name.csr");
+    open(my $fh, '>', "$tmp/$name.ext") or die;
+    print $fh "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
+    close($fh);
+    my $when = $days > 0 ? "-days $days" : "-days 1 -not_after 20200101000000Z";
+    openssl("x509 -req -in $tmp/$name.csr -CA $tmp/$ca.crt -CAkey $tmp/$ca.key "
+          . "-CAcreateserial $when -extfile $tmp/$name.ext -out $tmp/$name.crt");
+}
+make_ca('ca');
+make_ca('otherca');
+make_cert('server', 'ca', 30);
+make_cert('server2', 'ca', 30);
+make_cert('client', 'ca', 30);
+make_cert('stranger', 'otherca', 30);
+# An expired certificate needs a fixed end date; older openssl cannot set one.
+my $have_expired = eval { make_cert('expired', 'ca', 0); 1 };
+
+my $certs = "-Z -o ssl_chain_cert=$tmp/server.crt,ssl_key=$tmp/server.key,ssl_ca_cert=$tmp/ca.crt";
+
+sub tls_sock {
+    my ($port, %opt) = @_;
+    my %cert = $opt{cert} ? (SSL_cert_file => "$tmp/$opt{cert}.crt",
+                             SSL_key_file => "$tmp/$opt{cert}.key") : ();
+    return IO::Socket::SSL->new(
+        PeerAddr        => "127.0.0.1:$port",
+        SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_NONE(),
+        Timeout         => 5,
+        %cert,
+    );
+}
+
+# One request and its reply line(s); "" when the connection is dead.
+sub ask {
+    my ($sock, $send, $lines) = @_;
+    return '' unless $sock;
+    print $sock $send;
+    my $got = '';
+    for (1 .. ($lines // 1)) {
+        my $l = <$sock>;
+        last unless defined $l;
+        $got .= $l;
+    }
+    return $got;
+}
+
+sub raw_drain {
+    my ($sock, $wait) = @_;
+    my $sel = IO::Select->new($sock);
+    my ($got, $eof) = ('', 0);
+    while ($sel->can_read($wait // 0.5)) {
+        my $n = sysread($sock, my $buf, 65536);
+        if (!$n) {
+            $eof = 1;
+            last;
+        }
+        $got .= $buf;
+    }
+    return ($got, $eof);
+}
+
+sub bad_tls {
+    my ($st) = @_;
+    return ($st->{ssl_proto_errors} // 0) + ($st->{ssl_handshake_errors} // 0);
+}
+
+sub plain_stats {
+    my ($port) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or return {};
+    return mem_stats($s);
+}
+
+# ---- a TLS port beside a plain one ----
+my $plain_port = free_port();
+my $tls_port = free_port();
+my $btls_port = free_port();
+my $mtls_port = free_port();
+my $server = new_memcached(
+    "$certs -l notls:127.0.0.1:$plain_port,127.0.0.1:$tls_port,"
+  . "btls:127.0.0.1:$btls_port,mtls:127.0.0.1:$mtls_port -U 0",
+    $tls_port);
+{
+    my $s = tls_sock($tls_port);
+    ok($s, "TLS handshake on the default listener");
+    is(ask($s, "set foo 0 0 3\r\nbar\r\n"), "STORED\r\n", "set over TLS");
+    is(ask($s, "get foo\r\n", 3), "VALUE foo 0 3\r\nbar\r\nEND\r\n", "get over TLS");
+    is(ask($s, "version\r\n"), "VERSION 1.6.45\r\n", "version over TLS");
+    my $p = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$plain_port");
+    is(ask($p, "get foo\r\n", 3), "VALUE foo 0 3\r\nbar\r\nEND\r\n",
+        "notls listener serves plain text, same cache");
+    # Pipelined requests and a reply far larger than the 16 KiB write buffer.
+    my $big = join('', map { chr(65 + $_ % 26) } 0 .. 300_000);
+    print $s "set big 0 0 " . length($big) . "\r\n$big\r\n";
+    is(scalar <$s>, "STORED\r\n", "a 300 KB value over TLS");
+    print $s "get big\r\nget big\r\nversion\r\n";
+    my $ok = 1;
+    for (1 .. 2) {
+        my $h = <$s>;
+        my $data = '';
+        while (length($data) < length($big) + 2) {
+            my $n = read($s, my $chunk, length($big) + 2 - length($data));
+            last unless $n;
+            $data .= $chunk;
+        }
+        my $end = <$s>;
+        $ok &&= $h eq "VALUE big 0 " . length($big) . "\r\n" && $data eq "$big\r\n"
+            && $end eq "END\r\n";
+    }
+    ok($ok, "two large replies pipelined arrive whole");
+    is(scalar <$s>, "VERSION 1.6.45\r\n", "and the next reply after them");
+    my $mg = '';
+    print $s join('', map { "mg k$_ v\r\n" } 1 .. 50) . "mn\r\n";
+    while (defined(my $l = <$s>)) {
+        $mg .= $l;
+        last if $l eq "MN\r\n";
+    }
+    is($mg, ("EN\r\n" x 50) . "MN\r\n", "50 pipelined meta misses");
+    my $stats = mem_stats($s);
+    is($stats->{ssl_handshake_errors}, 0, "no handshake errors so far");
+    like($stats->{time_since_server_cert_refresh}, qr/^\d+$/, "time_since_server_cert_refresh");
+    ok(!exists $stats->{ssl_new_sessions}, "ssl_new_sessions only with ssl_session_cache");
+    my $set = mem_stats($s, 'settings');
+    is($set->{ssl_enabled}, 'yes', "stats settings: ssl_enabled");
+    is($set->{ssl_chain_cert}, "$tmp/server.crt", "stats settings: ssl_chain_cert");
+    is($set->{ssl_ca_cert}, "$tmp/ca.crt", "stats settings: ssl_ca_cert");
+    is($set->{ssl_min_version}, 'tlsv1.2', "stats settings: ssl_min_version");
+}
+
+# Side threads write through the session: watch (logger) and metadump (crawler).
+{
+    my $w = tls_sock($tls_port);
+    is(ask($w, "watch mutations\r\n"), "OK\r\n", "watch over TLS");
+    my $s = tls_sock($tls_port);
+    ask($s, "set w1 0 0 1\r\nx\r\n");
+    like(scalar <$w>, qr/^ts=\S+ gid=\d+ type=item_store key=w1 /, "a watch line arrives encrypted");
+    print $s "lru_crawler metadump all\r\n";
+    my $dump = '';
+    while (defined(my $l = <$s>)) {
+        $dump .= $l;
+        last if $l eq "END\r\n";
+    }
+    like($dump, qr/key=w1 exp=-1 /, "metadump over TLS");
+    is(ask($s, "version\r\n"), "VERSION 1.6.45\r\n", "the connection comes back after the dump");
+}
+
+# Plain text on a TLS port, and garbage, are dropped; other clients go on.
+{
+    my $good = tls_sock($tls_port);
+    my $p = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$tls_port");
+    print $p "get foo\r\n";
+    my ($got, $eof) = raw_drain($p, 2);
+    ok($eof && $got !~ /VALUE|END/, "plain text on a TLS port gets no reply and is closed");
+    $p = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$tls_port");
+    print $p "\x16\x03\x01\x00\x05" . ("\xff" x 5);
+    ($got, $eof) = raw_drain($p, 2);
+    ok($eof, "a broken client hello is closed");
+    # A client hello fed one byte at a time still completes.
+    my $slow = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$tls_port");
+    my $hello = capture_client_hello();
+    for my $byte (split //, $hello) {
+        syswrite($slow, $byte);
+        select(undef, undef, undef, 0.002);
+    }
+    ($got, $eof) = raw_drain($slow, 1);
+    ok(!$eof && length($got) > 0 && substr($got, 0, 1) eq "\x16",
+        "a client hello split byte by byte gets the server hello");
+    is(ask($good, "get foo\r\n", 3), "VALUE foo 0 3\r\nbar\r\nEND\r\n",
+        "an established TLS client is unaffected");
+    my $stats = {};
+    for (1 .. 20) {
+        $stats = plain_stats($plain_port);
+        last if bad_tls($stats) >= 2;
+        MemcachedTest::sleep(0.1);
+    }
+    # Caught by the dispatcher's first handshake step or by a worker's read, depending on
+    # whether the bytes arrived before the accept.
+    is(bad_tls($stats), 2, "both bad clients counted (handshake or protocol errors)");
+}
+
+# A ClientHello as a real client sends it, recorded through a local relay.
+sub capture_client_hello {
+    my $l = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:0', ReuseAddr => 1)
+        or die;
+    my $port = $l->sockport;
+    my $pid = fork();
+    if ($pid == 0) {
+        IO::Socket::SSL->new(PeerAddr => "127.0.0.1:$port", Timeout => 2,
+            SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_NONE());
+        POSIX::_exit(0);
+    }
+    my $c = $l->accept;
+    my ($hello) = raw_drain($c, 1);
+    close($c);
+    waitpid($pid, 0);
+    return $hello;
+}
+
+# ---- listener modes: btls never asks for a certificate, mtls requires one ----
+{
+    ok(tls_sock($btls_port), "btls: no client certificate needed");
+    my $m = tls_sock($mtls_port);
+    is(ask($m, "version\r\n"), '', "mtls: refused without a client certificate");
+    $m = tls_sock($mtls_port, cert => 'client');
+    is(ask($m, "version\r\n"), "VERSION 1.6.45\r\n", "mtls: a CA-signed client certificate");
+    $m = tls_sock($mtls_port, cert => 'stranger');
+    is(ask($m, "version\r\n"), '', "mtls: a certificate from another CA is refused");
+}
+
+# ---- refresh_certs and SIGHUP ----
+{
+    my $s = tls_sock($tls_port);
+    is(ask($s, "refresh_certs\r\n"), "OK\r\n", "refresh_certs");
+    system("cp $tmp/server.crt $tmp/server.crt.good && cp $tmp/server.key $tmp/server.key.good");
+    system("cp $tmp/server2.key $tmp/server.key");
+    like(ask($s, "refresh_certs\r\n"),
+        qr/^Error loading the key: \Q$tmp\E\/server\.key : .*key values mismatch\r\n\z/,
+        "a key that does not match is refused");
+    is(ask($s, "version\r\n"), "VERSION 1.6.45\r\n", "the connection goes on");
+    ok(tls_sock($tls_port), "new handshakes still work with the old certificate");
+    system("cp $tmp/server2.crt $tmp/server.crt");
+    is(ask($s, "refresh_certs\r\n"), "OK\r\n", "a new certificate and key load");
+    my $n = tls_sock($tls_port);
+    my $cn = $n ? $n->peer_certificate('subject') : '';
+    like($cn, qr/CN\s*=\s*server2/, "new handshakes see the new certificate");
+    system("cp $tmp/server.crt.good $tmp/server.crt && cp $tmp/server.key.good $tmp/server.key");
+    kill('HUP', $server->pid);
+    my $back = 0;
+    for (1 .. 30) {
+        my $t = tls_sock($tls_port);
+        if ($t && $t->peer_certificate('subject') =~ /CN\s*=\s*server(?!2)/) {
+            $back = 1;
+            last;
+        }
+        MemcachedTest::sleep(0.1);
+    }
+    ok($back, "SIGHUP reloads the certificates");
+    my $p = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$plain_port");
+    is(ask($p, "refresh_certs\r\n"), "OK\r\n", "refresh_certs over a plain listener");
+}
+
+# ---- verify modes ----
+for my $case ([1, 1, 1, 1], [2, 0, 1, 1], [3, 0, 1, 1]) {
+    my ($mode, $none_ok, $client_ok, $stranger_refused) = @$case;
+    my $port = free_port();
+    my $srv = new_memcached("$certs,ssl_verify_mode=$mode -U 0 -l 127.0.0.1", $port);
+    my $none = ask(tls_sock($port), "version\r\n");
+    is($none eq "VERSION 1.6.45\r\n" ? 1 : 0, $none_ok, "verify mode $mode: no certificate");
+    is(ask(tls_sock($port, cert => 'client'), "version\r\n"), "VERSION 1.6.45\r\n",
+        "verify mode $mode: a good certificate");
+    is(ask(tls_sock($port, cert => 'stranger'), "version\r\n"), '',
+        "verify mode $mode: another CA's certificate is refused");
+    if ($have_expired) {
+        is(ask(tls_sock($port, cert => 'expired'), "version\r\n"), '',
+            "verify mode $mode: an expired certificate is refused");
+    }
+}
+
+# ---- start-up errors ----
+{
+    my $exe = get_memcached_exe();
+    my @root = $< == 0 ? ('-u', 'root') : ();
+    my $port = free_port();
+    my $err = `$exe @root -Z -p $port -U 0 -o ssl_chain_cert=$tmp/server.crt,ssl_key=$tmp/none.key 2>&1`;
+    like($err, qr/Error loading the key: \Q$tmp\E\/none\.key : .*No such file or directory\r\n\z/s,
+        "a missing key stops the server");
+    is($? >> 8, 64, "with status 64");
+    $err = `$exe @root -Z -p $port -U 0 $certs,ssl_ciphers=NOPE 2>&1`;
+    is($err, "Error setting the provided cipher(s): NOPE\n", "bad ciphers stop the server");
+    $err = `$exe @root -l notls:127.0.0.1 -p $port -U 0 2>&1`;
+    is($err, "'notls' option is valid only when SSL is enabled\n"
+        . "failed to listen on one of interface(s) notls:127.0.0.1: Success\n", "notls needs -Z");
+}
+
+done_testing();
