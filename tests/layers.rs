@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("lent", 0),
     ("hooks", 0),
     ("privileges", 0),
+    ("sasl", 0),
     // storage
     ("slabs", 1),
     ("items", 1),

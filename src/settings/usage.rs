@@ -162,6 +162,10 @@ pub fn write_usage(s: &Settings, out: &mut Vec<u8>) -> bool {
             ITEM_SIZE_MAX_UPPER_LIMIT / (1 << 20)
         ),
     );
+    put(
+        out,
+        "-S, --enable-sasl         turn on Sasl authentication\n",
+    );
     put(out, "-F, --disable-flush-all   disable flush_all command\n");
     put(
         out,
