@@ -256,4 +256,23 @@ sub rss_kb {
         'an authenticated client is unaffected');
 }
 
+# ---- MEMCACHED_SASL_PWDB: a user:password file beside the sasldb ----
+{
+    # libsasl hands the checker the user with the realm appended.
+    open(my $pw, '>', "$tmp/pwdb") or die $!;
+    print $pw "long:" . ('p' x 300) . "\npwuser\@$realm:pwpass\nother:x\n";
+    close($pw);
+    local $ENV{MEMCACHED_SASL_PWDB} = "$tmp/pwdb";
+    my $srv = new_memcached('-S');
+    my $s = $srv->new_sock;
+    status_is(ask($s, auth_req('PLAIN', plain('pwuser', 'pwpass'))),
+        ST_OK, 'Authenticated', 'pwdb: user from the password file');
+    status_is(ask($s, auth_req('PLAIN', plain('pwuser', 'pwpas'))),
+        ST_AUTH_ERROR, 'Auth failure.', 'pwdb: a prefix of the password');
+    status_is(ask($s, auth_req('PLAIN', plain('pwuser', 'p' x 300))),
+        ST_AUTH_ERROR, 'Auth failure.', 'pwdb: a password too long to check');
+    status_is(ask($s, auth_req('PLAIN', plain($user, $pass))),
+        ST_OK, 'Authenticated', 'pwdb: the sasldb user still works');
+}
+
 done_testing();
