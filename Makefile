@@ -20,12 +20,14 @@ build:
 	cp $(DEBUG_TARGET_DIR)/release/memcached memcached-debug.new && mv -f memcached-debug.new memcached-debug
 
 # Installs what a fresh Debian machine with the Rust toolchain lacks: cmake and libclang for
-# building libevent from libevent-sys's bundled source, and Perl's prove and modules for t/.
-SETUP_PKGS := cmake libclang-dev make perl netcat-openbsd libseccomp-dev libssl-dev pkg-config openssl
+# building libevent from libevent-sys's bundled source, Perl's prove and modules for t/,
+# and the libraries the server links: libseccomp, OpenSSL (-Z) and Cyrus SASL (-S).
+SETUP_PKGS := cmake libclang-dev make perl netcat-openbsd libseccomp-dev libssl-dev pkg-config openssl libsasl2-dev
 # For the tests only: Debian's C memcached (1.6.18), which t/stats-vs-debian.t starts on a
-# port of its own to compare stat names with (its packaged service is not used), and
-# valgrind, under which t/stop-valgrind.t runs the server through each kind of stop.
-TEST_PKGS := memcached valgrind libio-socket-ssl-perl
+# port of its own to compare stat names with (its packaged service is not used), valgrind,
+# under which t/stop-valgrind.t runs the server through each kind of stop, Perl's TLS client
+# for t/tls.t, and SASL's saslpasswd2 and mechanism plugins (PLAIN, CRAM-MD5) for the -S tests.
+TEST_PKGS := memcached valgrind libio-socket-ssl-perl sasl2-bin libsasl2-modules
 setup:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(SETUP_PKGS)"
 

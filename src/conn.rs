@@ -143,9 +143,11 @@ pub struct Conn {
     slot: Arc<ConnSlot>,
     /// The binary request being handled.
     pub bin: crate::proto::binary::BinState,
-    /// `-Y`: the client has sent a good token (always true without an auth file). Binary
-    /// clients authenticate through SASL instead.
-    authenticated: bool,
+    /// `-Y`: the client has sent a good token (always true without an auth file); `-S`: a
+    /// binary client has authenticated through SASL.
+    pub(super) authenticated: bool,
+    /// `-S`: the SASL context, made on first use and freed with the connection.
+    pub(super) sasl: crate::sasl::SaslConn,
     /// `-Y`: bytes of the announced token still to arrive in full, its "\r\n" included (C's
     /// sasl_started with rlbytes); 0 while waiting for the `set` line.
     auth_token_len: u32,
@@ -226,7 +228,12 @@ pub fn conn_new(
         rlbytes: 0,
         store_cmd: crate::items::ops::StoreCmd::Set,
         cas: leftover_cas,
-        authenticated: s.auth_file.is_none() || protocol != Protocol::Ascii,
+        authenticated: match protocol {
+            Protocol::Ascii => s.auth_file.is_none(),
+            Protocol::Binary => !s.sasl,
+            Protocol::Negotiating => s.auth_file.is_none(),
+        },
+        sasl: Default::default(),
         auth_token_len: 0,
         tls,
     });
@@ -550,6 +557,9 @@ impl Conn {
         } else if self.protocol == Protocol::Negotiating {
             if self.rbuf[self.rcurr] == 0x80 {
                 self.protocol = Protocol::Binary;
+                // A binary client behind a negotiating listener (a per-listener protocol
+                // under -S) must still authenticate.
+                self.authenticated &= !settings::get().sasl;
             } else {
                 self.protocol = Protocol::Ascii;
             }
@@ -833,6 +843,7 @@ impl Conn {
             eprintln!("<{} connection closed.", self.fd);
         }
         self.release_items();
+        self.sasl.dispose();
         self.rbytes = 0;
         self.rbuf_release();
         self.rbuf = Vec::new();

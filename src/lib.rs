@@ -17,6 +17,7 @@ pub mod lru_maintainer;
 pub mod privileges;
 pub mod proto;
 pub mod report;
+pub mod sasl;
 pub mod server;
 pub mod settings;
 pub mod slab_automove;

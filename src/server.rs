@@ -645,6 +645,9 @@ pub fn main(argv: Vec<String>) -> i32 {
     }
     daemon::set_nofile_limit(s.maxconns);
     daemon::drop_root(s.username.as_deref());
+    if s.sasl {
+        crate::sasl::init();
+    }
     if s.do_daemonize && daemon::daemonize(s.maxcore, settings::verbose() != 0).is_err() {
         eprintln!("failed to daemon() in order to daemonize");
         return 1;

@@ -131,8 +131,7 @@ pub struct NotYetBuilt {
 /// names so far.
 ///
 /// Options of subsystems a C build can lack are refused as such a build refuses them, without
-/// this list: `-S` until SASL exists ("This server is not built with SASL support.", exit 64),
-/// `-o proxy_*` ("Illegal suboption", exit 1).
+/// this list: `-o proxy_*` ("Illegal suboption", exit 1).
 pub const NOT_YET_BUILT: &[NotYetBuilt] = &[
     NotYetBuilt {
         option: OptionName::Short(b'e'),
@@ -195,7 +194,7 @@ pub struct Settings {
     pub item_size_max: i32,
     pub slab_chunk_size_max: i32,
     pub slab_page_size: i32,
-    /// Always false: this build has no SASL (`-S` is refused).
+    /// `-S`: binary clients authenticate through SASL.
     pub sasl: bool,
     pub maxconns_fast: bool,
     /// The LRU crawler thread is running. Starts as `start_lru_crawler` (what C reports once
@@ -817,11 +816,7 @@ impl Parser<'_, '_> {
                 };
             }
             b'I' => s.item_size_max = parse_item_size(arg),
-            b'S' => {
-                return Err(self
-                    .con
-                    .fail("This server is not built with SASL support.", EX_USAGE))
-            }
+            b'S' => s.sasl = true,
             b'F' => s.flush_enabled = false,
             b'X' => s.dump_enabled = false,
             b'W' => s.watch_enabled = false,
@@ -1240,6 +1235,23 @@ impl Parser<'_, '_> {
             Some(inter) if inter.contains(',') => 1,
             _ => s.num_threads,
         };
+
+        if s.sasl {
+            if !s.protocol_specified {
+                s.binding_protocol = Protocol::Binary;
+            } else if s.binding_protocol != Protocol::Binary {
+                return Err(con.fail(
+                    "ERROR: You cannot allow the ASCII protocol while using SASL.",
+                    EX_USAGE,
+                ));
+            }
+            if s.udpport != 0 {
+                return Err(con.fail(
+                    "ERROR: Cannot enable UDP while using binary SASL authentication.",
+                    EX_USAGE,
+                ));
+            }
+        }
 
         if s.auth_file.is_some() {
             if !s.protocol_specified {
@@ -1925,9 +1937,19 @@ mod tests {
             "could not parse argument to ssl_wbuf_size\n",
         );
         fails(
-            &["--enable-sasl"],
+            &["-S", "-B", "ascii"],
             EX_USAGE,
-            "This server is not built with SASL support.\n",
+            "ERROR: You cannot allow the ASCII protocol while using SASL.\n",
+        );
+        fails(
+            &["--enable-sasl", "-B", "auto"],
+            EX_USAGE,
+            "ERROR: You cannot allow the ASCII protocol while using SASL.\n",
+        );
+        fails(
+            &["-S", "-U", "11211"],
+            EX_USAGE,
+            "ERROR: Cannot enable UDP while using binary SASL authentication.\n",
         );
     }
 

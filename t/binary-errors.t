@@ -3,7 +3,7 @@
 # extras/key/body lengths per opcode (EINVAL, then the connection closes),
 # keys over 250 bytes, body lengths shorter than key + extras (UNKNOWN_COMMAND
 # and close) or over 1 GiB (EINVAL and close), bad magic bytes (silent close),
-# unknown opcodes and the SASL opcodes of a build without SASL (UNKNOWN_COMMAND,
+# unknown opcodes and the SASL opcodes of a server without -S (UNKNOWN_COMMAND,
 # connection kept, body swallowed), values too large (E2BIG, body swallowed),
 # requests split into small pieces; the server keeps serving new connections.
 
@@ -156,7 +156,7 @@ for my $magic (0x81, 0x00, 0x7f, 0xff) {
     exchange_is($s, req(op => OP_GET, key => 'foo'), [res(op => OP_GET, cas => 'set', extras => pack('N', 0), value => 'bar')],
         'still in step afterwards');
 
-    # SASL is not compiled in: the three SASL opcodes are unknown commands.
+    # Without -S the three SASL opcodes are unknown commands.
     exchange_is($s, req(op => OP_SASL_LIST, opaque => 1), [err_res(OP_SASL_LIST, ST_UNKNOWN, opaque => 1)],
         'sasl list mechs: UNKNOWN_COMMAND');
     exchange_is($s, req(op => OP_SASL_AUTH, key => 'PLAIN', value => "\0user\0pass", opaque => 2),

@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("hooks", 0),
     ("privileges", 0),
     ("tls", 0),
+    ("sasl", 0),
     // storage
     ("slabs", 1),
     ("items", 1),

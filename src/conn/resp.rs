@@ -420,6 +420,18 @@ impl Session for Conn {
         &mut self.bin
     }
 
+    fn authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    fn set_authenticated(&mut self, yes: bool) {
+        self.authenticated = yes;
+    }
+
+    fn sasl(&mut self) -> &mut crate::sasl::SaslConn {
+        &mut self.sasl
+    }
+
     fn lend(&mut self) -> LentConn {
         self.release_resps();
         self.set_next(Next::Lent);

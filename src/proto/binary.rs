@@ -32,7 +32,7 @@ const QUIT: u8 = 0x07;
 const FLUSH: u8 = 0x08;
 const GETQ: u8 = 0x09;
 const NOOP: u8 = 0x0a;
-const VERSION: u8 = 0x0b;
+pub(super) const VERSION: u8 = 0x0b;
 const GETK: u8 = 0x0c;
 const GETKQ: u8 = 0x0d;
 const APPEND: u8 = 0x0e;
@@ -51,9 +51,9 @@ const PREPENDQ: u8 = 0x1a;
 const TOUCH: u8 = 0x1c;
 const GAT: u8 = 0x1d;
 const GATQ: u8 = 0x1e;
-const SASL_LIST_MECHS: u8 = 0x20;
-const SASL_AUTH: u8 = 0x21;
-const SASL_STEP: u8 = 0x22;
+pub(super) const SASL_LIST_MECHS: u8 = 0x20;
+pub(super) const SASL_AUTH: u8 = 0x21;
+pub(super) const SASL_STEP: u8 = 0x22;
 const GATK: u8 = 0x23;
 const GATKQ: u8 = 0x24;
 
@@ -62,12 +62,12 @@ const SUCCESS: u16 = 0x00;
 const KEY_ENOENT: u16 = 0x01;
 const KEY_EEXISTS: u16 = 0x02;
 const E2BIG: u16 = 0x03;
-const EINVAL: u16 = 0x04;
+pub(super) const EINVAL: u16 = 0x04;
 const NOT_STORED: u16 = 0x05;
 const DELTA_BADVAL: u16 = 0x06;
-const AUTH_ERROR: u16 = 0x20;
+pub(super) const AUTH_ERROR: u16 = 0x20;
 const UNKNOWN_COMMAND: u16 = 0x81;
-const ENOMEM: u16 = 0x82;
+pub(super) const ENOMEM: u16 = 0x82;
 
 /// The current request's header, in host order (C's c->binary_header), and what the reply
 /// carries back.
@@ -98,7 +98,7 @@ pub fn process_request(c: &mut dyn Session, b: BinState, ext: &[u8; 20], key: &[
 }
 
 /// Writes a response header into the current response (C's add_bin_header).
-fn add_header(c: &mut dyn Session, status: u16, extlen: u8, keylen: u16, bodylen: u32) {
+pub(super) fn add_header(c: &mut dyn Session, status: u16, extlen: u8, keylen: u16, bodylen: u32) {
     let b = *c.bin();
     let cas = *c.cas();
     let Some(r) = c.resp() else { return };
@@ -145,7 +145,7 @@ pub fn dump_header(title: &str, line_prefix: &str, h: &[u8]) -> String {
 }
 
 /// An error reply with C's texts; then the value is swallowed, or the reply flushed.
-fn write_error(c: &mut dyn Session, status: u16, text: Option<&str>, swallow: usize) {
+pub(super) fn write_error(c: &mut dyn Session, status: u16, text: Option<&str>, swallow: usize) {
     let text = text.unwrap_or(match status {
         ENOMEM => "Out of memory",
         UNKNOWN_COMMAND => "Unknown command",
@@ -189,7 +189,7 @@ fn protocol_error(c: &mut dyn Session) {
 
 /// A success reply with `extras`, `key` and `value` (C's write_bin_response); suppressed
 /// for quiet opcodes except the get family.
-fn write_response(c: &mut dyn Session, extras: &[u8], key: &[u8], value: &[u8]) {
+pub(super) fn write_response(c: &mut dyn Session, extras: &[u8], key: &[u8], value: &[u8]) {
     let b = *c.bin();
     if !b.noreply || b.cmd == GET || b.cmd == GETK {
         add_header(
@@ -223,8 +223,7 @@ fn out_of_memory(c: &mut dyn Session, text: &str) {
 pub enum Verdict {
     /// Run `cmd` (quiet opcodes mapped to their loud forms, `noreply` set for them).
     Run,
-    /// "Unknown command", then `n` body bytes are swallowed (unknown opcodes; SASL, which
-    /// this build answers as a server without SASL).
+    /// "Unknown command", then `n` body bytes are swallowed (unknown opcodes).
     Unknown(usize),
     /// Key and extras longer than the body: "Unknown command", then close.
     BadLengths,
@@ -303,18 +302,8 @@ pub fn classify(b: &mut BinState) -> Verdict {
         INCREMENT | DECREMENT => keylen > 0 && extlen == 20 && bodylen == keylen + extlen,
         APPEND | PREPEND => keylen > 0 && extlen == 0,
         STAT => extlen == 0,
-        SASL_LIST_MECHS => {
-            if extlen == 0 && keylen == 0 && bodylen == 0 {
-                return Verdict::Unknown(0);
-            }
-            false
-        }
-        SASL_AUTH | SASL_STEP => {
-            if extlen == 0 && keylen != 0 {
-                return Verdict::Unknown((bodylen - keylen) as usize);
-            }
-            false
-        }
+        SASL_LIST_MECHS => extlen == 0 && keylen == 0 && bodylen == 0,
+        SASL_AUTH | SASL_STEP => extlen == 0 && keylen != 0,
         TOUCH | GAT | GATK => extlen == 4 && keylen != 0,
         _ => return Verdict::Unknown(bodylen as usize),
     };
@@ -326,7 +315,8 @@ pub fn classify(b: &mut BinState) -> Verdict {
 }
 
 fn dispatch(c: &mut dyn Session, ext: &[u8; 20], key: &[u8]) {
-    match classify(c.bin()) {
+    let verdict = classify(c.bin());
+    match verdict {
         Verdict::BadLengths => {
             write_error(c, UNKNOWN_COMMAND, None, 0);
             c.close_after_write();
@@ -337,6 +327,16 @@ fn dispatch(c: &mut dyn Session, ext: &[u8; 20], key: &[u8]) {
             c.close_after_write();
             return;
         }
+        _ => {}
+    }
+    // With -S, C refuses a client that has not authenticated before any other check.
+    if settings::get().sasl && !super::sasl::allowed(c) {
+        write_error(c, AUTH_ERROR, None, 0);
+        c.close_after_write();
+        return;
+    }
+    match verdict {
+        Verdict::BadLengths | Verdict::TooLarge => {}
         Verdict::ProtocolError => return protocol_error(c),
         Verdict::Unknown(n) => return write_error(c, UNKNOWN_COMMAND, None, n),
         Verdict::Run => {}
@@ -355,6 +355,18 @@ fn dispatch(c: &mut dyn Session, ext: &[u8; 20], key: &[u8]) {
         INCREMENT | DECREMENT => process_incr(c, ext, key),
         APPEND | PREPEND => process_append_prepend(c, key),
         STAT => process_stat(c, key),
+        SASL_LIST_MECHS | SASL_AUTH | SASL_STEP if !settings::get().sasl => {
+            // A server without -S answers as C's guard does.
+            let b = *c.bin();
+            write_error(
+                c,
+                UNKNOWN_COMMAND,
+                None,
+                (b.bodylen - b.keylen as u32) as usize,
+            )
+        }
+        SASL_LIST_MECHS => super::sasl::list_mechs(c),
+        SASL_AUTH | SASL_STEP => super::sasl::auth(c, key),
         QUIT => {
             write_response(c, &[], &[], &[]);
             c.set_next(Next::Flush);
@@ -555,6 +567,9 @@ fn process_append_prepend(c: &mut dyn Session, key: &[u8]) {
 
 /// The value is in: add the "\r\n" items keep and store (C's complete_update_bin).
 pub fn complete_nread(c: &mut dyn Session, mut it: ItemRef) {
+    if matches!(c.bin().cmd, SASL_AUTH | SASL_STEP) {
+        return super::sasl::complete(c, it);
+    }
     let ctr = c.counters();
     stats::bump(&ctr.class.class(it.class()).set_cmds, 1);
     let n = it.value_len();

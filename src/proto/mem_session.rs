@@ -58,6 +58,9 @@ pub struct MemSession {
     cas: u64,
     bin: BinState,
     binary: bool,
+    /// Always true: in-memory sessions run without `-S`.
+    authenticated: bool,
+    sasl: crate::sasl::SaslConn,
     /// Replies written so far.
     pub out: Vec<u8>,
 }
@@ -76,6 +79,8 @@ impl MemSession {
             next: Next::NewCmd,
             noreply: false,
             close_after_write: false,
+            authenticated: true,
+            sasl: Default::default(),
             item: None,
             rlbytes: 0,
             ritem: 0,
@@ -289,6 +294,18 @@ impl Session for MemSession {
 
     fn bin(&mut self) -> &mut BinState {
         &mut self.bin
+    }
+
+    fn authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    fn set_authenticated(&mut self, yes: bool) {
+        self.authenticated = yes;
+    }
+
+    fn sasl(&mut self) -> &mut crate::sasl::SaslConn {
+        &mut self.sasl
     }
 
     fn lend(&mut self) -> LentConn {

@@ -7,6 +7,7 @@ pub mod binary;
 pub mod mem_session;
 pub mod meta;
 pub mod response;
+pub mod sasl;
 pub mod session;
 pub mod text;
 pub mod tokenizer;

@@ -67,6 +67,11 @@ pub trait Session {
     /// Lends the connection to a side thread (`watch`, crawler dumps): replies queued for
     /// this command are dropped (`Next::Lent`).
     fn lend(&mut self) -> LentConn;
+    /// `-S`: whether the client has authenticated (C's `c->authenticated`).
+    fn authenticated(&self) -> bool;
+    fn set_authenticated(&mut self, yes: bool);
+    /// `-S`: the connection's SASL context.
+    fn sasl(&mut self) -> &mut crate::sasl::SaslConn;
     /// Takes back a loan the side thread refused at once; the command goes on with a fresh
     /// response for its error reply.
     fn unlend(&mut self, lent: LentConn);

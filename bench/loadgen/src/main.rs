@@ -1,16 +1,18 @@
 //! memcached-loadgen: a closed-loop load generator for the two bench/run workloads memcaslap
-//! cannot produce: meta-protocol gets (`mg <key> v f t`) and deep pipelines (D gets sent in
-//! one write). Only std: each client thread drives its share of the connections with
+//! cannot produce: meta-protocol gets (`mg <key> v f t`), deep pipelines (D gets sent in
+//! one write) and TLS. Each client thread drives its share of the connections with
 //! non-blocking sockets and poll(2), declared here by hand because std has no wrapper for it.
 //!
 //! It preloads `--keys` keys, then for `--duration` seconds every connection writes `--depth`
 //! requests at once, waits for all their replies, and writes the next batch. A request's
 //! latency runs from the batch's write to the read that completed its reply. The output's
 //! "Run time:" and "Latency us:" lines are what bench/report.py reads.
+//!
+//! `--tls` speaks TLS (the openssl crate over Debian's libssl), for the TLS workload.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::os::unix::io::AsRawFd;
+use std::os::unix::io::{AsRawFd, RawFd};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,6 +35,7 @@ usage: memcached-loadgen [options]
   --keys N             distinct keys, all preloaded and then read uniformly (default 100000)
   --value-size BYTES   value size of the preloaded keys (default 64)
   --no-preload         skip the preload (the keys are already there)
+  --tls                connect with TLS (no certificate checks)
 ";
 
 struct Opts {
@@ -47,6 +50,71 @@ struct Opts {
     keys: u64,
     value_size: usize,
     preload: bool,
+    tls: bool,
+}
+
+/// A connection to the server, plain or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<openssl::ssl::SslStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Connects (blocking); `nonblocking` is set once the TLS handshake is done.
+    fn connect(server: &str, tls: bool, nonblocking: bool) -> Result<Stream, String> {
+        let tcp = TcpStream::connect(server).map_err(|e| format!("connect {server}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let s = if tls {
+            use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+            let mut b = SslConnector::builder(SslMethod::tls()).map_err(|e| e.to_string())?;
+            b.set_verify(SslVerifyMode::NONE);
+            let cfg = b.build().configure().map_err(|e| e.to_string())?;
+            let s = cfg
+                .verify_hostname(false)
+                .use_server_name_indication(false)
+                .connect("localhost", tcp)
+                .map_err(|e| format!("TLS handshake with {server}: {e}"))?;
+            Stream::Tls(Box::new(s))
+        } else {
+            Stream::Plain(tcp)
+        };
+        if nonblocking {
+            s.tcp().set_nonblocking(true).map_err(|e| e.to_string())?;
+        }
+        Ok(s)
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(t) => t,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.tcp().as_raw_fd()
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(t) => t.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(t) => t.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -68,6 +136,7 @@ fn parse_args() -> Result<Opts, String> {
         keys: 100_000,
         value_size: 64,
         preload: true,
+        tls: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -76,6 +145,10 @@ fn parse_args() -> Result<Opts, String> {
         }
         if a == "--no-preload" {
             o.preload = false;
+            continue;
+        }
+        if a == "--tls" {
+            o.tls = true;
             continue;
         }
         let v = args.next().ok_or(format!("{a} needs a value"))?;
@@ -300,7 +373,7 @@ fn parse_reply(cmd: Cmd, buf: &[u8]) -> Result<Reply, String> {
 
 // ---- preload ----------------------------------------------------------------------------
 
-fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<()> {
+fn read_more(s: &mut Stream, buf: &mut Vec<u8>) -> io::Result<()> {
     let old = buf.len();
     buf.resize(old + 65536, 0);
     let n = s.read(&mut buf[old..])?;
@@ -315,9 +388,8 @@ fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<()> {
 }
 
 // Sets keys lo..hi over one blocking connection, 128 sets per write.
-fn preload(server: &str, lo: u64, hi: u64, value: &[u8]) -> Result<(), String> {
-    let mut s = TcpStream::connect(server).map_err(|e| format!("connect {server}: {e}"))?;
-    let _ = s.set_nodelay(true);
+fn preload(server: &str, tls: bool, lo: u64, hi: u64, value: &[u8]) -> Result<(), String> {
+    let mut s = Stream::connect(server, tls, false)?;
     let mut out = Vec::new();
     let mut inbuf = Vec::new();
     let mut k = lo;
@@ -367,7 +439,7 @@ extern "C" {
 }
 
 struct Conn {
-    sock: TcpStream,
+    sock: Stream,
     out: Vec<u8>,
     out_pos: usize,
     // Replies land in inbuf[in_end..]; inbuf[in_pos..in_end] is read and not yet parsed.
@@ -504,15 +576,13 @@ fn run_thread(
     };
     let mut conns = Vec::new();
     for i in 0..nconns {
-        let sock = match TcpStream::connect(&o.server) {
+        let sock = match Stream::connect(&o.server, o.tls, true) {
             Ok(s) => s,
             Err(e) => {
-                st.errors.push(format!("connect {}: {e}", o.server));
+                st.errors.push(e);
                 return st;
             }
         };
-        let _ = sock.set_nodelay(true);
-        sock.set_nonblocking(true).expect("set_nonblocking");
         conns.push(Conn {
             sock,
             out: Vec::new(),
@@ -559,7 +629,7 @@ fn run_thread(
                 ev |= POLLOUT;
             }
             fds.push(PollFd {
-                fd: c.sock.as_raw_fd(),
+                fd: c.sock.raw_fd(),
                 events: ev,
                 revents: 0,
             });
@@ -631,7 +701,7 @@ fn main() -> ExitCode {
                 let (o, value) = (o.clone(), value.clone());
                 thread::spawn(move || {
                     let (lo, hi) = ((t * per).min(o.keys), ((t + 1) * per).min(o.keys));
-                    preload(&o.server, lo, hi, &value)
+                    preload(&o.server, o.tls, lo, hi, &value)
                 })
             })
             .collect();
