@@ -194,6 +194,17 @@ fn worker_rules(s: &settings::Settings) -> Vec<Rule> {
                 "openat", "mkdir", "access", "open", "fcntl", "lseek", "write", "writev", "socket",
             ],
         );
+    } else if s.ssl_enabled {
+        // Beyond C, whose filter kills the process at the first TLS reply: OpenSSL writes
+        // records to the socket with write(2), and looks certificates up in files while it
+        // verifies a client's (read-only).
+        allow(&mut r, &["write", "lseek", "fstat", "newfstatat", "statx"]);
+        r.push((
+            "openat",
+            Some((2, libc::O_ACCMODE as u64, libc::O_RDONLY as u64)),
+        ));
+        r.push(("writev", eq(0, 1)));
+        r.push(("writev", eq(0, 2)));
     } else {
         // stdout and stderr
         for fd in [1, 2] {

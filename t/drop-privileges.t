@@ -162,6 +162,23 @@ local $ENV{T_MEMD_DROP_PRIVILEGES} = 1;
     ok($server->is_running, "still running");
     unlike(slurp($err), qr/Seccomp policy failure/, "no syscall was refused");
 
+    # TLS: OpenSSL writes records with write(2) from the worker.
+    SKIP: {
+        skip "no TLS or IO::Socket::SSL", 2
+            unless supports_tls() && eval { require IO::Socket::SSL; 1 };
+        system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+             . "-keyout $tmp/k.pem -out $tmp/c.pem >/dev/null 2>&1");
+        my $tport = free_port();
+        my $terr = "$tmp/tls.err";
+        my $tsrv = new_memcached("-o drop_privileges -Z -o ssl_chain_cert=$tmp/c.pem,"
+            . "ssl_key=$tmp/k.pem -U 0 -l 127.0.0.1", $tport, { stderr => $terr });
+        my $t = IO::Socket::SSL->new(PeerAddr => "127.0.0.1:$tport", Timeout => 5,
+            SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_NONE());
+        my $v = $t ? do { print $t "version\r\n"; scalar <$t> } : '';
+        is($v, "VERSION 1.6.45\r\n", "TLS under the filter");
+        unlike(slurp($terr), qr/Seccomp policy failure/, "no syscall was refused");
+    }
+
     my $pidfile = "$tmp/mc.pid";
     my $port = free_port();
     my @root = $< == 0 ? ('-u', 'root') : ();

@@ -52,8 +52,23 @@ make_cert('server', 'ca', 30);
 make_cert('server2', 'ca', 30);
 make_cert('client', 'ca', 30);
 make_cert('stranger', 'otherca', 30);
-# An expired certificate needs a fixed end date; older openssl cannot set one.
-my $have_expired = eval { make_cert('expired', 'ca', 0); 1 };
+# An expired client certificate (the openssl CLI of Debian 12 cannot date one in the past).
+my $have_expired = eval {
+    require IO::Socket::SSL::Utils;
+    IO::Socket::SSL::Utils->import();
+    my ($cert, $key) = IO::Socket::SSL::Utils::CERT_create(
+        subject    => { commonName => 'expired' },
+        issuer     => [IO::Socket::SSL::Utils::PEM_file2cert("$tmp/ca.crt"),
+                       IO::Socket::SSL::Utils::PEM_file2key("$tmp/ca.key")],
+        not_before => time() - 10 * 86400,
+        not_after  => time() - 86400,
+        purpose    => 'client',
+    );
+    IO::Socket::SSL::Utils::PEM_cert2file($cert, "$tmp/expired.crt");
+    IO::Socket::SSL::Utils::PEM_key2file($key, "$tmp/expired.key");
+    1;
+};
+ok($have_expired, "an expired client certificate made");
 
 my $certs = "-Z -o ssl_chain_cert=$tmp/server.crt,ssl_key=$tmp/server.key,ssl_ca_cert=$tmp/ca.crt";
 
@@ -292,6 +307,24 @@ for my $case ([1, 1, 1, 1], [2, 0, 1, 1], [3, 0, 1, 1]) {
         is(ask(tls_sock($port, cert => 'expired'), "version\r\n"), '',
             "verify mode $mode: an expired certificate is refused");
     }
+}
+
+# ---- a stalled handshake is dropped by the idle timeout; renegotiation is refused ----
+{
+    my $port = free_port();
+    my $srv = new_memcached("$certs,idle_timeout=1 -U 0 -l 127.0.0.1", $port);
+    my $stall = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port");
+    print $stall "\x16\x03\x01";
+    my ($got, $eof) = raw_drain($stall, 5);
+    ok($eof, "a client stalled mid-handshake is closed by idle_timeout");
+    my $st = mem_stats(tls_sock($port));
+    ok($st->{idle_kicks} >= 1, "and counted as an idle kick");
+
+    # s_client sends a renegotiation request for a line "R" (not with -quiet).
+    my $out = `(printf 'R\n'; sleep 1; printf 'version\r\n'; sleep 1) | timeout 5 openssl s_client -connect 127.0.0.1:$port -tls1_2 2>&1`;
+    like($out, qr/no renegotiation/, "a TLS 1.2 renegotiation request is refused");
+    unlike($out, qr/VERSION 1/, "and that client is served no more");
+    is(ask(tls_sock($port), "version\r\n"), "VERSION 1.6.45\r\n", "other clients go on");
 }
 
 # ---- start-up errors ----
