@@ -249,6 +249,31 @@ sub capture_client_hello {
     return $hello;
 }
 
+# Bad handshakes in a loop do not grow the server.
+{
+    my $pid = `pgrep -P ${\ $server->pid} -x memcached-debug` || `pgrep -P ${\ $server->pid}`;
+    chomp $pid;
+    my $rss = sub {
+        open(my $fh, '<', "/proc/$pid/status") or return 0;
+        while (<$fh>) { return $1 if /^VmRSS:\s+(\d+)/ }
+        return 0;
+    };
+    my $garbage = sub {
+        for (1 .. 200) {
+            my $p = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$tls_port") or next;
+            print $p "\x16\x03\x01\x00\x05" . ("\xff" x 5);
+            raw_drain($p, 0.2);
+        }
+    };
+    $garbage->();
+    my $before = $rss->();
+    $garbage->();
+    $garbage->();
+    my $after = $rss->();
+    ok($before > 0 && $after - $before < 1024,
+        "600 bad handshakes: RSS $before -> $after kB");
+}
+
 # ---- listener modes: btls never asks for a certificate, mtls requires one ----
 {
     ok(tls_sock($btls_port), "btls: no client certificate needed");
