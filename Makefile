@@ -7,7 +7,7 @@ PROVE ?= prove
 DEBUG_TARGET_DIR := target/debug-commands
 PORT ?= 11211
 
-.PHONY: all build setup setup-test install-pkgs run test check cargo-test prove clean fuzz bench-protocol
+.PHONY: all build setup setup-test install-pkgs run test check cargo-test prove prove-seccomp clean fuzz bench-protocol
 
 all: build
 
@@ -59,8 +59,14 @@ cargo-test:
 prove: build
 	$(PROVE) -It/lib t/
 
+# The wire tests of the features that run under -o drop_privileges beyond C's filters (TLS,
+# SASL, ascii auth with its SIGHUP reload), every server started with the strict filters.
+SECCOMP_TESTS := t/tls.t t/binary-sasl-auth.t t/ascii-auth-rules.t t/meta-get.t t/watch.t
+prove-seccomp: build
+	T_MEMD_DROP_PRIVILEGES=1 $(PROVE) -It/lib $(SECCOMP_TESTS)
+
 # Every test: formatting and lints, unit tests, then the wire tests in t/.
-test: setup-test check cargo-test prove
+test: setup-test check cargo-test prove prove-seccomp
 
 # Fuzzing, not part of `make test`: each target runs FUZZ_SECONDS (default 30 minutes) from
 # its seeds in fuzz/seeds, keeping what it finds in fuzz/corpus; a crash stops it and leaves

@@ -187,6 +187,32 @@ fn worker_rules(s: &settings::Settings) -> Vec<Rule> {
             &["tgkill", "tkill", "exit_group", "fstat", "getpid", "gettid"],
         );
     }
+    if s.sasl {
+        // Beyond C, whose filter kills the process at the first SASL exchange: Cyrus SASL
+        // reads its configuration and sasldb (read-only, under file locks) from the worker
+        // that runs the exchange, and logs failures to syslog over a unix socket. The
+        // server's name is found before the filter (sasl.rs).
+        allow(
+            &mut r,
+            &[
+                "lseek",
+                "fstat",
+                "newfstatat",
+                "statx",
+                "fcntl",
+                "flock",
+                "pread64",
+                "uname",
+                "connect",
+                "sendto",
+            ],
+        );
+        r.push(("socket", eq(0, libc::AF_UNIX as u64)));
+        r.push((
+            "openat",
+            Some((2, libc::O_ACCMODE as u64, libc::O_RDONLY as u64)),
+        ));
+    }
     if s.relaxed_privileges {
         allow(
             &mut r,

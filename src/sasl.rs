@@ -93,6 +93,8 @@ extern "C" {
 
 /// The host name handed to each context as its realm (empty when unknown).
 static HOSTNAME: OnceLock<CString> = OnceLock::new();
+/// The server's fully qualified name, found at start-up under `-o drop_privileges`.
+static SERVER_FQDN: OnceLock<CString> = OnceLock::new();
 /// `MEMCACHED_SASL_PWDB`, read at start-up.
 static PWDB: OnceLock<Option<CString>> = OnceLock::new();
 /// The config path found by the first lookup; libsasl keeps the pointer it is given.
@@ -135,6 +137,13 @@ pub fn init() {
         callbacks[0].proc_ = std::ptr::null();
     }
     let _ = PWDB.set(pwdb);
+    if settings::get().drop_privileges {
+        // Beyond C: the server's name is looked up here, before the seccomp filters, instead
+        // of by every new SASL context in a worker (a resolver the worker filter forbids).
+        if let Some(name) = fq_hostname() {
+            let _ = SERVER_FQDN.set(name);
+        }
+    }
     let _ = HOSTNAME.set(hostname().unwrap_or_else(|| {
         if settings::verbose() > 0 {
             eprintln!("Error discovering hostname for SASL");
@@ -164,6 +173,36 @@ fn hostname() -> Option<CString> {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
     CString::new(&buf[..end]).ok()
+}
+
+/// The host's fully qualified name as libsasl finds it when given none (its
+/// get_fqhostname): the host name if it has a dot, else the resolver's canonical name for
+/// it, else the host name.
+fn fq_hostname() -> Option<CString> {
+    let name = hostname()?;
+    if name.as_bytes().contains(&b'.') {
+        return Some(name);
+    }
+    // SAFETY: hints is zeroed POD with only the flag set; `res` is freed with freeaddrinfo,
+    // and the canonical name is copied before that.
+    unsafe {
+        let mut hints: libc::addrinfo = std::mem::zeroed();
+        hints.ai_flags = libc::AI_CANONNAME;
+        let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+        if libc::getaddrinfo(name.as_ptr(), std::ptr::null(), &hints, &mut res) != 0
+            || res.is_null()
+        {
+            return Some(name);
+        }
+        let canon = (*res).ai_canonname;
+        let out = if canon.is_null() {
+            name
+        } else {
+            CStr::from_ptr(canon).to_owned()
+        };
+        libc::freeaddrinfo(res);
+        Some(out)
+    }
 }
 
 /// C's sasl_log: libsasl's messages on stderr, by `-v` level.
@@ -377,13 +416,14 @@ impl SaslConn {
             .get()
             .filter(|h| !h.as_bytes().is_empty())
             .map_or(std::ptr::null(), |h| h.as_ptr());
+        let fqdn = SERVER_FQDN.get().map_or(std::ptr::null(), |h| h.as_ptr());
         let mut raw = std::ptr::null_mut();
-        // SAFETY: the strings are NUL-terminated and outlive the call (the realm is static;
-        // libsasl copies it); `raw` is a writable slot.
+        // SAFETY: the strings are NUL-terminated and outlive the call (the realm and name are
+        // static; libsasl copies them); `raw` is a writable slot.
         let r = unsafe {
             sasl_server_new(
                 c"memcached".as_ptr(),
-                std::ptr::null(),
+                fqdn,
                 realm,
                 std::ptr::null(),
                 std::ptr::null(),

@@ -68,12 +68,21 @@ my @cases = (
     ["lru_crawler disable", "OK"],
     ["lru_crawler disable", "OK"],
     ["lru_crawler crawl 1", "CLIENT_ERROR lru crawler disabled"],
-    ["lru_crawler enable", "OK"],
-    ["lru_crawler enable", "ERROR failed to start lru crawler thread"],
 );
 for my $c (@cases) {
     is(mem_request($sock, "$c->[0]\r\n", 1), "$c->[1]\r\n", "'$c->[0]'");
 }
+# The stopped thread must have left before a new one may start (as in C: until then,
+# enable answers "ERROR failed to start lru crawler thread").
+my $enabled = '';
+for (1 .. 50) {
+    $enabled = mem_request($sock, "lru_crawler enable\r\n", 1);
+    last if $enabled eq "OK\r\n";
+    MemcachedTest::sleep(0.05);
+}
+is($enabled, "OK\r\n", "'lru_crawler enable' once the old thread left");
+is(mem_request($sock, "lru_crawler enable\r\n", 1),
+    "ERROR failed to start lru crawler thread\r\n", "'lru_crawler enable' when running");
 my $set = mem_stats($sock, "settings");
 is($set->{lru_crawler_sleep}, 50, "settings: sleep");
 is($set->{lru_crawler_tocrawl}, 7, "settings: tocrawl");
