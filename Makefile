@@ -7,7 +7,7 @@ PROVE ?= prove
 DEBUG_TARGET_DIR := target/debug-commands
 PORT ?= 11211
 
-.PHONY: all build setup setup-test install-pkgs run test check cargo-test prove prove-seccomp clean fuzz bench-protocol images images-test
+.PHONY: all build setup setup-test install-pkgs run test check cargo-test prove prove-seccomp clean fuzz bench-protocol images images-test install
 
 all: build
 
@@ -67,6 +67,16 @@ prove-seccomp: build
 
 # Every test: formatting and lints, unit tests, then the wire tests in t/.
 test: setup-test check cargo-test prove prove-seccomp
+
+# Installs the server, its man page and the systemd pieces under $(DESTDIR)$(PREFIX).
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 memcached $(DESTDIR)$(PREFIX)/bin/memcached
+	install -D -m 0644 doc/memcached.1 $(DESTDIR)$(PREFIX)/share/man/man1/memcached.1
+	install -D -m 0755 scripts/systemd-memcached-wrapper \
+	  $(DESTDIR)$(PREFIX)/share/memcached/scripts/systemd-memcached-wrapper
+	install -D -m 0644 scripts/memcached.service $(DESTDIR)$(PREFIX)/share/memcached/memcached.service
+	install -D -m 0644 scripts/memcached.conf $(DESTDIR)$(PREFIX)/share/memcached/memcached.conf
 
 # Container images, not part of `make test`: images/build makes the minideb base with
 # debootstrap when the engine lacks it and builds the image; images-test runs and checks it.
