@@ -12,6 +12,7 @@ use Test::More;
 use FindBin qw($Bin);
 use lib "$Bin/lib";
 use MemcachedTest;
+use MemcachedTest qw(run_binary);
 
 use File::Temp qw(tempdir);
 use IO::Select;
@@ -28,27 +29,10 @@ sub write_file {
     close($fh);
 }
 
-# Everything the server sends until it has been quiet for a moment, and
-# whether it closed the connection.
-sub drain {
-    my ($sock, $wait) = @_;
-    my $sel = IO::Select->new($sock);
-    my ($got, $eof) = ('', 0);
-    while ($sel->can_read($wait // 0.5)) {
-        my $n = sysread($sock, my $buf, 65536);
-        if (!$n) {
-            $eof = 1;
-            last;
-        }
-        $got .= $buf;
-    }
-    return ($got, $eof);
-}
-
 sub talk {
     my ($sock, $send) = @_;
     print $sock $send;
-    my ($got) = drain($sock);
+    my ($got) = mem_drain($sock);
     return $got;
 }
 
@@ -82,7 +66,7 @@ my $server = new_memcached("-Y $authfile -U 0");
         "CLIENT_ERROR auth token too long\r\n", "pipelined refusals: one reply");
     # The token may arrive in pieces.
     print $sock "set foo 0 0 7\r\nfo";
-    my ($none) = drain($sock, 0.2);
+    my ($none) = mem_drain($sock, 0.2);
     is($none, '', "no reply before the whole token");
     is(talk($sock, "o bar\r\n"), "STORED\r\n", "token in two pieces authenticates");
     is(talk($sock, "version\r\n"), "VERSION 1.6.45\r\n", "commands work after");
@@ -113,14 +97,14 @@ for my $case (["baaaz quux", "line ended by \\r\\n"], ["sp a b c", "spaces in th
 # ---- junk closes ----
 {
     my $sock = $server->new_sock;
-    my ($got, $eof) = do { print $sock "get\r\n"; drain($sock) };
+    my ($got, $eof) = do { print $sock "get\r\n"; mem_drain($sock) };
     ok($eof && $got eq '', "a line under 6 bytes closes");
     $sock = $server->new_sock;
-    ($got, $eof) = do { print $sock "x" x 2049; drain($sock) };
+    ($got, $eof) = do { print $sock "x" x 2049; mem_drain($sock) };
     ok($eof && $got eq '', "2049 bytes without a newline close");
     $sock = $server->new_sock;
     print $sock "x" x 2000;
-    ($got, $eof) = drain($sock, 0.3);
+    ($got, $eof) = mem_drain($sock, 0.3);
     ok(!$eof, "2000 bytes without a newline wait");
     is(talk($sock, "\r\n"), "CLIENT_ERROR unauthenticated\r\n", "and are then refused");
 }
@@ -171,40 +155,6 @@ is(auth_reply("new pass"), "STORED\r\n", "so does a missing file");
 # ---- start-up ----
 my $exe = get_memcached_exe();
 my @as_root = $< == 0 ? ('-u', 'root') : ();
-my $runs = 0;
-sub run_binary {
-    my (@args) = @_;
-    $runs++;
-    my ($out_file, $err_file) = ("$tmp/out.$runs", "$tmp/err.$runs");
-    my $pid = fork();
-    die "fork: $!" unless defined $pid;
-    if ($pid == 0) {
-        open(STDIN, '<', '/dev/null');
-        open(STDOUT, '>', $out_file);
-        open(STDERR, '>', $err_file);
-        { no warnings 'exec'; exec { $exe } $exe, @as_root, @args; }
-        POSIX::_exit(127);
-    }
-    my $deadline = time() + 5;
-    my $timed_out = 0;
-    while (waitpid($pid, WNOHANG) == 0) {
-        if (time() > $deadline) {
-            $timed_out = 1;
-            kill('KILL', $pid);
-            waitpid($pid, 0);
-            last;
-        }
-        MemcachedTest::sleep(0.01);
-    }
-    my %r = (rc => $? >> 8, timed_out => $timed_out);
-    for my $k (qw(out err)) {
-        open(my $fh, '<', $k eq 'out' ? $out_file : $err_file) or die "$k: $!";
-        local $/;
-        $r{$k} = <$fh> // '';
-    }
-    return \%r;
-}
-
 my $sockpath = "$tmp/never.sock";
 my $missing = "$tmp/missing";
 my $bad = "$tmp/bad";

@@ -24,25 +24,10 @@ plan skip_all => 'this build has no seccomp filter' unless supports_drop_priv();
 
 my $tmp = tempdir(CLEANUP => 1);
 
-sub drain {
-    my ($sock, $wait) = @_;
-    my $sel = IO::Select->new($sock);
-    my ($got, $eof) = ('', 0);
-    while ($sel->can_read($wait // 0.5)) {
-        my $n = sysread($sock, my $buf, 65536);
-        if (!$n) {
-            $eof = 1;
-            last;
-        }
-        $got .= $buf;
-    }
-    return ($got, $eof);
-}
-
 sub talk {
     my ($sock, $send) = @_;
     print $sock $send;
-    my ($got) = drain($sock);
+    my ($got) = mem_drain($sock);
     return $got;
 }
 
@@ -64,7 +49,7 @@ local $ENV{T_MEMD_DROP_PRIVILEGES} = 1;
     my $sock = $server->sock;
     is(mem_stats($sock, 'settings')->{drop_privileges}, 'yes', "stats settings shows it");
     print $sock "misbehave\r\n";
-    my ($got, $eof) = drain($sock, 3);
+    my ($got, $eof) = mem_drain($sock, 3);
     ok($eof && $got eq '', "misbehave: the connection dies unanswered");
     for (1 .. 50) {
         last unless $server->is_running;
@@ -107,11 +92,11 @@ local $ENV{T_MEMD_DROP_PRIVILEGES} = 1;
     my $w = $server->new_sock;
     is(talk($w, "watch mutations\r\n"), "OK\r\n", "watch");
     talk($sock, "set b 0 0 1\r\ny\r\n");
-    my ($line) = drain($w);
+    my ($line) = mem_drain($w);
     like($line, qr/^ts=\S+ gid=\d+ type=item_store key=b /, "watch streams a line");
     is(talk($sock, "lru_crawler crawl all\r\n"), "OK\r\n", "crawler crawl");
     print $sock "lru_crawler metadump all\r\n";
-    my ($dump) = drain($sock, 1);
+    my ($dump) = mem_drain($sock, 1);
     like($dump, qr/^OK\r\nkey=b exp=-1 .*\nEND\r\n\z/s, "crawler metadump");
     my $many = [map { $server->new_sock } 1 .. 20];
     is(talk($many->[19], "version\r\n"), "VERSION 1.6.45\r\n", "20 more connections");

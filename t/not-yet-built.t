@@ -12,49 +12,12 @@ use Test::More;
 use FindBin qw($Bin);
 use lib "$Bin/lib";
 use MemcachedTest;
+use MemcachedTest qw(run_binary);
 
 use File::Temp qw(tempdir);
 use POSIX qw(WNOHANG);
 
-my $exe = get_memcached_exe();
 my $tmp = tempdir(CLEANUP => 1);
-my @as_root = $< == 0 ? ('-u', 'root') : ();
-
-# Runs the server with ARGS; one that does start is killed after 5 seconds.
-# Returns { rc, out, err, timed_out }.
-my $runs = 0;
-sub run_binary {
-    my (@args) = @_;
-    $runs++;
-    my ($out_file, $err_file) = ("$tmp/out.$runs", "$tmp/err.$runs");
-    my $pid = fork();
-    die "fork: $!" unless defined $pid;
-    if ($pid == 0) {
-        open(STDIN, '<', '/dev/null');
-        open(STDOUT, '>', $out_file);
-        open(STDERR, '>', $err_file);
-        { no warnings 'exec'; exec { $exe } $exe, @as_root, @args; }
-        POSIX::_exit(127);
-    }
-    my $deadline = time() + 5;
-    my $timed_out = 0;
-    while (waitpid($pid, WNOHANG) == 0) {
-        if (time() > $deadline) {
-            $timed_out = 1;
-            kill('KILL', $pid);
-            waitpid($pid, 0);
-            last;
-        }
-        MemcachedTest::sleep(0.01);
-    }
-    my %r = (rc => $? >> 8, timed_out => $timed_out);
-    for my $k (qw(out err)) {
-        open(my $fh, '<', $k eq 'out' ? $out_file : $err_file) or die "$k: $!";
-        local $/;
-        $r{$k} = <$fh> // '';
-    }
-    return \%r;
-}
 
 my $yet = "is not supported by this build yet\n";
 my @ext = qw(ext_page_size ext_wbuf_size ext_threads ext_io_depth ext_path

@@ -98,21 +98,6 @@ sub ask {
     return $got;
 }
 
-sub raw_drain {
-    my ($sock, $wait) = @_;
-    my $sel = IO::Select->new($sock);
-    my ($got, $eof) = ('', 0);
-    while ($sel->can_read($wait // 0.5)) {
-        my $n = sysread($sock, my $buf, 65536);
-        if (!$n) {
-            $eof = 1;
-            last;
-        }
-        $got .= $buf;
-    }
-    return ($got, $eof);
-}
-
 sub bad_tls {
     my ($st) = @_;
     return ($st->{ssl_proto_errors} // 0) + ($st->{ssl_handshake_errors} // 0);
@@ -202,11 +187,11 @@ my $server = new_memcached(
     my $good = tls_sock($tls_port);
     my $p = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$tls_port");
     print $p "get foo\r\n";
-    my ($got, $eof) = raw_drain($p, 2);
+    my ($got, $eof) = mem_drain($p, 2);
     ok($eof && $got !~ /VALUE|END/, "plain text on a TLS port gets no reply and is closed");
     $p = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$tls_port");
     print $p "\x16\x03\x01\x00\x05" . ("\xff" x 5);
-    ($got, $eof) = raw_drain($p, 2);
+    ($got, $eof) = mem_drain($p, 2);
     ok($eof, "a broken client hello is closed");
     # A client hello fed one byte at a time still completes.
     my $slow = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$tls_port");
@@ -215,7 +200,7 @@ my $server = new_memcached(
         syswrite($slow, $byte);
         select(undef, undef, undef, 0.002);
     }
-    ($got, $eof) = raw_drain($slow, 1);
+    ($got, $eof) = mem_drain($slow, 1);
     ok(!$eof && length($got) > 0 && substr($got, 0, 1) eq "\x16",
         "a client hello split byte by byte gets the server hello");
     is(ask($good, "get foo\r\n", 3), "VALUE foo 0 3\r\nbar\r\nEND\r\n",
@@ -243,7 +228,7 @@ sub capture_client_hello {
         POSIX::_exit(0);
     }
     my $c = $l->accept;
-    my ($hello) = raw_drain($c, 1);
+    my ($hello) = mem_drain($c, 1);
     close($c);
     waitpid($pid, 0);
     return $hello;
@@ -262,7 +247,7 @@ sub capture_client_hello {
         for (1 .. 200) {
             my $p = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$tls_port") or next;
             print $p "\x16\x03\x01\x00\x05" . ("\xff" x 5);
-            raw_drain($p, 0.2);
+            mem_drain($p, 0.2);
         }
     };
     $garbage->();
@@ -340,7 +325,7 @@ for my $case ([1, 1, 1, 1], [2, 0, 1, 1], [3, 0, 1, 1]) {
     my $srv = new_memcached("$certs,idle_timeout=1 -U 0 -l 127.0.0.1", $port);
     my $stall = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port");
     print $stall "\x16\x03\x01";
-    my ($got, $eof) = raw_drain($stall, 5);
+    my ($got, $eof) = mem_drain($stall, 5);
     ok($eof, "a client stalled mid-handshake is closed by idle_timeout");
     my $st = mem_stats(tls_sock($port));
     ok($st->{idle_kicks} >= 1, "and counted as an idle kick");

@@ -15,6 +15,8 @@ use Cwd qw(getcwd);
 use Exporter qw(import);
 use IO::Socket::INET;
 use IO::Socket::UNIX;
+use IO::Select;
+use File::Temp qw(tempdir);
 use POSIX qw(WNOHANG);
 
 our @EXPORT = qw(
@@ -23,9 +25,9 @@ our @EXPORT = qw(
     supports_sasl free_port supports_drop_priv supports_extstore
     wait_ext_flush supports_tls enabled_tls_testing run_help
     supports_unix_socket get_memcached_exe supports_proxy
-    mem_request mem_meta_batch
+    mem_request mem_meta_batch mem_drain
 );
-our @EXPORT_OK = qw(supports_udp is_running);
+our @EXPORT_OK = qw(supports_udp is_running run_binary);
 
 use constant MAX_READ_WRITE_SIZE => 16384;
 use constant SRV_CRT    => "server_crt.pem";
@@ -405,6 +407,63 @@ sub mem_stats {
         }
     }
     return \%stats;
+}
+
+# Everything a socket sends until it has been quiet for $wait seconds (default 0.5), and
+# whether the peer closed: ($bytes, $eof).
+sub mem_drain {
+    my ($sock, $wait) = @_;
+    my $sel = IO::Select->new($sock);
+    my ($got, $eof) = ('', 0);
+    while ($sel->can_read($wait // 0.5)) {
+        my $n = sysread($sock, my $buf, 65536);
+        if (!$n) {
+            $eof = 1;
+            last;
+        }
+        $got .= $buf;
+    }
+    return ($got, $eof);
+}
+
+# Runs the server binary with @args (as root: -u root first), stdin from /dev/null; one
+# that does start is killed after 5 seconds. Returns { rc, out, err, timed_out }.
+my $run_dir;
+my $runs = 0;
+sub run_binary {
+    my (@args) = @_;
+    my $exe = get_memcached_exe();
+    my @as_root = $< == 0 ? ('-u', 'root') : ();
+    $run_dir //= tempdir(CLEANUP => 1);
+    $runs++;
+    my ($out_file, $err_file) = ("$run_dir/out.$runs", "$run_dir/err.$runs");
+    my $pid = fork();
+    croak("fork: $!") unless defined $pid;
+    if ($pid == 0) {
+        open(STDIN, '<', '/dev/null');
+        open(STDOUT, '>', $out_file);
+        open(STDERR, '>', $err_file);
+        { no warnings 'exec'; exec { $exe } $exe, @as_root, @args; }
+        POSIX::_exit(127);
+    }
+    my $deadline = time() + 5;
+    my $timed_out = 0;
+    while (waitpid($pid, WNOHANG) == 0) {
+        if (time() > $deadline) {
+            $timed_out = 1;
+            kill('KILL', $pid);
+            waitpid($pid, 0);
+            last;
+        }
+        MemcachedTest::sleep(0.01);
+    }
+    my %r = (rc => $? >> 8, timed_out => $timed_out);
+    for my $k (qw(out err)) {
+        open(my $fh, '<', $k eq 'out' ? $out_file : $err_file) or croak("$k: $!");
+        local $/;
+        $r{$k} = <$fh> // '';
+    }
+    return \%r;
 }
 
 # Shift the server clock by $seconds (debug builds); returns the reply line.
