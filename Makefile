@@ -78,12 +78,11 @@ install: build
 	install -D -m 0644 scripts/memcached.service $(DESTDIR)$(PREFIX)/share/memcached/memcached.service
 	install -D -m 0644 scripts/memcached.conf $(DESTDIR)$(PREFIX)/share/memcached/memcached.conf
 
-# Container images, not part of `make test`: images/build makes the minideb base with
-# debootstrap when the engine lacks it and builds the image; images-test runs and checks it.
-# A cold build takes about 8 minutes here (debootstrap, the builder's packages, the release
-# build); the checks about 15 seconds.
-IMAGE_ARCHES ?= amd64
-IMAGE_PKGS := docker.io debootstrap nutcracker
+# Container images, not part of `make test`: images/build makes the minideb bases with
+# debootstrap when the engine lacks them and builds the amd64 and arm64 images (arm64 runs
+# under qemu-user-static; see images/build); images-test runs and checks them.
+IMAGE_ARCHES ?= amd64 arm64
+IMAGE_PKGS := docker.io debootstrap nutcracker qemu-user-static
 images:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(IMAGE_PKGS)"
 	images/build $(IMAGE_ARCHES)

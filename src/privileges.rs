@@ -136,7 +136,11 @@ fn main_rules(s: &settings::Settings) -> Vec<Rule> {
             &["open", "fcntl", "read", "readv", "lseek", "getpid"],
         );
         if s.relaxed_privileges {
-            allow(&mut r, &["openat", "mkdir", "access"]);
+            // access and mkdir are C's names; arm64 has only their *at forms.
+            allow(
+                &mut r,
+                &["openat", "mkdir", "access", "mkdirat", "faccessat"],
+            );
         }
     }
     r
@@ -217,7 +221,18 @@ fn worker_rules(s: &settings::Settings) -> Vec<Rule> {
         allow(
             &mut r,
             &[
-                "openat", "mkdir", "access", "open", "fcntl", "lseek", "write", "writev", "socket",
+                "openat",
+                "mkdir",
+                "access",
+                "open",
+                "fcntl",
+                "lseek",
+                "write",
+                "writev",
+                "socket",
+                // arm64 has only the *at forms of mkdir and access.
+                "mkdirat",
+                "faccessat",
             ],
         );
     } else if s.ssl_enabled {
@@ -248,8 +263,8 @@ fn load(rules: &[Rule]) -> bool {
         return true;
     };
     for &(name, cond) in rules {
-        // A name this architecture does not have (open, poll, epoll_wait on arm64) is
-        // skipped, as libseccomp skips C's pseudo-syscall numbers.
+        // A name this architecture does not have (open, poll, epoll_wait on arm64) resolves
+        // to one of libseccomp's negative pseudo-numbers, which a rule ignores, as in C.
         let Ok(sc) = ScmpSyscall::from_name(name) else {
             continue;
         };
@@ -309,6 +324,7 @@ pub fn misbehave() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libseccomp::ScmpArch;
 
     #[test]
     fn the_message_has_its_number_where_c_puts_it() {
@@ -322,6 +338,49 @@ mod tests {
             let known = ScmpSyscall::from_name(name).is_ok();
             let other_arch = matches!(name, "open" | "poll" | "epoll_wait" | "access" | "mkdir");
             assert!(known || other_arch, "{name}");
+        }
+    }
+
+    /// The images ship an arm64 build, where some of C's names do not exist (glibc calls the
+    /// newer form instead): each rule must name an arm64 syscall, or one whose arm64
+    /// replacement is allowed in the same list. Checked here because seccomp filters cannot
+    /// be loaded under qemu's user-mode emulation, the only arm64 this project runs on.
+    #[test]
+    fn every_list_covers_arm64() {
+        let arm64 = |n: &str| {
+            ScmpSyscall::from_name_by_arch(n, ScmpArch::Aarch64)
+                .is_ok_and(|s| s.as_raw_syscall() >= 0)
+        };
+        let replaced_by = |n: &str| match n {
+            "open" => Some("openat"),
+            "poll" => Some("ppoll"),
+            "epoll_wait" => Some("epoll_pwait"),
+            "access" => Some("faccessat"),
+            "mkdir" => Some("mkdirat"),
+            "unlink" => Some("unlinkat"),
+            "sigreturn" => Some("rt_sigreturn"),
+            _ => None,
+        };
+        let mut s = settings::Settings::default();
+        for (sasl, tls, relaxed, pid) in [
+            (false, false, false, false),
+            (true, true, false, true),
+            (true, false, true, true),
+        ] {
+            s.sasl = sasl;
+            s.ssl_enabled = tls;
+            s.relaxed_privileges = relaxed;
+            s.pid_file = pid.then(|| "/tmp/p".into());
+            for rules in [main_rules(&s), worker_rules(&s)] {
+                for &(name, _) in &rules {
+                    if arm64(name) {
+                        continue;
+                    }
+                    let other = replaced_by(name).unwrap_or_else(|| panic!("{name} on arm64"));
+                    assert!(arm64(other), "{other}");
+                    assert!(rules.iter().any(|&(n, _)| n == other), "{name}: no {other}");
+                }
+            }
         }
     }
 }
