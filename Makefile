@@ -80,7 +80,9 @@ install: build
 
 # Container images, not part of `make test`: images/build makes the minideb bases with
 # debootstrap when the engine lacks them and builds the amd64 and arm64 images (arm64 runs
-# under qemu-user-static; see images/build); images-test runs and checks them.
+# under qemu-user-static; see images/build); images-test runs and checks them. From nothing
+# (no base images, no debootstrap cache) `make images-test` took 7 min 45 s here on 2 cores:
+# both debootstraps, both builds, then 74 checks in about 30 s.
 IMAGE_ARCHES ?= amd64 arm64
 IMAGE_PKGS := docker.io debootstrap nutcracker qemu-user-static
 images:
