@@ -297,6 +297,18 @@ pub fn stop() {
     WAKE.notify_all();
 }
 
+/// Asks the thread to stop and waits until it has left (C's stop_item_crawler_thread with
+/// CRAWLER_WAIT): a crawl under way finishes first, so no marker stays on a list.
+pub fn stop_and_wait() {
+    stop();
+    let mut c = control();
+    while c.alive {
+        // The thread wakes this wait as it leaves (no sleeping: the dispatcher's seccomp
+        // filter allows futex waits only).
+        c = WAKE.wait(c).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
 /// Outcome of `crawl` (C's crawler_result_type).
 pub enum CrawlResult {
     Ok,
@@ -541,6 +553,7 @@ pub fn maintainer_check() {
 fn run() {
     let Some(st) = store::store() else {
         control().alive = false;
+        WAKE.notify_all();
         return;
     };
     let s = settings::get();
@@ -662,6 +675,7 @@ fn run() {
     }
     c.alive = false;
     drop(c);
+    WAKE.notify_all();
     if settings::verbose() > 2 {
         eprintln!("LRU crawler thread stopping");
     }

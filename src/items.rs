@@ -336,6 +336,49 @@ pub unsafe fn set_first_chunk(it: *mut Item, ch: *mut ItemChunk) {
     unsafe { std::ptr::write_unaligned(schunk(it) as *mut *mut ItemChunk, ch) }
 }
 
+/// Moves every pointer a chunk holds by the offset between two addresses of the same memory
+/// file (a restart, `crate::restart`): LRU links of a linked item, and the chunk links of a
+/// chunked item's embedded header or of one of its chunks. Null pointers stay null.
+///
+/// # Safety
+/// `it` is a chunk of the reused memory file and nothing else runs.
+pub unsafe fn rebase_pointers(it: *mut Item, rebase: &dyn Fn(usize) -> usize) {
+    let moved = |p: usize| if p == 0 { 0 } else { rebase(p) };
+    // SAFETY: per the contract; the embedded header may be unaligned, hence the unaligned
+    // accesses for chunk links.
+    unsafe {
+        let flags = (*it).it_flags;
+        if flags & ITEM_LINKED != 0 {
+            (*it).next = moved((*it).next as usize) as *mut Item;
+            (*it).prev = moved((*it).prev as usize) as *mut Item;
+        }
+        let links = if flags & ITEM_CHUNKED != 0 {
+            schunk(it)
+        } else if flags & ITEM_CHUNK != 0 {
+            it as *mut u8
+        } else {
+            return;
+        };
+        for off in [
+            std::mem::offset_of!(ItemChunk, next),
+            std::mem::offset_of!(ItemChunk, prev),
+            std::mem::offset_of!(ItemChunk, head),
+        ] {
+            let at = links.add(off) as *mut usize;
+            std::ptr::write_unaligned(at, moved(std::ptr::read_unaligned(at)));
+        }
+    }
+}
+
+/// The item a chunk belongs to.
+///
+/// # Safety
+/// `ch` is a live chunk (ITEM_CHUNK).
+pub unsafe fn chunk_head(ch: *const Item) -> *mut Item {
+    // SAFETY: per the contract, `ch` starts with an ItemChunk header.
+    unsafe { (*(ch as *const ItemChunk)).head }
+}
+
 /// The slab class the header chunk of a chunked item came from.
 ///
 /// # Safety

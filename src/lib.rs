@@ -17,6 +17,7 @@ pub mod lru_maintainer;
 pub mod privileges;
 pub mod proto;
 pub mod report;
+pub mod restart;
 pub mod sasl;
 pub mod server;
 pub mod settings;

@@ -51,6 +51,16 @@ static EFLAGS: AtomicU16 = AtomicU16::new(0);
 /// Entry sequence number (C's logger_gid).
 static GID: AtomicU64 = AtomicU64::new(0);
 
+/// The last entry number handed out (C's logger_get_gid), saved across a restart.
+pub fn gid() -> u64 {
+    GID.load(Relaxed)
+}
+
+/// Continues numbering from a saved gid (C's logger_set_gid).
+pub fn set_gid(gid: u64) {
+    GID.store(gid, Relaxed);
+}
+
 /// Whether some watcher wants events of class `flag`. The only cost logging has on the hot
 /// path while nobody watches.
 #[inline]
@@ -852,9 +862,27 @@ pub fn init() {
     let spawned = std::thread::Builder::new()
         .name("mc-log".into())
         .spawn(logger_thread);
-    if let Err(e) = spawned {
-        eprintln!("Can't start logger thread: {}", e);
-        std::process::abort();
+    match spawned {
+        Ok(h) => *lock(&THREAD) = Some(h),
+        Err(e) => {
+            eprintln!("Can't start logger thread: {}", e);
+            std::process::abort();
+        }
+    }
+}
+
+static THREAD: Mutex<Option<std::thread::JoinHandle<()>>> = Mutex::new(None);
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Stops the logger thread and waits for it (C's logger_stop).
+pub fn stop() {
+    {
+        let _st = lock(&STATE);
+        STOP.store(true, Relaxed);
+        WAKE.notify_all();
+    }
+    if let Some(h) = lock(&THREAD).take() {
+        let _ = h.join();
     }
 }
 
@@ -862,14 +890,14 @@ fn logger_thread() {
     let mut to_sleep = MIN_LOGGER_SLEEP;
     let mut spares: Vec<Vec<u8>> = Vec::new();
     let mut line = Vec::with_capacity(PARSE_SCRATCH);
-    loop {
+    while !STOP.load(Relaxed) {
         if to_sleep > MIN_LOGGER_SLEEP {
             std::thread::sleep(Duration::from_micros(to_sleep));
         }
         let mut ps = PassStats::default();
         let mut found = 0;
         let mut st = lock(&STATE);
-        if st.count == 0 {
+        if st.count == 0 && !STOP.load(Relaxed) {
             st = WAKE.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         let loggers = st.loggers.clone();

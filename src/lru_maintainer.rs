@@ -9,6 +9,8 @@ use crate::items::store::{self, Store};
 use crate::settings;
 use crate::stats::{current_time, STATS};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Shortest and longest pause between passes, in microseconds (C's MIN/MAX_LRU_MAINTAINER_SLEEP).
@@ -17,6 +19,10 @@ const MAX_SLEEP_US: u64 = 1_000_000 - 1;
 
 /// Cleared to stop the thread.
 static RUN: AtomicBool = AtomicBool::new(false);
+/// Wakes the thread from its pause when it is asked to stop.
+static NAP: Mutex<()> = Mutex::new(());
+static WAKE: Condvar = Condvar::new();
+static THREAD: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
 
 /// Starts the thread (C's start_lru_maintainer_thread); marks it running in the settings.
 pub fn start() -> std::io::Result<()> {
@@ -25,10 +31,33 @@ pub fn start() -> std::io::Result<()> {
     };
     RUN.store(true, Relaxed);
     settings::get().lru_maintainer_thread.store(true, Relaxed);
-    std::thread::Builder::new()
+    let h = std::thread::Builder::new()
         .name("mc-lrumaint".into())
         .spawn(move || run(st))?;
+    *THREAD.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
     Ok(())
+}
+
+/// Stops the thread and waits for it (C's stop_lru_maintainer_thread).
+pub fn stop() {
+    {
+        let _g = NAP.lock().unwrap_or_else(|e| e.into_inner());
+        RUN.store(false, Relaxed);
+        WAKE.notify_all();
+    }
+    settings::get().lru_maintainer_thread.store(false, Relaxed);
+    let h = THREAD.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(h) = h {
+        let _ = h.join();
+    }
+}
+
+/// Pauses for `us` microseconds, or less when asked to stop.
+fn nap(us: u64) {
+    let g = NAP.lock().unwrap_or_else(|e| e.into_inner());
+    if RUN.load(Relaxed) {
+        let _ = WAKE.wait_timeout(g, Duration::from_micros(us));
+    }
 }
 
 fn run(st: &'static Store) {
@@ -44,7 +73,10 @@ fn run(st: &'static Store) {
     }
     while RUN.load(Relaxed) {
         if to_sleep > 0 {
-            std::thread::sleep(Duration::from_micros(to_sleep));
+            nap(to_sleep);
+            if !RUN.load(Relaxed) {
+                break;
+            }
         }
         // A pass that did not sleep still counts as a millisecond, as in C.
         let last_sleep = to_sleep.max(MIN_SLEEP_US);

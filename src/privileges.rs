@@ -125,6 +125,11 @@ fn main_rules(s: &settings::Settings) -> Vec<Rule> {
         Some((2, libc::O_ACCMODE as u64, libc::O_RDONLY as u64)),
     ));
     allow(&mut r, &["read", "lseek", "statx", "newfstatat"]);
+    if s.memory_file.is_some() {
+        // Beyond C, whose filter kills the process as a graceful stop writes the `-e`
+        // metadata file (restart.rs): it is created, written and synced here.
+        allow(&mut r, &["openat", "fsync"]);
+    }
     if s.pid_file.is_some() {
         // Beyond C, whose filter kills the process here: a daemon removes its pid file as
         // it stops.

@@ -40,6 +40,22 @@ extern "C" fn on_sighup(_: c_int) {
     SIG_HUP.store(true, Relaxed);
 }
 
+/// Writes the `-e` metadata once every other thread has stopped (C's restart_mmap_close).
+fn save_restart_state() {
+    let Some(st) = crate::items::store::store() else {
+        return;
+    };
+    crate::restart::close(&crate::restart::SaveState {
+        current_time: stats::current_time(),
+        process_started: PROCESS_STARTED.load(Relaxed),
+        // The next value C's get_cas_id would hand out.
+        current_cas: st.next_cas(),
+        logger_gid: crate::logger::gid(),
+        hashpower: st.assoc().power(),
+        oldest_live: settings::get().oldest_live.load(Relaxed),
+    });
+}
+
 // ---- clock ----
 
 static MONOTONIC_START: AtomicI64 = AtomicI64::new(0);
@@ -656,12 +672,29 @@ pub fn main(argv: Vec<String>) -> i32 {
         daemon::lock_memory();
     }
 
-    crate::slabs::slabs_init(s);
+    // `-e`: the memory file is mapped and its metadata read before anything is sized (C's
+    // restart_mmap_open); what the metadata carries is applied even when the memory cannot
+    // be reused, as C does.
+    let restart = s
+        .memory_file
+        .as_deref()
+        .map(|path| crate::restart::open(s, s.maxbytes.load(Relaxed) as usize, path));
+    let meta = restart.as_ref().map(|r| r.meta.clone()).unwrap_or_default();
+    if let Some(v) = meta.oldest_live {
+        s.oldest_live.store(v, Relaxed);
+    }
+    if let Some(v) = meta.logger_gid {
+        crate::logger::set_gid(v);
+    }
+    let reuse = restart.as_ref().is_some_and(|r| r.reuse);
+    crate::slabs::slabs_init(s, restart.as_ref().map(|r| (r.base, r.reuse)));
     // Every hash bucket must map to one item lock (C's memcached_thread_init check).
     let lock_power = crate::items::store::item_lock_power(s.num_threads);
-    let hashpower = match s.hashpower_init {
-        0 => crate::assoc::HASHPOWER_DEFAULT,
-        p => p as u32,
+    let hashpower = match (meta.hashpower, s.hashpower_init) {
+        // A saved size the options could not have given is not trusted.
+        (Some(p), _) => p.clamp(12, crate::assoc::HASHPOWER_MAX),
+        (None, p @ 1..) => p as u32,
+        _ => crate::assoc::HASHPOWER_DEFAULT,
     };
     if lock_power >= hashpower {
         eprintln!(
@@ -672,7 +705,18 @@ pub fn main(argv: Vec<String>) -> i32 {
         eprintln!("Hash table grows with `-o hashpower=N` ");
         return 1;
     }
-    crate::items::store::init(s);
+    crate::items::store::init_with_hashpower(s, hashpower);
+    if let (Some(cas), Some(st)) = (meta.current_cas, crate::items::store::store()) {
+        st.set_cas_id(cas);
+    }
+    if restart.is_some() {
+        // The rest of the file goes to the global pool (C's slabs_prefill_global).
+        crate::slabs::with_slabs(|sa| sa.prefill_global());
+    }
+    if reuse {
+        // SAFETY: start-up, before any other thread; the metadata vouched for the file.
+        unsafe { crate::restart::fixup(meta.old_base) };
+    }
     // What commands may ask of this layer: the stats reports and a stop.
     crate::hooks::register(crate::hooks::ServerHooks {
         general: crate::report::general_stats,
@@ -715,18 +759,28 @@ pub fn main(argv: Vec<String>) -> i32 {
         }
     }
 
-    // The clock starts ITEM_UPDATE_INTERVAL + 2 seconds in, so relative times are never 0.
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-        - ITEM_UPDATE_INTERVAL as i64
-        - 2;
-    PROCESS_STARTED.store(started, Relaxed);
-    MONOTONIC_START.store(
-        sys::monotonic_secs() - ITEM_UPDATE_INTERVAL as i64 - 2,
-        Relaxed,
-    );
+    if reuse {
+        // The clock goes on from where it stopped, plus the time the server was down, so
+        // the items' times and TTLs mean what they meant.
+        PROCESS_STARTED.store(meta.process_started, Relaxed);
+        MONOTONIC_START.store(
+            sys::monotonic_secs() - (meta.current_time as i64 + meta.time_delta),
+            Relaxed,
+        );
+    } else {
+        // The clock starts ITEM_UPDATE_INTERVAL + 2 seconds in, so relative times are never 0.
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+            - ITEM_UPDATE_INTERVAL as i64
+            - 2;
+        PROCESS_STARTED.store(started, Relaxed);
+        MONOTONIC_START.store(
+            sys::monotonic_secs() - ITEM_UPDATE_INTERVAL as i64 - 2,
+            Relaxed,
+        );
+    }
 
     if s.drop_privileges {
         crate::privileges::setup_violations_handler();
@@ -855,12 +909,9 @@ pub fn main(argv: Vec<String>) -> i32 {
         _ => eprintln!("Exiting on error"),
     }
     if STOP_MAIN_LOOP.load(Relaxed) == GRACE_STOP {
-        if settings::verbose() > 0 {
-            eprintln!("asking workers to stop");
-        }
         thread::stop_threads();
-        if settings::verbose() > 0 {
-            eprintln!("all background threads stopped");
+        if s.memory_file.is_some() {
+            save_restart_state();
         }
     }
     if s.do_daemonize {

@@ -133,10 +133,6 @@ pub struct NotYetBuilt {
 /// Options of subsystems a C build can lack are refused as such a build refuses them, without
 /// this list: `-o proxy_*` ("Illegal suboption", exit 1).
 pub const NOT_YET_BUILT: &[NotYetBuilt] = &[
-    NotYetBuilt {
-        option: OptionName::Short(b'e'),
-        message: "memcached: -e (restartable cache) is not supported by this build yet",
-    },
     extstore_option!("ext_page_size"),
     extstore_option!("ext_wbuf_size"),
     extstore_option!("ext_threads"),
@@ -1981,16 +1977,8 @@ mod tests {
 
     #[test]
     fn not_yet_built_options_are_refused() {
-        fails(
-            &["-e", "/tmp/x"],
-            1,
-            "memcached: -e (restartable cache) is not supported by this build yet\n",
-        );
-        fails(
-            &["--memory-file=/tmp/x"],
-            1,
-            "memcached: -e (restartable cache) is not supported by this build yet\n",
-        );
+        assert_eq!(ok(&["-e", "/tmp/x"]).memory_file.as_deref(), Some("/tmp/x"));
+        assert!(ok(&["--memory-file=/tmp/x"]).preallocate);
         assert!(ok(&["-o", "no_drop_privileges,drop_privileges"]).drop_privileges);
         assert!(!ok(&["-o", "drop_privileges,no_drop_privileges"]).drop_privileges);
     }

@@ -183,6 +183,72 @@ impl SlabAllocator {
                 return;
             }
         }
+        self.preallocate_classes();
+    }
+
+    /// `-e`: every page comes from the memory file's mapping (`mem_limit` bytes at `base`).
+    /// Reused, the mapping is all taken already (`restart_fixup` finds its pages); fresh,
+    /// every class gets its first page as with `-L`.
+    pub fn use_mapping(&mut self, base: NonNull<u8>, reuse: bool) {
+        let limit = self.mem_limit as usize;
+        if reuse {
+            self.region = Some(Region {
+                // SAFETY: one past the end of the mapping, used only as an address.
+                next: unsafe { NonNull::new_unchecked(base.as_ptr().add(limit)) },
+                avail: 0,
+            });
+        } else {
+            self.region = Some(Region {
+                next: base,
+                avail: limit,
+            });
+            self.preallocate_classes();
+        }
+    }
+
+    /// Puts every page left in the region into the global pool, zeroing only each page's
+    /// first header (C's slabs_prefill_global): a restart then sees them as unused.
+    pub fn prefill_global(&mut self) {
+        let len = self.page_size as usize;
+        while self.mem_malloced < self.mem_limit {
+            let Some(p) = self.memory_allocate(len, false) else {
+                break;
+            };
+            // SAFETY: a whole page of the region, handed out once.
+            unsafe { ptr::write_bytes(p.as_ptr(), 0, ITEM_HEADER_SIZE as usize) };
+            self.classes[SLAB_GLOBAL_PAGE_POOL].slab_list.push(p);
+        }
+        self.mem_limit_reached = true;
+    }
+
+    /// Takes back a page of a reused memory file during the restart walk (C's slabs_fixup at
+    /// a page border): the page joins class `id`, whose chunk size and chunks per page come
+    /// back, or the global pool (None) when its first header names no class.
+    pub fn restart_take_page(&mut self, page: NonNull<u8>, id: usize) -> Option<(u32, u32)> {
+        if id == 0 || id > self.power_largest {
+            self.classes[SLAB_GLOBAL_PAGE_POOL].slab_list.push(page);
+            return None;
+        }
+        self.classes[id].slab_list.push(page);
+        Some((self.classes[id].size, self.classes[id].perslab))
+    }
+
+    /// Puts a chunk of a reused page on its class's free list: it was free, or nothing can
+    /// reach it after the restart (an item no longer linked).
+    ///
+    /// # Safety
+    /// `it` is a chunk of a page `restart_take_page` gave class `id`, and nothing else runs.
+    pub unsafe fn restart_free_chunk(&mut self, it: *mut Item, id: usize) {
+        // SAFETY: per the contract.
+        unsafe { self.free_chunk(it, id) };
+    }
+
+    /// Bytes per slab page.
+    pub fn page_size(&self) -> usize {
+        self.page_size as usize
+    }
+
+    fn preallocate_classes(&mut self) {
         for id in POWER_SMALLEST..=self.power_largest {
             if !self.newslab(id) {
                 eprintln!(
@@ -227,9 +293,10 @@ impl SlabAllocator {
         self.mem_malloced
     }
 
-    /// Takes memory for a new page (C's memory_allocate): from the `-L` region if there is
-    /// one, else a fresh mapping, zeroed and resident.
-    fn memory_allocate(&mut self, len: usize) -> Option<NonNull<u8>> {
+    /// Takes memory for a new page (C's memory_allocate): from the `-L` or `-e` region if
+    /// there is one, else a fresh mapping, zeroed and resident. Region memory is zeroed only
+    /// with `zero` (the global pool's pages are zeroed when a class takes them).
+    fn memory_allocate(&mut self, len: usize, zero: bool) -> Option<NonNull<u8>> {
         if let Some(r) = &mut self.region {
             if len > r.avail {
                 return None;
@@ -240,8 +307,10 @@ impl SlabAllocator {
             // the region; the pointer is only used as an address when nothing is left.
             r.next = unsafe { NonNull::new_unchecked(p.as_ptr().add(step.min(r.avail))) };
             r.avail = r.avail.saturating_sub(step);
-            // SAFETY: `len` bytes at `p` are inside the region and handed out once.
-            unsafe { ptr::write_bytes(p.as_ptr(), 0, len) };
+            if zero {
+                // SAFETY: `len` bytes at `p` are inside the region and handed out once.
+                unsafe { ptr::write_bytes(p.as_ptr(), 0, len) };
+            }
             self.mem_malloced += step as u64;
             return Some(p);
         }
@@ -273,7 +342,7 @@ impl SlabAllocator {
                 unsafe { ptr::write_bytes(p.as_ptr(), 0, len) };
                 p
             }
-            None => match self.memory_allocate(len) {
+            None => match self.memory_allocate(len, true) {
                 Some(p) => p,
                 None => return false,
             },
@@ -548,8 +617,9 @@ impl SlabAllocator {
 static SLABS: OnceLock<Mutex<SlabAllocator>> = OnceLock::new();
 
 /// Creates the process's allocator from the settings (C's slabs_init), printing the class table
-/// at `-vv` as C does. Called once at start-up.
-pub fn slabs_init(s: &Settings) {
+/// at `-vv` as C does; with `mapping`, every page comes from the `-e` memory file at that
+/// address (reused: its pages are taken back by `restart::fixup`). Called once at start-up.
+pub fn slabs_init(s: &Settings, mapping: Option<(NonNull<u8>, bool)>) {
     let classes = classes_for(s);
     if crate::settings::verbose() > 1 {
         eprint!("{}", format_classes(&classes));
@@ -563,8 +633,11 @@ pub fn slabs_init(s: &Settings) {
         s.item_size_max.max(0) as u32,
     );
     let mut alloc = alloc;
-    if s.preallocate {
-        alloc.preallocate();
+    match mapping {
+        // `-e`: the memory file, reused or not.
+        Some((base, reuse)) => alloc.use_mapping(base, reuse),
+        None if s.preallocate => alloc.preallocate(),
+        None => {}
     }
     let _ = SLABS.set(Mutex::new(alloc));
 }

@@ -146,6 +146,7 @@ struct Shared {
 }
 
 static MOVER: OnceLock<Shared> = OnceLock::new();
+static THREAD: Mutex<Option<std::thread::JoinHandle<()>>> = Mutex::new(None);
 
 fn lock(m: &Mutex<Mover>) -> MutexGuard<'_, Mover> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -170,11 +171,30 @@ pub fn start() -> std::io::Result<()> {
         }),
         cond: Condvar::new(),
     });
-    lock(&shared.mover).automove = Some(Automove::new(st));
-    std::thread::Builder::new()
+    {
+        let mut m = lock(&shared.mover);
+        m.automove = Some(Automove::new(st));
+        m.run = true;
+    }
+    let h = std::thread::Builder::new()
         .name("mc-slabmaint".into())
         .spawn(move || run(st, shared))?;
+    *THREAD.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
     Ok(())
+}
+
+/// Stops the mover and waits for it (C's stop_slab_maintenance_thread). A page move under
+/// way is left where it is: a restart takes its page back as it finds it.
+pub fn stop() {
+    let Some(shared) = MOVER.get() else {
+        return;
+    };
+    lock(&shared.mover).run = false;
+    shared.cond.notify_all();
+    let h = THREAD.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(h) = h {
+        let _ = h.join();
+    }
 }
 
 /// Asks for a page of `src` to be moved to `dst` (C's slabs_reassign): `src` -1 picks any

@@ -179,6 +179,16 @@ pub fn dispatch_conn_new(
 
 /// Asks every worker to stop and waits for them (graceful shutdown, C's stop_threads).
 pub fn stop_threads() {
+    let verbose = crate::settings::verbose() > 0;
+    let say = |what: &str| {
+        if verbose {
+            eprintln!("{what}");
+        }
+    };
+    // The expansion thread locks every item, so it goes first.
+    crate::items::store::stop_assoc_maintenance();
+    say("stopped assoc");
+    say("asking workers to stop");
     for w in workers() {
         w.notify(QueueItem::Stop);
     }
@@ -189,6 +199,29 @@ pub fn stop_threads() {
     for h in handles {
         let _ = h.join();
     }
+    say("asking background threads to stop");
+    crate::crawler::stop_and_wait();
+    say("stopped lru crawler");
+    let s = crate::settings::get();
+    if s.lru_maintainer_thread
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        crate::lru_maintainer::stop();
+        say("stopped maintainer");
+    }
+    if s.slab_reassign {
+        crate::slabs_mover::stop();
+        say("stopped slab mover");
+    }
+    crate::logger::stop();
+    say("stopped logger thread");
+    // Idle timeouts are timers of the workers' event loops, stopped with them.
+    say("stopped idle timeout thread");
+    // Connections end with the process; items they still held are released by the next
+    // start of a restartable cache (restart::fixup).
+    say("closing connections");
+    say("reaping worker threads");
+    say("all background threads stopped");
 }
 
 /// Sums every worker's counters (C's threadlocal_stats_aggregate).

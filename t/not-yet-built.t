@@ -1,9 +1,9 @@
 #!/usr/bin/env perl
 # Options C memcached accepts whose subsystem this port does not have yet
-# (restartable cache, extstore) stop the
+# (extstore) stop the
 # server at once: a message naming the missing part on stderr, exit status 1.
 # This is the port's own behaviour: the C reference build (no extstore)
-# answers the ext_* sub-options with "Illegal suboption" and accepts -e.
+# answers the ext_* sub-options with "Illegal suboption".
 
 use strict;
 use warnings;
@@ -28,8 +28,6 @@ my $sock = "$tmp/never.sock";
 
 # [args, stderr]
 my @cases = (
-    [['-e', "$tmp/memory"], "memcached: -e (restartable cache) $yet"],
-    [["--memory-file=$tmp/memory"], "memcached: -e (restartable cache) $yet"],
     (map { [['-o', "$_=1"], "memcached: -o $_ (extstore) $yet"] } @ext),
     [['-o', 'ext_path=/tmp/extstore:64m'], "memcached: -o ext_path (extstore) $yet"],
     # No value: refused on the name, as with one.

@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("crawler", 1),
     ("slabs_mover", 1),
     ("slab_automove", 1),
+    ("restart", 1),
     // protocol
     ("proto", 2),
     // connection

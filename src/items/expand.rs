@@ -39,12 +39,15 @@ impl Store {
     /// The hash table expansion thread's loop (C's assoc_maintenance_thread): waits for a
     /// request, switches to an array twice the size with every item lock held, then moves
     /// `bulk_move` old buckets per step, each under its own item lock, while clients go on.
-    pub fn run_assoc_maintenance(&self, bulk_move: u64) -> ! {
+    pub fn run_assoc_maintenance(&self, bulk_move: u64) {
         let verbose = || settings::verbose() > 1;
         loop {
             {
                 let mut requested = lock(&self.expand_request);
                 while !*requested {
+                    if self.expand_stop.load(Relaxed) {
+                        return;
+                    }
                     requested = self
                         .expand_cond
                         .wait(requested)
@@ -71,6 +74,10 @@ impl Store {
                 eprintln!("Hash table expansion starting");
             }
             'moving: loop {
+                // A stop leaves the table half moved; only this process ever used it.
+                if self.expand_stop.load(Relaxed) {
+                    return;
+                }
                 for _ in 0..bulk_move {
                     let Some(b) = self.assoc.expand_bucket() else {
                         break 'moving;
@@ -110,8 +117,27 @@ pub fn start_assoc_maintenance() -> std::io::Result<()> {
         .map(|v| crate::settings::cnum::atoi(v.as_bytes()))
         .filter(|&n| n > 0)
         .map_or(1, |n| n as u64);
-    std::thread::Builder::new()
+    let h = std::thread::Builder::new()
         .name("mc-assocmaint".into())
         .spawn(move || st.run_assoc_maintenance(bulk_move))?;
+    *lock(&EXPAND_THREAD) = Some(h);
     Ok(())
+}
+
+static EXPAND_THREAD: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(None);
+
+/// Stops the expansion thread and waits for it (C's stop_assoc_maintenance_thread).
+pub fn stop_assoc_maintenance() {
+    let Some(st) = store() else {
+        return;
+    };
+    {
+        let _g = lock(&st.expand_request);
+        st.expand_stop.store(true, Relaxed);
+        st.expand_cond.notify_all();
+    }
+    if let Some(h) = lock(&EXPAND_THREAD).take() {
+        let _ = h.join();
+    }
 }

@@ -9,7 +9,7 @@
 
 use super::crawl::CrawlerMarker;
 pub use super::crawl::{CrawlStep, DumpItem};
-pub use super::expand::start_assoc_maintenance;
+pub use super::expand::{start_assoc_maintenance, stop_assoc_maintenance};
 pub(crate) use super::item_ref::release_ref;
 pub use super::item_ref::ItemRef;
 use super::item_ref::{ntotal, release};
@@ -50,6 +50,8 @@ pub struct Store {
     /// Set (and `expand_cond` signalled) to ask the expansion thread to grow the table.
     pub(in crate::items) expand_request: Mutex<bool>,
     pub(in crate::items) expand_cond: Condvar,
+    /// Set to stop the expansion thread.
+    pub(in crate::items) expand_stop: std::sync::atomic::AtomicBool,
     /// Held by the expansion thread while it expands and by a hash-table dump while it walks
     /// (C's maintenance_lock): a walk sees one stable array.
     pub(in crate::items) maintenance: Mutex<()>,
@@ -113,6 +115,7 @@ impl Store {
             }),
             expand_request: Mutex::new(false),
             expand_cond: Condvar::new(),
+            expand_stop: std::sync::atomic::AtomicBool::new(false),
             maintenance: Mutex::new(()),
         }
     }
@@ -365,6 +368,42 @@ impl Store {
         }
     }
 
+    /// Takes a linked item of a reused memory file back into the table and its LRU, where
+    /// its own (already rebased) links put it, with the table's reference only (C's
+    /// do_item_link_fixup).
+    ///
+    /// # Safety
+    /// Start-up only: `it` is a linked item of the memory file, nothing else runs.
+    pub(crate) unsafe fn restart_link(&self, it: *mut Item) {
+        // SAFETY: per the contract.
+        unsafe {
+            let hv = self.hash(items::key(it));
+            let _item = self.item_lock(hv);
+            self.assoc.insert(it, hv);
+            let mut l = self.lru((*it).slabs_clsid);
+            if (*it).prev.is_null() && l.head.is_null() {
+                l.head = it;
+            }
+            if (*it).next.is_null() && l.tail.is_null() {
+                l.tail = it;
+            }
+            l.size += 1;
+            l.size_bytes += ntotal(it) as u64;
+            drop(l);
+            // No connection holds it any more.
+            (*it).refcount.store(1, Relaxed);
+            CURR_BYTES.fetch_add(ntotal(it) as i64, Relaxed);
+            CURR_ITEMS.fetch_add(1, Relaxed);
+            TOTAL_ITEMS.fetch_add(1, Relaxed);
+            self.sizes_count(ntotal(it), 1);
+        }
+    }
+
+    /// Sets the CAS counter: the next value handed out is `cas + 1` (C's set_cas_id).
+    pub fn set_cas_id(&self, cas: u64) {
+        self.cas_id.store(cas, Relaxed);
+    }
+
     /// Unlinks an item from the table and its LRU (C's do_item_unlink); drops the table's
     /// reference.
     ///
@@ -588,6 +627,12 @@ pub fn init(s: &Settings) {
     let _ = STORE.set(Store::new(s));
 }
 
+/// Creates the process's store with 2^hashpower buckets (a restart brings back the size the
+/// table had grown to).
+pub fn init_with_hashpower(s: &Settings, hashpower: u32) {
+    let _ = STORE.set(Store::with_hashpower(s, hashpower));
+}
+
 /// The process's store, if initialised.
 pub fn store() -> Option<&'static Store> {
     STORE.get()
@@ -605,7 +650,7 @@ pub(crate) mod tests {
             argv.extend(args.iter().map(|s| s.to_string()));
             let s = settings::parse_args(&argv).expect("settings");
             settings::init_global(s);
-            crate::slabs::slabs_init(settings::get());
+            crate::slabs::slabs_init(settings::get(), None);
             // The server clock never reads 0 once running (it starts 62 seconds in).
             crate::stats::CURRENT_TIME.store(100, Relaxed);
         });

@@ -40,7 +40,7 @@ pub fn init_server(args: &[&str]) {
         };
         crate::settings::init_global(s);
         let s = crate::settings::get();
-        crate::slabs::slabs_init(s);
+        crate::slabs::slabs_init(s, None);
         crate::items::store::init(s);
     });
 }

@@ -35,13 +35,23 @@ fn digit_value(b: u8) -> Option<u32> {
     }
 }
 
-/// Scans `[space][+-]digits` in `base` (8 or 10 here; no `0x` handling is needed).
+/// Scans `[space][+-]digits` in `base` (8, 10 or 16; in base 16 an `0x` prefix is skipped
+/// when a hex digit follows it, as strtoul does).
 fn scan_int(s: &[u8], base: u32) -> IntScan {
     let mut i = s.len() - skip_space(s).len();
     let mut negative = false;
     if let Some(&sign @ (b'+' | b'-')) = s.get(i) {
         negative = sign == b'-';
         i += 1;
+    }
+    if base == 16
+        && s.get(i) == Some(&b'0')
+        && matches!(s.get(i + 1), Some(b'x' | b'X'))
+        && s.get(i + 2)
+            .and_then(|&b| digit_value(b))
+            .is_some_and(|d| d < 16)
+    {
+        i += 2;
     }
     let start = i;
     let mut magnitude: u64 = 0;
@@ -130,6 +140,32 @@ pub fn safe_strtoull(s: &[u8]) -> Option<u64> {
         return None;
     }
     if (v as i64) < 0 && s[..consumed].contains(&b'-') {
+        return None;
+    }
+    Some(v)
+}
+
+/// memcached's `safe_strtoull_hex`: as `safe_strtoull`, in base 16.
+pub fn safe_strtoull_hex(s: &[u8]) -> Option<u64> {
+    let r = scan_int(s, 16);
+    if r.overflow || !safe_tail_ok(s, r.consumed) {
+        return None;
+    }
+    let v = if r.negative {
+        r.magnitude.wrapping_neg()
+    } else {
+        r.magnitude
+    };
+    if (v as i64) < 0 && s[..r.consumed].contains(&b'-') {
+        return None;
+    }
+    Some(v)
+}
+
+/// memcached's `safe_strtoll`: a 64-bit signed number.
+pub fn safe_strtoll(s: &[u8]) -> Option<i64> {
+    let (v, consumed, erange) = strtol(s, 10);
+    if erange || !safe_tail_ok(s, consumed) {
         return None;
     }
     Some(v)
@@ -348,6 +384,21 @@ pub fn fmt_fixed(v: f64, prec: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_and_long_long_as_memcached_parses_them() {
+        assert_eq!(safe_strtoull_hex(b"0x7f0012345000"), Some(0x7f00_1234_5000));
+        assert_eq!(safe_strtoull_hex(b"7F00"), Some(0x7f00));
+        assert_eq!(safe_strtoull_hex(b"0x"), None); // "0" then "x": a bad tail
+        assert_eq!(safe_strtoull_hex(b"0xg"), None);
+        assert_eq!(safe_strtoull_hex(b""), None);
+        assert_eq!(safe_strtoull_hex(b"(nil)"), None);
+        assert_eq!(safe_strtoull_hex(b"1ffffffffffffffff"), None);
+        assert_eq!(safe_strtoll(b"-5"), Some(-5));
+        assert_eq!(safe_strtoll(b"1733320000 "), Some(1_733_320_000));
+        assert_eq!(safe_strtoll(b"12a"), None);
+        assert_eq!(safe_strtoll(b"99999999999999999999"), None);
+    }
 
     #[test]
     fn atoi_matches_glibc() {

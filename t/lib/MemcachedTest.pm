@@ -457,7 +457,7 @@ sub run_binary {
         }
         MemcachedTest::sleep(0.01);
     }
-    my %r = (rc => $? >> 8, timed_out => $timed_out);
+    my %r = (rc => $? >> 8, signal => $? & 127, timed_out => $timed_out);
     for my $k (qw(out err)) {
         open(my $fh, '<', $k eq 'out' ? $out_file : $err_file) or croak("$k: $!");
         local $/;
