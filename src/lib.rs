@@ -8,6 +8,7 @@ pub mod conn;
 pub mod crawler;
 pub mod daemon;
 pub mod event;
+pub mod extstore;
 pub mod hash;
 pub mod hooks;
 pub mod items;

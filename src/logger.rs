@@ -892,7 +892,11 @@ fn logger_thread() {
     let mut line = Vec::with_capacity(PARSE_SCRATCH);
     while !STOP.load(Relaxed) {
         if to_sleep > MIN_LOGGER_SLEEP {
-            std::thread::sleep(Duration::from_micros(to_sleep));
+            // A stop (or a new watcher) ends the pause early.
+            let st = lock(&STATE);
+            if !STOP.load(Relaxed) {
+                let _ = WAKE.wait_timeout(st, Duration::from_micros(to_sleep));
+            }
         }
         let mut ps = PassStats::default();
         let mut found = 0;

@@ -501,10 +501,8 @@ pub unsafe fn fixup(old_base: u64) {
                 }
             }
         });
-        for &it in &linked {
-            // SAFETY: a linked item of the file, its pointers rebased; nothing else runs.
-            unsafe { st.restart_link(it) };
-        }
+        // SAFETY: linked items of the file, their pointers rebased; nothing else runs.
+        unsafe { st.restart_link(&linked) };
     }
     if verbose {
         eprintln!("[restart] recovery end [{}]", now_sec_usec());

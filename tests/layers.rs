@@ -32,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("slabs_mover", 1),
     ("slab_automove", 1),
     ("restart", 1),
+    ("extstore", 1),
     // protocol
     ("proto", 2),
     // connection

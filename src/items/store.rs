@@ -368,35 +368,45 @@ impl Store {
         }
     }
 
-    /// Takes a linked item of a reused memory file back into the table and its LRU, where
-    /// its own (already rebased) links put it, with the table's reference only (C's
-    /// do_item_link_fixup).
+    /// Takes linked items of a reused memory file back into the table and their LRUs, where
+    /// their own (already rebased) links put them, each with the table's reference only (C's
+    /// do_item_link_fixup, a page's worth at a time: start-up has no other thread, so the
+    /// item locks are not taken and the counters are added once).
     ///
     /// # Safety
-    /// Start-up only: `it` is a linked item of the memory file, nothing else runs.
-    pub(crate) unsafe fn restart_link(&self, it: *mut Item) {
-        // SAFETY: per the contract.
-        unsafe {
-            let hv = self.hash(items::key(it));
-            let _item = self.item_lock(hv);
-            self.assoc.insert(it, hv);
-            let mut l = self.lru((*it).slabs_clsid);
-            if (*it).prev.is_null() && l.head.is_null() {
-                l.head = it;
+    /// Start-up only, no other thread: every `it` is a linked item of the memory file.
+    pub(crate) unsafe fn restart_link(&self, items: &[*mut Item]) {
+        let (mut count, mut bytes) = (0i64, 0i64);
+        let mut lru: Option<(u8, MutexGuard<'_, Lru>)> = None;
+        for &it in items {
+            // SAFETY: per the contract; no other thread can reach the table or the item.
+            unsafe {
+                let hv = self.hash(items::key(it));
+                self.assoc.insert(it, hv);
+                let id = (*it).slabs_clsid;
+                let l = match &mut lru {
+                    Some((held, g)) if *held == id => g,
+                    _ => &mut lru.insert((id, self.lru(id))).1,
+                };
+                if (*it).prev.is_null() && l.head.is_null() {
+                    l.head = it;
+                }
+                if (*it).next.is_null() && l.tail.is_null() {
+                    l.tail = it;
+                }
+                let n = ntotal(it);
+                l.size += 1;
+                l.size_bytes += n as u64;
+                // No connection holds it any more.
+                (*it).refcount.store(1, Relaxed);
+                self.sizes_count(n, 1);
+                count += 1;
+                bytes += n as i64;
             }
-            if (*it).next.is_null() && l.tail.is_null() {
-                l.tail = it;
-            }
-            l.size += 1;
-            l.size_bytes += ntotal(it) as u64;
-            drop(l);
-            // No connection holds it any more.
-            (*it).refcount.store(1, Relaxed);
-            CURR_BYTES.fetch_add(ntotal(it) as i64, Relaxed);
-            CURR_ITEMS.fetch_add(1, Relaxed);
-            TOTAL_ITEMS.fetch_add(1, Relaxed);
-            self.sizes_count(ntotal(it), 1);
         }
+        CURR_BYTES.fetch_add(bytes, Relaxed);
+        CURR_ITEMS.fetch_add(count, Relaxed);
+        TOTAL_ITEMS.fetch_add(count as u64, Relaxed);
     }
 
     /// Sets the CAS counter: the next value handed out is `cas + 1` (C's set_cas_id).
