@@ -256,13 +256,17 @@ pub fn init(files: &[ConfFile], cf: &Conf) -> Result<Arc<Engine>, InitError> {
     let mut handles = Vec::new();
     let mut total: u64 = 0;
     for f in files {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&f.file)
-            .map_err(|_| InitError::OpenFail)?;
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(&f.file)
+        }
+        .map_err(|_| InitError::OpenFail)?;
         // A write lock on the whole file keeps a second server off it.
         // SAFETY: a plain flock struct for fcntl on our own descriptor.
         let locked = unsafe {

@@ -14,6 +14,7 @@
 //! printf-style float formatting), `usage` (`-h`, `-V`, `-i` texts).
 
 pub mod cnum;
+pub mod extstore;
 mod getopt;
 mod usage;
 
