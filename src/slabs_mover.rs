@@ -147,6 +147,10 @@ struct Shared {
 
 static MOVER: OnceLock<Shared> = OnceLock::new();
 static THREAD: Mutex<Option<std::thread::JoinHandle<()>>> = Mutex::new(None);
+/// Set to stop the thread. An atomic, not the mover's `run`: the thread holds the mover's
+/// lock while it retries a page whose items are busy, which can last forever once the
+/// workers holding them have stopped.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn lock(m: &Mutex<Mover>) -> MutexGuard<'_, Mover> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -189,6 +193,7 @@ pub fn stop() {
     let Some(shared) = MOVER.get() else {
         return;
     };
+    STOP.store(true, Ordering::Relaxed);
     lock(&shared.mover).run = false;
     shared.cond.notify_all();
     let h = THREAD.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -255,7 +260,7 @@ fn run(st: &'static Store, shared: &'static Shared) {
     // Automover moves and forced deletions are logged, as C's mover does.
     crate::logger::logger_create();
     let mut m = lock(&shared.mover);
-    while m.run {
+    while m.run && !STOP.load(Ordering::Relaxed) {
         if m.rebal.s_clsid != 0 || m.rebal.d_clsid != 0 {
             if m.rebal.page.is_none() && !rebalance_start(&mut m) {
                 m.rebal = Rebalance::IDLE;

@@ -52,12 +52,21 @@ sub stop_gracefully {
 sub metadump {
     my ($server) = @_;
     my $sock = $server->sock;
-    print $sock "lru_crawler metadump all\r\n";
     my %by_key;
-    while (my $line = <$sock>) {
-        last if $line =~ /^END/;
-        next unless $line =~ /^key=(\S+) (.*?)\r?\n/;
-        $by_key{$1} = $2;
+    # The maintainer may have a crawl of its own under way: retry while BUSY.
+    for my $try (1 .. 100) {
+        print $sock "lru_crawler metadump all\r\n";
+        my $line = <$sock>;
+        if ($line =~ /^BUSY/) {
+            sleep(0.1);
+            next;
+        }
+        while (defined $line) {
+            last if $line =~ /^END/;
+            $by_key{$1} = $2 if $line =~ /^key=(\S+) (.*?)\r?\n/;
+            $line = <$sock>;
+        }
+        last;
     }
     return \%by_key;
 }
