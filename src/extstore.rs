@@ -21,8 +21,9 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-/// Page version of a free page (C's magic 0).
-const FREE_VERSION: u64 = 0;
+/// Page version of a free page (C's magic 0). Versions are 32-bit, as C's pages and item
+/// headers keep them; the API takes them widened, as C's does.
+const FREE_VERSION: u32 = 0;
 
 /// Engine configuration (C's struct extstore_conf).
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +131,7 @@ pub struct ObjIo {
     pub buf: *mut u8,
     pub iov: *mut libc::iovec,
     pub iovcnt: u32,
-    pub page_version: u64,
+    pub page_version: u32,
     pub len: u32,
     pub offset: u32,
     pub page_id: u16,
@@ -175,7 +176,7 @@ struct Page {
     bytes_used: u64,
     /// Where the page starts in its file.
     offset: u64,
-    version: u64,
+    version: u32,
     /// Reads in flight from the file.
     refcount: u32,
     allocated: u32,
@@ -200,7 +201,7 @@ struct Shared {
     /// IOs for write-buffer flushes, boxed: a queued IO is linked by its address.
     #[allow(clippy::vec_box)]
     io_stack: Vec<Box<ObjIo>>,
-    version: u64,
+    version: u32,
     page_free: u32,
 }
 
@@ -412,7 +413,7 @@ impl Engine {
             let mut p = lock(m);
             let d = &mut pd[p.id as usize];
             d.free_bucket = p.free_bucket;
-            d.version = p.version;
+            d.version = u64::from(p.version);
             d.bytes_used = p.bytes_used;
             if p.active {
                 d.active = true;
@@ -443,7 +444,7 @@ impl Engine {
             if d.free_bucket != 0 && d.free_bucket != free_bucket {
                 continue;
             }
-            if d.version == FREE_VERSION {
+            if d.version == u64::from(FREE_VERSION) {
                 return;
             }
             if !d.active && low.is_none_or(|(_, v)| d.version < v) {
@@ -463,7 +464,7 @@ impl Engine {
             None => sh.free_page_buckets[0].pop()?,
         };
         let version = sh.version;
-        sh.version += 1;
+        sh.version = sh.version.wrapping_add(1);
         {
             // Lock order: a free page is locked by no one holding the shared lock's order
             // the other way round, since only this function takes it off the free lists.
@@ -646,7 +647,7 @@ impl Engine {
             return false;
         };
         let mut p = lock(m);
-        if p.closed || p.version != page_version {
+        if p.closed || u64::from(p.version) != page_version {
             return false;
         }
         p.bytes_used = p.bytes_used.saturating_sub(u64::from(bytes));
@@ -666,7 +667,7 @@ impl Engine {
     pub fn check(&self, page_id: u16, page_version: u64) -> bool {
         self.pages
             .get(page_id as usize)
-            .is_some_and(|m| lock(m).version == page_version)
+            .is_some_and(|m| u64::from(lock(m).version) == page_version)
     }
 
     /// Compaction is done with a page (C's extstore_close_page).
@@ -675,7 +676,7 @@ impl Engine {
             return;
         };
         let mut p = lock(m);
-        if !p.closed && !p.active && p.version == page_version {
+        if !p.closed && !p.active && u64::from(p.version) == page_version {
             p.closed = true;
             if p.refcount == 0 {
                 self.free_page(&mut p);
@@ -689,7 +690,7 @@ impl Engine {
             return;
         };
         let mut p = lock(m);
-        if !p.closed && !p.active && p.version == page_version {
+        if !p.closed && !p.active && u64::from(p.version) == page_version {
             p.closed = true;
             {
                 let mut st = lock(&self.stats);
@@ -972,7 +973,7 @@ mod tests {
         done.1.notify_all();
     }
 
-    fn read(e: &Engine, page_id: u16, version: u64, offset: u32, len: u32) -> (isize, Vec<u8>) {
+    fn read(e: &Engine, page_id: u16, version: u32, offset: u32, len: u32) -> (isize, Vec<u8>) {
         let done: Arc<Done> = Arc::new((Mutex::new(None), Condvar::new()));
         let mut buf = vec![0u8; len as usize];
         let mut io = ObjIo {
@@ -996,7 +997,7 @@ mod tests {
         (r.unwrap_or(-99), buf)
     }
 
-    fn write(e: &Engine, bucket: u32, obj: &[u8]) -> Option<(u16, u64, u32)> {
+    fn write(e: &Engine, bucket: u32, obj: &[u8]) -> Option<(u16, u32, u32)> {
         let mut io = ObjIo {
             len: obj.len() as u32,
             ..ObjIo::default()
@@ -1108,14 +1109,14 @@ mod tests {
         }
         let before = e.stats();
         for _ in &on_page {
-            assert!(e.delete(page, version, 1, 1000));
+            assert!(e.delete(page, version.into(), 1, 1000));
         }
         let after = e.stats();
         assert_eq!(after.page_reclaims, before.page_reclaims + 1);
         assert_eq!(after.pages_free, before.pages_free + 1);
-        assert!(!e.check(page, version));
+        assert!(!e.check(page, version.into()));
         assert!(
-            !e.delete(page, version, 1, 1000),
+            !e.delete(page, version.into(), 1, 1000),
             "a freed page refuses deletes"
         );
         let (ret, _) = read(&e, page, version, 0, 1000);
