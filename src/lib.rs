@@ -6,6 +6,7 @@ pub mod authfile;
 pub mod base64;
 pub mod conn;
 pub mod crawler;
+pub mod crc32c;
 pub mod daemon;
 pub mod event;
 pub mod extstore;
