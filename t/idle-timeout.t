@@ -9,6 +9,7 @@ use Test::More;
 use FindBin qw($Bin);
 use lib "$Bin/lib";
 use MemcachedTest;
+use MemcachedTest qw(slurp);
 
 use File::Temp qw(tempdir);
 use Time::HiRes qw(time);
@@ -16,14 +17,6 @@ use Time::HiRes qw(time);
 my $version = $ENV{MEMCACHED_EXPECT_VERSION} || '1.6.45';
 my $tmp = tempdir(CLEANUP => 1);
 my $timeout = 2;
-
-sub slurp {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or return '';
-    local $/;
-    my $text = <$fh>;
-    return defined $text ? $text : '';
-}
 
 # Seconds until the server closes $sock (undef if still open after $limit).
 sub time_to_close {

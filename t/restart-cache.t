@@ -12,21 +12,13 @@ use Test::More;
 use FindBin qw($Bin);
 use lib "$Bin/lib";
 use MemcachedTest;
-use MemcachedTest qw(run_binary);
+use MemcachedTest qw(run_binary slurp mem_metadump);
 
 use File::Temp qw(tempdir);
 
 my $tmp = tempdir(CLEANUP => !$ENV{T_KEEP_TMP});
 my $mem = "$tmp/memory";
 my $err = "$tmp/stderr";
-
-sub slurp {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or return '';
-    local $/;
-    my $text = <$fh>;
-    return defined $text ? $text : '';
-}
 
 sub start {
     my ($args) = @_;
@@ -46,29 +38,6 @@ sub stop_gracefully {
     is($status, 0, "graceful stop: exit status 0");
     # The saved stop time must be before the next start's second.
     sleep(1.2);
-}
-
-# metadump lines by key: "exp=.. la=.. cas=.. fetch=.. cls=.. size=..".
-sub metadump {
-    my ($server) = @_;
-    my $sock = $server->sock;
-    my %by_key;
-    # The maintainer may have a crawl of its own under way: retry while BUSY.
-    for my $try (1 .. 100) {
-        print $sock "lru_crawler metadump all\r\n";
-        my $line = <$sock>;
-        if ($line =~ /^BUSY/) {
-            sleep(0.1);
-            next;
-        }
-        while (defined $line) {
-            last if $line =~ /^END/;
-            $by_key{$1} = $2 if $line =~ /^key=(\S+) (.*?)\r?\n/;
-            $line = <$sock>;
-        }
-        last;
-    }
-    return \%by_key;
 }
 
 my $big = join('', map { chr(65 + $_ % 26) } 0 .. 700_000);
@@ -96,7 +65,7 @@ for my $i (1 .. 2000) {
 mem_get_is($sock, 'k2000', 'v2000');
 my ($cas_plain) = mem_gets($sock, 'plain');
 ok($cas_plain, "plain has CAS $cas_plain");
-my $before = metadump($server);
+my $before = mem_metadump($server->sock);
 is(scalar(keys %$before), 2004, 'metadump sees every item');
 my $stats_before = mem_stats($sock);
 
@@ -116,7 +85,7 @@ like($log, qr/^\[restart\] recovery start \[\d+\.\d+\]\n\[restart\] recovery end
     '-v: the recovery start and end');
 ok(!-e "$mem.meta", 'the metadata file is removed once read');
 $sock = $server->sock;
-my $after = metadump($server);
+my $after = mem_metadump($server->sock);
 is(scalar(keys %$after), 2004, 'metadump sees every item again');
 my @changed = grep { !defined $after->{$_} || $after->{$_} ne $before->{$_} } sort keys %$before;
 is_deeply(\@changed, [], 'every item has the same exp, la, cas, fetch, class and size');

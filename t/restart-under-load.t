@@ -13,6 +13,7 @@ use Test::More;
 use FindBin qw($Bin);
 use lib "$Bin/lib";
 use MemcachedTest;
+use MemcachedTest qw(mem_metadump);
 
 use File::Temp qw(tempdir);
 use POSIX qw(_exit);
@@ -74,22 +75,7 @@ $stats = mem_stats($sock);
 cmp_ok($stats->{curr_items}, '>', 100, "items came back ($stats->{curr_items})");
 
 # Every key the crawler can list must read back whole.
-# (The maintainer may have a crawl of its own under way: retry while BUSY.)
-my @keys;
-for my $try (1 .. 100) {
-    print $sock "lru_crawler metadump all\r\n";
-    my $line = <$sock>;
-    if ($line =~ /^BUSY/) {
-        sleep(0.1);
-        next;
-    }
-    while (defined $line) {
-        last if $line =~ /^END/;
-        push @keys, $1 if $line =~ /^key=(\S+)/;
-        $line = <$sock>;
-    }
-    last;
-}
+my @keys = sort keys %{ mem_metadump($sock) };
 is(scalar(@keys), $stats->{curr_items}, 'metadump lists every restored item');
 my ($good, $bad) = (0, 0);
 for my $key (@keys) {
@@ -119,6 +105,8 @@ kill 'TERM', $pid;
 waitpid($pid, 0);
 $stats = mem_stats($sock);
 cmp_ok($stats->{total_items}, '>', 0, 'new writes after the restart');
-mem_get_is($sock, $keys[-1], value_for($keys[-1])) if @keys;
+print $sock "set after-restart-5 0 0 5\r\n" . value_for('after-restart-5') . "\r\n";
+is(scalar <$sock>, "STORED\r\n", 'a set after the churn');
+mem_get_is($sock, 'after-restart-5', value_for('after-restart-5'));
 
 done_testing();

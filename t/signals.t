@@ -9,20 +9,13 @@ use Test::More;
 use FindBin qw($Bin);
 use lib "$Bin/lib";
 use MemcachedTest;
+use MemcachedTest qw(slurp);
 
 use File::Temp qw(tempdir);
 
 my $version = $ENV{MEMCACHED_EXPECT_VERSION} || '1.6.45';
 my $tmp = tempdir(CLEANUP => 1);
 my $n = 0;
-
-sub slurp {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or return '';
-    local $/;
-    my $text = <$fh>;
-    return defined $text ? $text : '';
-}
 
 sub alive {
     my ($server) = @_;

@@ -27,7 +27,7 @@ our @EXPORT = qw(
     supports_unix_socket get_memcached_exe supports_proxy
     mem_request mem_meta_batch mem_drain
 );
-our @EXPORT_OK = qw(supports_udp is_running run_binary);
+our @EXPORT_OK = qw(supports_udp is_running run_binary slurp mem_metadump);
 
 use constant MAX_READ_WRITE_SIZE => 16384;
 use constant SRV_CRT    => "server_crt.pem";
@@ -464,6 +464,37 @@ sub run_binary {
         $r{$k} = <$fh> // '';
     }
     return \%r;
+}
+
+# A whole file's text ('' if it cannot be read).
+sub slurp {
+    my ($file) = @_;
+    open(my $fh, '<', $file) or return '';
+    local $/;
+    my $text = <$fh>;
+    return defined $text ? $text : '';
+}
+
+# "lru_crawler metadump all": { key => "exp=.. la=.. cas=.. ..." }, retrying
+# while the crawler is BUSY with a crawl of the LRU maintainer's.
+sub mem_metadump {
+    my ($sock) = @_;
+    my %by_key;
+    for my $try (1 .. 100) {
+        print $sock "lru_crawler metadump all\r\n";
+        my $line = <$sock>;
+        if (defined $line && $line =~ /^BUSY/) {
+            MemcachedTest::sleep(0.1);
+            next;
+        }
+        while (defined $line) {
+            last if $line =~ /^END/;
+            $by_key{$1} = $2 if $line =~ /^key=(\S+) (.*?)\r?\n/;
+            $line = <$sock>;
+        }
+        last;
+    }
+    return \%by_key;
 }
 
 # Shift the server clock by $seconds (debug builds); returns the reply line.
