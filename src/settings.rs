@@ -121,35 +121,17 @@ pub struct NotYetBuilt {
     pub message: &'static str,
 }
 
-/// Options that C memcached (as built for reference: seccomp, TLS and SASL on, no extstore/proxy)
-/// accepts but whose subsystem is not part of this port yet. Each is refused with its message
-/// on stderr and exit status 1 when the parser reaches it. Remove an entry once the subsystem
-/// exists: the parser already stores the option like C does.
+/// Options that C memcached (as built for reference: extstore, seccomp, TLS and SASL on, no
+/// proxy) accepts but whose subsystem is not part of this port yet. Each is refused with its
+/// message on stderr and exit status 1 when the parser reaches it. Remove an entry once the
+/// subsystem exists: the parser already stores the option like C does.
 ///
-/// Extstore's sub-options (C's storage_read_config names: the `ext_*` ones and
-/// `slab_automove_freeratio`) are listed too, so that an extstore configuration is refused with
-/// a message naming extstore rather than as an unknown option; the parser only knows their
-/// names so far.
+/// `ext_path` waits for values on flash; the other extstore sub-options are read and shown
+/// by `stats settings` as C's build does without an `ext_path`.
 ///
 /// Options of subsystems a C build can lack are refused as such a build refuses them, without
 /// this list: `-o proxy_*` ("Illegal suboption", exit 1).
-pub const NOT_YET_BUILT: &[NotYetBuilt] = &[
-    extstore_option!("ext_page_size"),
-    extstore_option!("ext_wbuf_size"),
-    extstore_option!("ext_threads"),
-    extstore_option!("ext_io_depth"),
-    extstore_option!("ext_path"),
-    extstore_option!("ext_item_size"),
-    extstore_option!("ext_item_age"),
-    extstore_option!("ext_low_ttl"),
-    extstore_option!("ext_recache_rate"),
-    extstore_option!("ext_compact_under"),
-    extstore_option!("ext_drop_under"),
-    extstore_option!("ext_max_sleep"),
-    extstore_option!("ext_max_frag"),
-    extstore_option!("ext_drop_unread"),
-    extstore_option!("slab_automove_freeratio"),
-];
+pub const NOT_YET_BUILT: &[NotYetBuilt] = &[extstore_option!("ext_path")];
 
 /// Everything memcached's `struct settings` holds, plus the process options C keeps in
 /// `main()`'s locals. Field names follow C's. Fields C changes while running are atomics.
@@ -251,6 +233,12 @@ pub struct Settings {
     pub num_napi_ids: i32,
     /// `-e` restartable cache file.
     pub memory_file: Option<String>,
+    /// Extstore's options as parsed (paths, page and buffer sizes, threads).
+    pub ext: extstore::ExtSettings,
+    /// Extstore's run-time tunables (C's `settings.ext_*`).
+    pub ext_rt: extstore::ExtTunables,
+    /// An `ext_path` was given: values may live on flash.
+    pub ext_enabled: bool,
     /// `-o sock_cookie_id` (SO_MARK-style socket id; 0 = unset).
     pub sock_cookie_id: u32,
     /// `stats sizes` histogram enabled (`-o track_sizes`; `stats sizes_enable|disable`).
@@ -360,6 +348,9 @@ impl Default for Settings {
             relaxed_privileges: false,
             num_napi_ids: 0,
             memory_file: None,
+            ext: extstore::ExtSettings::default(),
+            ext_rt: extstore::ExtTunables::default(),
+            ext_enabled: false,
             sock_cookie_id: 0,
             track_sizes: AtomicBool::new(false),
             track_sizes_item_size_max: 0,
@@ -541,7 +532,7 @@ enum Sub {
     SslSessionCache,
     SslKernelTls,
     SslMinVersion,
-    /// An extstore sub-option: refused through `NOT_YET_BUILT` until extstore exists.
+    /// An extstore sub-option (C's storage_read_config), read by `ExtSettings::read`.
     Extstore,
 }
 
@@ -848,16 +839,25 @@ impl Parser<'_, '_> {
                 None => (token, None),
             };
             let Some((sub_name, sub)) = lookup_subopt(name) else {
-                // C prints this with printf (stdout), quoting everything not yet parsed.
-                self.con.out("Illegal suboption \"");
-                self.con.out(rest);
-                self.con.out("\"\n");
+                // Unknown to main's list, C hands the token to storage_read_config, which
+                // names it on stderr.
+                self.con.err("Illegal suboption \"");
+                self.con.err(token);
+                self.con.err("\"\n");
                 return Err(1);
             };
             if let Some(msg) = not_yet_built(OptionName::Sub(sub_name)) {
                 return Err(self.con.fail(msg, 1));
             }
-            self.suboption(sub, value)?;
+            if sub == Sub::Extstore {
+                let value = value.map(|v| text(v));
+                if let Err(msg) = self.s.ext.read(sub_name, value.as_deref()) {
+                    self.con.err(msg);
+                    return Err(1);
+                }
+            } else {
+                self.suboption(sub, value)?;
+            }
             rest = rest.get(end + 1..).unwrap_or_default();
         }
         Ok(())
@@ -1131,9 +1131,8 @@ impl Parser<'_, '_> {
                     con.fail("Invalid ssl_min_version. Use help to see valid options.", 1)
                 })?;
             }
-            // `suboptions` refuses these before they get here (NOT_YET_BUILT); should that
-            // entry go before extstore exists, still refuse rather than accept and ignore.
-            Sub::Extstore => return Err(con.fail("memcached: extstore is not built", 1)),
+            // Read by `suboptions`, which knows the name.
+            Sub::Extstore => {}
         }
         Ok(())
     }
@@ -1197,6 +1196,20 @@ impl Parser<'_, '_> {
                 ),
                 EX_USAGE,
             ));
+        }
+        // C's storage_check_config: without an ext_path extstore stays off quietly.
+        match s.ext.check(s.item_size_max, s.udpport) {
+            Err(msg) => {
+                con.err(msg);
+                return Err(EX_USAGE);
+            }
+            Ok(enabled) => {
+                s.ext_enabled = enabled;
+                if enabled {
+                    s.ext.apply_start_defaults();
+                }
+                s.ext_rt = extstore::ExtTunables::from(&s.ext);
+            }
         }
 
         if let Some(unparsed) = self.p.slab_sizes_unparsed.take() {
@@ -1505,6 +1518,22 @@ impl Settings {
         // The setting is gone; C always reports "no".
         stat(out, "inline_ascii_response", &"no");
         stat(out, "drop_privileges", &yes_no(self.drop_privileges));
+        let e = &self.ext_rt;
+        stat(out, "ext_item_size", &e.item_size.load(Relaxed));
+        stat(out, "ext_item_age", &e.item_age.load(Relaxed));
+        stat(out, "ext_low_ttl", &e.low_ttl.load(Relaxed));
+        stat(out, "ext_recache_rate", &e.recache_rate.load(Relaxed));
+        stat(out, "ext_wbuf_size", &self.ext.wbuf_size);
+        stat(out, "ext_compact_under", &e.compact_under.load(Relaxed));
+        stat(out, "ext_drop_under", &e.drop_under.load(Relaxed));
+        stat(out, "ext_max_sleep", &e.max_sleep.load(Relaxed));
+        stat(out, "ext_max_frag", &fmt_fixed(e.max_frag.load(), 2));
+        stat(
+            out,
+            "slab_automove_freeratio",
+            &fmt_fixed(e.slab_automove_freeratio.load(), 3),
+        );
+        stat(out, "ext_drop_unread", &yes_no(e.drop_unread.load(Relaxed)));
         let null = |v: &Option<String>| v.clone().unwrap_or_else(|| "(null)".to_string());
         stat(out, "ssl_enabled", &yes_no(self.ssl_enabled));
         stat(out, "ssl_chain_cert", &null(&self.ssl_chain_cert));
@@ -1986,27 +2015,25 @@ mod tests {
 
     #[test]
     fn absent_subsystem_suboptions_are_illegal() {
+        // Unknown to main's list, the token goes to extstore's reader, which names it alone
+        // on stderr (a C build with extstore).
         for (opt, quoted) in [
             ("proxy_config=x", "proxy_config=x"),
             ("ext_bogus=1", "ext_bogus=1"),
             ("bogus", "bogus"),
-            ("maxconns_fast,bogus,no_modern", "bogus,no_modern"),
+            ("maxconns_fast,bogus,no_modern", "bogus"),
+            (",a", ""),
         ] {
             let (r, out, err) = run(&["-o", opt]);
             assert_eq!(r.err(), Some(1), "{opt}");
-            assert_eq!(err, "");
-            assert_eq!(out, format!("Illegal suboption \"{quoted}\"\n"));
+            assert_eq!(out, "");
+            assert_eq!(err, format!("Illegal suboption \"{quoted}\"\n"));
         }
-        let (r, out, _) = run(&["-o", ",a"]);
-        assert_eq!(
-            (r.err(), out.as_str()),
-            (Some(1), "Illegal suboption \",a\"\n")
-        );
         let relaxed = run(&["-o", "relaxed_privileges"]);
         if cfg!(feature = "debug-commands") {
             assert!(relaxed.0.unwrap().relaxed_privileges);
         } else {
-            assert_eq!(relaxed.1, "Illegal suboption \"relaxed_privileges\"\n");
+            assert_eq!(relaxed.2, "Illegal suboption \"relaxed_privileges\"\n");
         }
     }
 
@@ -2262,35 +2289,42 @@ mod tests {
     }
 
     #[test]
-    fn extstore_suboptions_name_extstore() {
+    fn extstore_suboptions_are_read_as_c_reads_them() {
+        let s = ok(&[
+            "-o",
+            "ext_item_size=100,ext_item_age=5,ext_low_ttl=3,ext_recache_rate=7,ext_wbuf_size=8,\
+             ext_compact_under=2,ext_drop_under=1,ext_max_sleep=9,ext_max_frag=0.5,\
+             ext_drop_unread,slab_automove_freeratio=0.02,ext_threads=4,ext_page_size=16",
+        ]);
+        let text = stats(&s);
+        for line in [
+            "STAT drop_privileges no\r\nSTAT ext_item_size 100\r\nSTAT ext_item_age 5\r\n",
+            "STAT ext_low_ttl 3\r\nSTAT ext_recache_rate 7\r\nSTAT ext_wbuf_size 8388608\r\n",
+            "STAT ext_compact_under 2\r\nSTAT ext_drop_under 1\r\nSTAT ext_max_sleep 9\r\n",
+            "STAT ext_max_frag 0.50\r\nSTAT slab_automove_freeratio 0.020\r\n",
+            "STAT ext_drop_unread yes\r\nSTAT ssl_enabled no\r\n",
+        ] {
+            assert!(text.contains(line), "{line}");
+        }
+        assert_eq!((s.ext.io_threadcount, s.ext.page_size), (4, 16 << 20));
+        assert!(!s.ext_enabled);
+        fails(&["-o", "ext_threads"], 1, "Missing ext_threads argument\n");
+        fails(
+            &["-o", "ext_max_frag=x"],
+            1,
+            "could not parse argument to ext_max_frag\n",
+        );
+        // Until values can live on flash.
         fails(
             &["-o", "ext_path=/tmp/x:1G"],
             1,
             "memcached: -o ext_path (extstore) is not supported by this build yet\n",
-        );
-        // Refused when reached, whatever its value, after the options before it.
-        fails(
-            &["-o", "modern,ext_threads,ext_path=/tmp/x:1G", "-c", "0"],
-            1,
-            "memcached: -o ext_threads (extstore) is not supported by this build yet\n",
         );
         fails(
             &["-c", "0", "-o", "ext_path=/tmp/x:1G"],
             1,
             "Maximum connections must be greater than 0\n",
         );
-        let names: Vec<&str> = NOT_YET_BUILT
-            .iter()
-            .filter(|e| e.message.contains("(extstore)"))
-            .map(|e| match e.option {
-                OptionName::Sub(n) => n,
-                OptionName::Short(_) => "",
-            })
-            .collect();
-        assert_eq!(names.len(), 15);
-        for (name, sub) in SUBOPTS {
-            assert_eq!(*sub == Sub::Extstore, names.contains(name), "{name}");
-        }
     }
 
     #[test]

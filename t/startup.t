@@ -204,7 +204,7 @@ my @rejected = (
     [['-I', '1k'], 64, '',
         "slab_chunk_max (bytes: 524288) cannot be larger than -I (item_size_max 1024)\n"],
     [['-p', '70000'], 64, '', "ERROR: Invalid port number 70000.\n"],
-    [['-o', 'badopt'], 1, "Illegal suboption \"badopt\"\n", ''],
+    [['-o', 'badopt'], 1, '', "Illegal suboption \"badopt\"\n"],
     [['-o', 'hashpower'], 1, '', "Missing numeric argument for hashpower\n"],
     [['-o', 'hashpower=1'], 1, '', "Initial hashtable multiplier of 1 is too low\n"],
     [['-o', 'hashpower=x'], 1, '', "Initial hashtable multiplier of 0 is too low\n"],

@@ -17,12 +17,7 @@ plan skip_all => "Debian's memcached 1.6.18 is not installed (apt-get install me
     unless $version =~ /^memcached 1\.6\.18\b/;
 
 my %only_debian = (
-    # Debian builds with extstore; this build has none yet.
-    settings => [
-        (map { "ext_$_" } qw(item_size item_age low_ttl recache_rate wbuf_size
-                               compact_under drop_under max_sleep max_frag)),
-        'slab_automove_freeratio', 'ext_drop_unread',
-    ],
+    settings => [],
     # Renamed to slab_reassign_busy_nomem after 1.6.18.
     stats => ['slab_reassign_evictions_nomem'],
 );

@@ -3,10 +3,11 @@
 //! settings layer, because `-o` is; the engine (`crate::extstore`) gets its configuration from
 //! these values once the server starts.
 //!
-//! Not reachable from the command line yet: the parser still refuses these options (see
-//! `NOT_YET_BUILT`) until values can live on flash.
+//! The values the `extstore` command changes at run time live in `ExtTunables` (atomics).
 
 use super::cnum::{safe_strtod, safe_strtoul};
+use super::AtomicF64;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 /// The page buckets objects are written to (C's PAGE_BUCKET_*), also the names an ext_path
 /// may give its pages ("compact", "lowttl", ...).
@@ -224,6 +225,57 @@ impl ExtSettings {
             self.compact_under = one_pct.max(1);
             self.drop_under = one_pct.max(1);
         }
+    }
+}
+
+/// Extstore settings that change at run time (`extstore <name> <value>`, `slabs automove
+/// freeratio`) or are set by the automover (C keeps them in `settings`).
+#[derive(Debug)]
+pub struct ExtTunables {
+    pub item_size: AtomicU32,
+    pub item_age: AtomicU32,
+    pub low_ttl: AtomicU32,
+    pub recache_rate: AtomicU32,
+    pub compact_under: AtomicU32,
+    pub drop_under: AtomicU32,
+    pub max_sleep: AtomicU32,
+    pub max_frag: AtomicF64,
+    pub drop_unread: AtomicBool,
+    pub slab_automove_freeratio: AtomicF64,
+    /// Free global pages below which the write thread flushes (set by the automover).
+    pub global_pool_min: AtomicU32,
+    /// Bumped when a change asks the automover to rebuild its state.
+    pub automove_version: AtomicU32,
+}
+
+impl ExtTunables {
+    /// The run-time copy of the parsed options.
+    pub fn from(e: &ExtSettings) -> ExtTunables {
+        ExtTunables {
+            item_size: AtomicU32::new(e.item_size),
+            item_age: AtomicU32::new(e.item_age),
+            low_ttl: AtomicU32::new(e.low_ttl),
+            recache_rate: AtomicU32::new(e.recache_rate),
+            compact_under: AtomicU32::new(e.compact_under),
+            drop_under: AtomicU32::new(e.drop_under),
+            max_sleep: AtomicU32::new(e.max_sleep),
+            max_frag: AtomicF64::new(e.max_frag),
+            drop_unread: AtomicBool::new(e.drop_unread),
+            slab_automove_freeratio: AtomicF64::new(e.slab_automove_freeratio),
+            global_pool_min: AtomicU32::new(0),
+            automove_version: AtomicU32::new(0),
+        }
+    }
+
+    /// Relaxed load of a counter-like tunable.
+    pub fn get(v: &AtomicU32) -> u32 {
+        v.load(Relaxed)
+    }
+}
+
+impl Default for ExtTunables {
+    fn default() -> Self {
+        ExtTunables::from(&ExtSettings::default())
     }
 }
 

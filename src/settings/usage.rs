@@ -305,6 +305,9 @@ pub fn write_usage(s: &Settings, out: &mut Vec<u8>) -> bool {
         out,
         "   - sock_cookie_id:      attributes an ID to a socket for ip filtering/firewalls \n",
     );
+    if !ext_help(out, s) {
+        return false;
+    }
     if !ssl_help(out, s) {
         return false;
     }
@@ -312,6 +315,53 @@ pub fn write_usage(s: &Settings, out: &mut Vec<u8>) -> bool {
         out,
         "-N, --napi_ids            number of napi ids. see doc/napi_ids.txt for more details\n",
     );
+    true
+}
+
+/// The extstore sub-options, with the values parsed so far (C prints `settings`), then the
+/// check that `ext_item_age` still has its default.
+fn ext_help(out: &mut Vec<u8>, s: &Settings) -> bool {
+    let e = &s.ext;
+    put(
+        out,
+        format!(
+            "\n   - External storage (ext_*) related options (see: https://memcached.org/extstore)\n\
+             \x20  - ext_path:            file to write to for external storage.\n\
+             \x20                         ie: ext_path=/mnt/d1/extstore:1G\n\
+             \x20  - ext_page_size:       size in megabytes of storage pages. (default: {})\n\
+             \x20  - ext_wbuf_size:       size in megabytes of page write buffers. (default: {})\n\
+             \x20  - ext_threads:         number of IO threads to run. (default: {})\n\
+             \x20  - ext_item_size:       store items larger than this (bytes, default {})\n\
+             \x20  - ext_item_age:        store items idle at least this long (seconds, default: no age limit)\n\
+             \x20  - ext_low_ttl:         consider TTLs lower than this specially (default: {})\n\
+             \x20  - ext_drop_unread:     don't re-write unread values during compaction (default: {})\n\
+             \x20  - ext_recache_rate:    recache an item every N accesses (default: {})\n\
+             \x20  - ext_compact_under:   compact when fewer than this many free pages\n\
+             \x20                         (default: 1 percent of the assigned storage)\n\
+             \x20  - ext_drop_under:      drop COLD items when fewer than this many free pages\n\
+             \x20                         (default: 1/4th of the assigned storage)\n\
+             \x20  - ext_max_frag:        only defrag pages if they are less full than this pct-wise (default: {})\n\
+             \x20  - ext_max_sleep:       max sleep time of background threads in us (default: {})\n\
+             \x20  - slab_automove_freeratio: ratio of memory to hold free as buffer.\n\
+             \x20                         (see doc/storage.txt for more info, default: {})\n",
+            // C's settings.ext_page_size is never set from -o (only the engine's copy is).
+            (64u32 << 20) / (1 << 20),
+            e.wbuf_size / (1 << 20),
+            // Nor is settings.ext_io_threadcount.
+            1,
+            e.item_size,
+            e.low_ttl,
+            enabled_disabled(e.drop_unread),
+            e.recache_rate,
+            fmt_fixed(e.max_frag, 2),
+            e.max_sleep,
+            fmt_fixed(e.slab_automove_freeratio, 3),
+        ),
+    );
+    if e.item_age != u32::MAX {
+        default_changed(out, "ext_item_age");
+        return false;
+    }
     true
 }
 
