@@ -850,7 +850,7 @@ impl Parser<'_, '_> {
                 return Err(self.con.fail(msg, 1));
             }
             if sub == Sub::Extstore {
-                let value = value.map(|v| text(v));
+                let value = value.map(text);
                 if let Err(msg) = self.s.ext.read(sub_name, value.as_deref()) {
                     self.con.err(msg);
                     return Err(1);
