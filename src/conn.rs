@@ -154,6 +154,11 @@ pub struct Conn {
     auth_token_len: u32,
     /// The TLS session on the socket; reads and writes go through it when present.
     tls: Option<TlsConn>,
+    /// Responses waiting for a value from flash (C's resps_suspended).
+    resps_suspended: u16,
+    /// Values read from flash on this connection that could have been recached (C's
+    /// recache_counter).
+    recache_counter: u32,
 }
 
 /// read(2) on the socket, or a TLS read when the connection has a session.
@@ -236,6 +241,8 @@ pub fn conn_new(
         },
         sasl: Default::default(),
         auth_token_len: 0,
+        resps_suspended: 0,
+        recache_counter: 0,
         tls,
     });
     if transport == Transport::Udp {
@@ -303,8 +310,8 @@ impl Handler for Conn {
         }
         match self.state {
             ConnState::Closed => Disposition::Release,
-            // Lent to a side thread (see `lend`).
-            ConnState::Watch => Disposition::Park,
+            // Lent to a side thread (see `lend`), or waiting for values from flash.
+            ConnState::Watch | ConnState::IoQueue => Disposition::Park,
             _ => Disposition::Keep,
         }
     }
@@ -344,6 +351,53 @@ pub fn redispatch(fd: RawFd, close: bool, tls: Option<TlsConn>, base: &EventBase
     };
     if !base.register(fd, event::EV_READ | event::EV_PERSIST, timeout, c) {
         // The connection object is gone; at least release its descriptor and count.
+        sys::perror("event_add", &io::Error::last_os_error());
+        conn_slot_close(fd);
+        sys::close(fd);
+        STATS.curr_conns.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Values this worker read from flash came back (C's thread_libevent_ionotify and
+/// conn_io_queue_return): the replies of connection `fd` that are done take their values (or
+/// become misses); once none waits, the connection is registered again to write them.
+pub fn io_returned(fd: RawFd, base: &EventBase) {
+    let Some(mut c) = PARKED.with(|p| p.borrow_mut().remove(&fd)) else {
+        return;
+    };
+    if c.state != ConnState::IoQueue {
+        PARKED.with(|p| p.borrow_mut().insert(fd, c));
+        return;
+    }
+    for r in c.resps.iter_mut() {
+        if !r.flash_wait {
+            continue;
+        }
+        let Some(f) = r.flash.as_deref_mut() else {
+            continue;
+        };
+        if !f.is_done() {
+            continue;
+        }
+        match f.outcome() {
+            crate::storage::read::Outcome::Hit(it) => r.item = Some(it),
+            crate::storage::read::Outcome::Miss => r.flash_miss(),
+        }
+        r.flash_wait = false;
+        c.resps_suspended = c.resps_suspended.saturating_sub(1);
+    }
+    if c.resps_suspended > 0 {
+        PARKED.with(|p| p.borrow_mut().insert(fd, c));
+        return;
+    }
+    // Writable at once: the event fires on the next pass and the replies go out.
+    c.set_state(ConnState::IoResume);
+    let timeout = if c.transport == Transport::Tcp {
+        idle_timeout_interval(settings::get())
+    } else {
+        None
+    };
+    if !base.register(fd, event::EV_WRITE | event::EV_PERSIST, timeout, c) {
         sys::perror("event_add", &io::Error::last_os_error());
         conn_slot_close(fd);
         sys::close(fd);
@@ -676,7 +730,7 @@ impl Conn {
         while let Some(r) = self.resps.front_mut() {
             if r.skip {
                 if let Some(r) = self.resps.pop_front() {
-                    resp_give(r);
+                    resp_give(r, &mut self.recache_counter);
                 }
                 continue;
             }
@@ -684,7 +738,7 @@ impl Conn {
             if written >= left {
                 written -= left;
                 if let Some(r) = self.resps.pop_front() {
-                    resp_give(r);
+                    resp_give(r, &mut self.recache_counter);
                 }
                 continue;
             }
@@ -864,6 +918,19 @@ impl Conn {
                         ReadStep::Again => {}
                     }
                 }
+                ConnState::Mwrite if self.resps_suspended > 0 => {
+                    // Nothing is written while a value is read from flash (C's conn_io_queue):
+                    // the reads go to the engine and the connection waits off its event.
+                    let worker: &'static dyn crate::storage::read::Waker = self.worker;
+                    crate::storage::read::submit(
+                        self.resps.iter_mut().filter_map(|r| r.flash.as_deref_mut()),
+                        worker,
+                        self.fd,
+                    );
+                    self.set_state(ConnState::IoQueue);
+                    stop = true;
+                }
+                ConnState::IoResume => self.set_state(ConnState::Mwrite),
                 ConnState::Write | ConnState::Mwrite => match if self.transport == Transport::Udp {
                     self.transmit_udp()
                 } else {
@@ -901,10 +968,7 @@ impl Conn {
                 ConnState::Closed => {
                     stop = true;
                 }
-                ConnState::Watch
-                | ConnState::IoQueue
-                | ConnState::IoPending
-                | ConnState::IoResume => {
+                ConnState::Watch | ConnState::IoQueue | ConnState::IoPending => {
                     stop = true;
                 }
             }

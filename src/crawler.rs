@@ -160,6 +160,10 @@ impl DumpClient {
         if (it.exptime != 0 && it.exptime < now) || flushed {
             return;
         }
+        // The metadump leaves out headers whose value is gone from flash; mgdump does not look.
+        if kind != Kind::Mgdump && it.hdr.is_some_and(|h| !crate::storage::hdr_valid(h)) {
+            return;
+        }
         let b = &mut self.buf;
         if kind == Kind::Mgdump {
             b.extend_from_slice(b"mg ");
@@ -182,7 +186,7 @@ impl DumpClient {
             let _ = write!(b, " exp={}", it.exptime as i64 + started);
         }
         let fetched = it.it_flags & crate::items::ITEM_FETCHED != 0;
-        let _ = writeln!(
+        let _ = write!(
             b,
             " la={} cas={} fetch={} cls={} size={} flags={} ",
             it.time as i64 + started,
@@ -192,9 +196,11 @@ impl DumpClient {
             it.ntotal,
             it.client_flags
         );
+        if let Some(h) = it.hdr {
+            let _ = write!(b, "ext_page={} ext_offset={} ", h.page_id, h.offset);
+        }
         // C's line ends with a space before the newline.
-        let n = b.len();
-        b[n - 2..].copy_from_slice(b" \n");
+        b.push(b'\n');
     }
 
     /// The terminator after the last line (C's metadump/mgdump finalize), then everything

@@ -451,6 +451,15 @@ impl Engine {
                 low = Some((i, d.version));
             }
         }
+        // The walk above frees pages nothing refers to any more; with one free now there is
+        // nothing to evict (C looks only at what the walk saw, and may evict needlessly).
+        {
+            let sh = lock(&self.shared);
+            let fb = (free_bucket as usize).min(sh.free_page_buckets.len() - 1);
+            if !sh.free_page_buckets[fb].is_empty() || !sh.free_page_buckets[0].is_empty() {
+                return;
+            }
+        }
         if let Some((id, version)) = low {
             self.evict_page(id as u16, version);
         }

@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicU16;
 
 mod crawl;
 mod expand;
+pub mod flash;
 mod item_ref;
 pub mod key_lock;
 mod lru;
@@ -436,6 +437,13 @@ impl<'a> Iterator for ValueSegments<'a> {
 pub unsafe fn value_segments<'a>(it: *const Item) -> ValueSegments<'a> {
     // SAFETY: per the contract.
     unsafe {
+        if (*it).it_flags & ITEM_HDR != 0 {
+            // The value is on flash; the item's `nbytes` describes it, not its own memory.
+            return ValueSegments {
+                single: None,
+                chunk: std::ptr::null(),
+            };
+        }
         if (*it).it_flags & ITEM_CHUNKED != 0 {
             ValueSegments {
                 single: None,

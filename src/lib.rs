@@ -27,6 +27,7 @@ pub mod slab_automove;
 pub mod slabs;
 pub mod slabs_mover;
 pub mod stats;
+pub mod storage;
 pub mod sys;
 pub mod thread;
 pub mod tls;

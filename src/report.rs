@@ -73,6 +73,14 @@ pub fn server_stats(out: &mut dyn StatSink, t: &ThreadStatsTotals, ct: &ClassTot
     append_stat(out, "get_misses", t.get_misses);
     append_stat(out, "get_expired", t.get_expired);
     append_stat(out, "get_flushed", t.get_flushed);
+    if crate::storage::get().is_some() {
+        append_stat(out, "get_extstore", t.get_extstore);
+        append_stat(out, "get_aborted_extstore", t.get_aborted_extstore);
+        append_stat(out, "get_oom_extstore", t.get_oom_extstore);
+        append_stat(out, "recache_from_extstore", t.recache_from_extstore);
+        append_stat(out, "miss_from_extstore", t.miss_from_extstore);
+        append_stat(out, "badcrc_from_extstore", t.badcrc_from_extstore);
+    }
     append_stat(out, "delete_misses", t.delete_misses);
     append_stat(out, "delete_hits", ct.total(1));
     append_stat(out, "incr_misses", t.incr_misses);
@@ -202,6 +210,11 @@ pub fn server_stats(out: &mut dyn StatSink, t: &ThreadStatsTotals, ct: &ClassTot
     );
     append_stat(out, "log_watcher_sent", g.log_watcher_sent.load(Relaxed));
     append_stat(out, "log_watchers", g.log_watchers.load(Relaxed));
+    if let Some(sto) = crate::storage::get() {
+        for (name, v) in sto.stats_lines() {
+            append_stat(out, name, v);
+        }
+    }
     let set = crate::settings::get();
     if set.ssl_enabled {
         use crate::tls;
@@ -239,6 +252,9 @@ pub fn stats_reset_all() {
     thread::stats_reset();
     if let Some(st) = store::store() {
         st.reset_item_stats();
+    }
+    if let Some(sto) = crate::storage::get() {
+        sto.reset_stats();
     }
 }
 

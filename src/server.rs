@@ -686,8 +686,19 @@ pub fn main(argv: Vec<String>) -> i32 {
     if let Some(v) = meta.logger_gid {
         crate::logger::set_gid(v);
     }
-    let reuse = restart.as_ref().is_some_and(|r| r.reuse);
-    crate::slabs::slabs_init(s, restart.as_ref().map(|r| (r.base, r.reuse)));
+    let mut reuse = restart.as_ref().is_some_and(|r| r.reuse);
+    if reuse && s.ext_enabled {
+        // Values on flash do not survive a restart: start with empty memory, as C does.
+        eprintln!("[restart] memory restart with extstore not presently supported.");
+        reuse = false;
+    }
+    crate::slabs::slabs_init(s, restart.as_ref().map(|r| (r.base, reuse)));
+    if s.ext_enabled {
+        if let Err(msg) = crate::storage::init(s) {
+            eprint!("{msg}");
+            return 1;
+        }
+    }
     // Every hash bucket must map to one item lock (C's memcached_thread_init check).
     let lock_power = crate::items::store::item_lock_power(s.num_threads);
     let hashpower = match (meta.hashpower, s.hashpower_init) {
@@ -709,8 +720,9 @@ pub fn main(argv: Vec<String>) -> i32 {
     if let (Some(cas), Some(st)) = (meta.current_cas, crate::items::store::store()) {
         st.set_cas_id(cas);
     }
-    if restart.is_some() {
-        // The rest of the file goes to the global pool (C's slabs_prefill_global).
+    if restart.is_some() || s.ext_enabled {
+        // The rest of the file (or with extstore, all of -m) goes to the global pool (C's
+        // slabs_prefill_global): the extstore write thread watches that pool.
         crate::slabs::with_slabs(|sa| sa.prefill_global());
     }
     if reuse {
@@ -796,6 +808,10 @@ pub fn main(argv: Vec<String>) -> i32 {
     }
     if s.start_lru_crawler && !crate::crawler::start() {
         eprintln!("Failed to enable LRU crawler thread");
+        return 1;
+    }
+    if let Err(msg) = crate::storage::start_threads() {
+        eprint!("{msg}");
         return 1;
     }
     if s.start_lru_maintainer && crate::lru_maintainer::start().is_err() {

@@ -100,20 +100,6 @@ pub enum OptionName {
     Sub(&'static str),
 }
 
-/// The [`NOT_YET_BUILT`] entry of an extstore sub-option.
-macro_rules! extstore_option {
-    ($name:literal) => {
-        NotYetBuilt {
-            option: OptionName::Sub($name),
-            message: concat!(
-                "memcached: -o ",
-                $name,
-                " (extstore) is not supported by this build yet"
-            ),
-        }
-    };
-}
-
 /// One entry of [`NOT_YET_BUILT`].
 #[derive(Debug, Clone, Copy)]
 pub struct NotYetBuilt {
@@ -131,7 +117,7 @@ pub struct NotYetBuilt {
 ///
 /// Options of subsystems a C build can lack are refused as such a build refuses them, without
 /// this list: `-o proxy_*` ("Illegal suboption", exit 1).
-pub const NOT_YET_BUILT: &[NotYetBuilt] = &[extstore_option!("ext_path")];
+pub const NOT_YET_BUILT: &[NotYetBuilt] = &[];
 
 /// Everything memcached's `struct settings` holds, plus the process options C keeps in
 /// `main()`'s locals. Field names follow C's. Fields C changes while running are atomics.
@@ -2314,11 +2300,29 @@ mod tests {
             1,
             "could not parse argument to ext_max_frag\n",
         );
-        // Until values can live on flash.
+        let on = ok(&[
+            "-U",
+            "0",
+            "-o",
+            "ext_path=/tmp/x:1G,ext_path=/tmp/y:64m:compact",
+        ]);
+        assert!(on.ext_enabled);
+        assert_eq!(on.ext.paths[0].file, "/tmp/y");
+        assert_eq!(
+            (on.ext.paths[0].page_count, on.ext.paths[1].page_count),
+            (1, 16)
+        );
+        // 1% of the last path's pages, at least one.
+        assert_eq!(on.ext_rt.compact_under.load(Relaxed), 1);
         fails(
-            &["-o", "ext_path=/tmp/x:1G"],
-            1,
-            "memcached: -o ext_path (extstore) is not supported by this build yet\n",
+            &["-U", "11211", "-o", "ext_path=/tmp/x:1G"],
+            64,
+            "Cannot use UDP with extstore enabled (-U 0 to disable)\n",
+        );
+        fails(
+            &["-U", "0", "-o", "ext_path=/tmp/x:0m"],
+            64,
+            "supplied ext_path has zero size, cannot use\n",
         );
         fails(
             &["-c", "0", "-o", "ext_path=/tmp/x:1G"],

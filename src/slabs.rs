@@ -475,6 +475,14 @@ impl SlabAllocator {
             .map_or((0, 0), |c| (c.sl_curr, c.slab_list.len()))
     }
 
+    /// Chunks per page of a class (0: no such class).
+    pub fn perslab(&self, id: usize) -> u32 {
+        if id == 0 || id > self.power_largest {
+            return 0;
+        }
+        self.classes.get(id).map_or(0, |c| c.perslab)
+    }
+
     /// Whether `id` names a class or the global pool (C's slabs_class_check).
     pub fn class_check(&self, id: i32) -> bool {
         id >= SLAB_GLOBAL_PAGE_POOL as i32 && id <= self.power_largest as i32

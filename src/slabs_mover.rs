@@ -514,7 +514,7 @@ unsafe fn rescue(st: &Store, r: &mut Rebalance, a: &Locked, new_it: NonNull<Item
             (*new).it_flags &= !ITEM_LINKED;
             (*new).refcount.store(1, Ordering::Relaxed);
             let new_ref = ItemRef::from_raw(new_it);
-            st.replace(it, &new_ref, a.hv, items::get_cas(it));
+            st.replace_keep_flash(it, &new_ref, a.hv, items::get_cas(it));
             drop(new_ref);
             if (*new).it_flags & ITEM_CHUNKED != 0 {
                 let mut ch = items::first_chunk(new);
@@ -570,7 +570,7 @@ unsafe fn active_rescue(st: &Store, m: &mut Mover, a: &Locked) {
             (*new).it_flags &= !ITEM_LINKED;
             (*new).refcount.store(1, Ordering::Relaxed);
             let new_ref = ItemRef::from_raw(new_it);
-            st.replace(a.it, &new_ref, a.hv, items::get_cas(a.it));
+            st.replace_keep_flash(a.it, &new_ref, a.hv, items::get_cas(a.it));
             drop(new_ref);
             m.rebal.rescues += 1;
         } else if m.rebal.busy_loops > MAX_BUSY_LOOPS {

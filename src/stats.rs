@@ -213,7 +213,13 @@ thread_stats!(
     response_obj_oom,
     read_buf_oom,
     store_too_large,
-    store_no_memory;
+    store_no_memory,
+    get_extstore,
+    get_aborted_extstore,
+    get_oom_extstore,
+    recache_from_extstore,
+    miss_from_extstore,
+    badcrc_from_extstore;
     // buffer cache gauges (C reads them from the thread's rbuf cache; reset keeps them)
     gauges:
     response_obj_count,

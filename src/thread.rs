@@ -50,6 +50,10 @@ pub struct Worker {
     pub index: usize,
     queue: Mutex<VecDeque<QueueItem>>,
     notify_fd: RawFd,
+    /// Connections whose reads from flash came back, and the eventfd that says so (C's
+    /// ion_head and the thread's second notifier).
+    io_returns: Mutex<Vec<RawFd>>,
+    io_fd: RawFd,
     pub stats: ThreadStats,
     /// Per-class counters (C's slab_stats and lru_hits of thread_stats).
     pub class_stats: ClassStats,
@@ -63,6 +67,8 @@ impl Worker {
             index,
             queue: Mutex::new(VecDeque::new()),
             notify_fd: -1,
+            io_returns: Mutex::new(Vec::new()),
+            io_fd: -1,
             stats: ThreadStats::default(),
             class_stats: ClassStats::default(),
         }
@@ -111,19 +117,22 @@ pub fn init(n: usize) {
                 std::process::exit(1);
             }
         };
-        // C's workers hold a second notifier, for IO queue completions (extstore, proxy);
-        // ours has no use for it yet but holds one too. The maxconns check is on descriptor
-        // numbers, so every descriptor C holds before its first client must be held here as
-        // well for the same connection to be refused (and for fds in logs and `stats conns`
-        // to match). It stays open for the life of the process.
-        if let Err(e) = sys::eventfd() {
-            sys::perror("Can't create notify pipe", &e);
-            std::process::exit(1);
-        }
+        // A second notifier, for reads from flash that came back (C's, made whether or not
+        // extstore is on: the maxconns check is on descriptor numbers, so the descriptors C
+        // holds before its first client are held here too).
+        let io_fd = match sys::eventfd() {
+            Ok(fd) => fd,
+            Err(e) => {
+                sys::perror("Can't create notify pipe", &e);
+                std::process::exit(1);
+            }
+        };
         list.push(Worker {
             index,
             queue: Mutex::new(VecDeque::new()),
             notify_fd,
+            io_returns: Mutex::new(Vec::new()),
+            io_fd,
             stats: ThreadStats::default(),
             class_stats: ClassStats::default(),
         });
@@ -250,6 +259,53 @@ pub fn stats_reset() {
     }
 }
 
+impl crate::storage::read::Waker for Worker {
+    /// An IO thread finished a read of connection `fd`'s (C's return_io_pending).
+    fn wake(&self, fd: RawFd) {
+        let first = match self.io_returns.lock() {
+            Ok(mut l) => {
+                l.push(fd);
+                l.len() == 1
+            }
+            Err(_) => false,
+        };
+        if first {
+            if let Err(e) = sys::eventfd_write(self.io_fd, 1) {
+                sys::perror("failed writing to worker eventfd", &e);
+            }
+        }
+    }
+}
+
+/// The worker's handler of returned flash reads (C's thread_libevent_ionotify).
+struct IoNotifier {
+    worker: &'static Worker,
+    base: &'static EventBase,
+    ev: Option<Event>,
+    /// Scratch list, swapped with the worker's so the lock is held only for the swap.
+    batch: Vec<RawFd>,
+}
+
+impl Handler for IoNotifier {
+    fn set_event(&mut self, ev: Event) {
+        self.ev = Some(ev);
+    }
+
+    fn handle(&mut self, fd: RawFd, _which: i16) -> Disposition {
+        let _ = sys::eventfd_read(fd);
+        if let Ok(mut l) = self.worker.io_returns.lock() {
+            std::mem::swap(&mut *l, &mut self.batch);
+        }
+        self.batch.sort_unstable();
+        self.batch.dedup();
+        for &c in &self.batch {
+            conn::io_returned(c, self.base);
+        }
+        self.batch.clear();
+        Disposition::Keep
+    }
+}
+
 /// The worker's notify handler: drains the queue when the eventfd fires.
 struct Notifier {
     worker: &'static Worker,
@@ -341,6 +397,21 @@ fn worker_main(worker: &'static Worker, ready: Arc<Barrier>) {
         event::EV_READ | event::EV_PERSIST,
         None,
         notifier,
+    ) {
+        eprintln!("Can't monitor libevent notify pipe");
+        std::process::exit(1);
+    }
+    let io_notifier = Box::new(IoNotifier {
+        worker,
+        base,
+        ev: None,
+        batch: Vec::new(),
+    });
+    if !base.register(
+        worker.io_fd,
+        event::EV_READ | event::EV_PERSIST,
+        None,
+        io_notifier,
     ) {
         eprintln!("Can't monitor libevent notify pipe");
         std::process::exit(1);

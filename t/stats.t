@@ -91,6 +91,9 @@ my @settings_names = qw(
     lru_segmented hot_lru_pct warm_lru_pct hot_max_factor warm_max_factor
     temp_lru temporary_ttl idle_timeout watcher_logbuf_size worker_logbuf_size
     read_buf_mem_limit track_sizes inline_ascii_response drop_privileges
+    ext_item_size ext_item_age ext_low_ttl ext_recache_rate ext_wbuf_size
+    ext_compact_under ext_drop_under ext_max_sleep ext_max_frag
+    slab_automove_freeratio ext_drop_unread
     ssl_enabled ssl_chain_cert ssl_key ssl_verify_mode ssl_keyformat ssl_ciphers
     ssl_ca_cert ssl_wbuf_size ssl_session_cache ssl_kernel_tls ssl_min_version
     num_napi_ids memory_file client_flags_size
@@ -248,6 +251,17 @@ STAT read_buf_mem_limit 0
 STAT track_sizes no
 STAT inline_ascii_response no
 STAT drop_privileges no
+STAT ext_item_size 512
+STAT ext_item_age 4294967295
+STAT ext_low_ttl 0
+STAT ext_recache_rate 2000
+STAT ext_wbuf_size 4194304
+STAT ext_compact_under 0
+STAT ext_drop_under 0
+STAT ext_max_sleep 1000000
+STAT ext_max_frag 0.80
+STAT slab_automove_freeratio 0.010
+STAT ext_drop_unread no
 STAT ssl_enabled no
 STAT ssl_chain_cert (null)
 STAT ssl_key (null)

@@ -34,6 +34,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("slab_automove", 1),
     ("restart", 1),
     ("extstore", 1),
+    ("storage", 1),
     // protocol
     ("proto", 2),
     // connection

@@ -318,7 +318,12 @@ fn resp_take() -> Option<Box<Resp>> {
     })
 }
 
-pub(super) fn resp_give(r: Box<Resp>) {
+pub(super) fn resp_give(mut r: Box<Resp>, recache_counter: &mut u32) {
+    // A value read from flash may go back into memory now that it was sent (C's
+    // storage_finalize_cb); an unsent read is dropped (counted as aborted).
+    if let Some(f) = r.flash.take() {
+        f.finish(r.item.take(), recache_counter);
+    }
     CACHES.with(|c| {
         if let Some(c) = c.borrow_mut().as_mut() {
             c.worker.stats.response_obj_count.sub(1);
@@ -400,6 +405,10 @@ impl Session for Conn {
         self.close_reason = reason;
     }
 
+    fn suspend(&mut self) {
+        self.resps_suspended += 1;
+    }
+
     fn read_value(&mut self, it: ItemRef, len: usize, cmd: StoreCmd) {
         self.item = Some(it);
         self.ritem = 0;
@@ -450,8 +459,9 @@ impl Session for Conn {
 impl Conn {
     pub(super) fn release_resps(&mut self) {
         while let Some(r) = self.resps.pop_front() {
-            resp_give(r);
+            resp_give(r, &mut self.recache_counter);
         }
+        self.resps_suspended = 0;
     }
 }
 

@@ -49,7 +49,7 @@ impl Conn {
         };
         if r.skip {
             if let Some(r) = self.resps.pop_front() {
-                resp_give(r);
+                resp_give(r, &mut self.recache_counter);
             }
             return TransmitResult::Incomplete;
         }

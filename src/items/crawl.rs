@@ -82,6 +82,8 @@ pub struct DumpItem<'a> {
     /// C's ITEM_ntotal.
     pub ntotal: usize,
     pub client_flags: u32,
+    /// Where the value is on flash, for a header item.
+    pub hdr: Option<super::flash::ItemHdr>,
 }
 
 impl DumpItem<'_> {
@@ -99,6 +101,7 @@ impl DumpItem<'_> {
                 clsid: items::clsid_of((*it).slabs_clsid),
                 ntotal: ntotal(it),
                 client_flags: items::client_flags(it),
+                hdr: ((*it).it_flags & items::ITEM_HDR != 0).then(|| super::flash::hdr_of(it)),
             }
         }
     }
@@ -189,7 +192,10 @@ impl Store {
             let now = current_time();
             let oldest_live = settings::get().oldest_live.load(Relaxed);
             let flushed = (*search).time <= oldest_live && oldest_live <= now;
-            if ((*search).exptime != 0 && (*search).exptime < now) || flushed {
+            // A header whose page went away (evicted, reclaimed) is dead too.
+            let valid = (*search).it_flags & items::ITEM_HDR == 0
+                || crate::storage::hdr_valid(super::flash::hdr_of(search));
+            if ((*search).exptime != 0 && (*search).exptime < now) || flushed || !valid {
                 counts[1] += 1;
                 if settings::verbose() > 1 {
                     eprintln!(

@@ -100,7 +100,7 @@ impl ItemRef {
 
     /// The value with its "\r\n", if it is in one piece (not chunked).
     pub fn contiguous(&self) -> Option<&[u8]> {
-        if self.is_chunked() {
+        if self.is_chunked() || self.flags() & items::ITEM_HDR != 0 {
             return None;
         }
         // SAFETY: as in `key`; values of linked items are not modified in place.

@@ -65,7 +65,7 @@ impl Store {
                 l.tail = it;
             }
             l.size += 1;
-            l.size_bytes += ntotal(it) as u64;
+            l.size_bytes += super::flash::lru_bytes(it, ntotal(it)) as u64;
         }
     }
 
@@ -89,7 +89,7 @@ impl Store {
             (*it).next = ptr::null_mut();
             (*it).prev = ptr::null_mut();
             l.size -= 1;
-            l.size_bytes -= ntotal(it) as u64;
+            l.size_bytes -= super::flash::lru_bytes(it, ntotal(it)) as u64;
         }
     }
 

@@ -150,6 +150,8 @@ pub fn store_item(
         StoreCmd::Append | StoreCmd::Prepend | StoreCmd::AppendViv | StoreCmd::PrependViv => {
             if cas_res != CasCheck::None && cas_res != CasCheck::Match {
                 out.result = StoreResult::Exists;
+            } else if old.is_hdr() {
+                // The value is on flash: C refuses to append to it.
             } else {
                 let total = old.value_len() + it.value_len() - 2;
                 if let Some(mut new_it) =

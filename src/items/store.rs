@@ -332,8 +332,27 @@ impl Store {
     /// As stated: both locks held, `it` live and on list `l`.
     pub(in crate::items) unsafe fn unlink_locked(&self, l: &mut Lru, it: *mut Item, hv: u32) {
         // SAFETY: per the contract.
+        unsafe { self.unlink_locked_flash(l, it, hv, true) }
+    }
+
+    /// `unlink_locked`; a header item's object on flash is let go too (C's STORAGE_delete at
+    /// each unlink) unless the item only moves (`drop_flash` false: the slab mover).
+    ///
+    /// # Safety
+    /// As `unlink_locked`.
+    pub(in crate::items) unsafe fn unlink_locked_flash(
+        &self,
+        l: &mut Lru,
+        it: *mut Item,
+        hv: u32,
+        drop_flash: bool,
+    ) {
+        // SAFETY: per the contract.
         unsafe {
             if (*it).it_flags & ITEM_LINKED != 0 {
+                if drop_flash && (*it).it_flags & items::ITEM_HDR != 0 {
+                    crate::storage::delete_hdr(super::flash::hdr_of(it), ntotal(it));
+                }
                 (*it).it_flags &= !ITEM_LINKED;
                 self.sizes_count(ntotal(it), -1);
                 CURR_BYTES.fetch_sub(ntotal(it) as i64, Relaxed);

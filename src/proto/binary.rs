@@ -436,16 +436,49 @@ fn process_get_or_touch(c: &mut dyn Session, ext: &[u8; 20], key: &[u8]) {
                 keylen = key.len() as u16;
             }
             add_header(c, SUCCESS, 4, keylen, bodylen);
+            let flash = return_value && it.is_hdr();
+            let cas = it.cas();
+            let flags = it.client_flags();
+            let mut held = Some(it);
             if let Some(r) = c.resp() {
                 // C writes the item's CAS into the header after building (and tracing) it.
-                r.wbuf[16..24].copy_from_slice(&it.cas().to_be_bytes());
-                r.wbuf.extend_from_slice(&it.client_flags().to_be_bytes());
+                r.wbuf[16..24].copy_from_slice(&cas.to_be_bytes());
+                r.wbuf.extend_from_slice(&flags.to_be_bytes());
                 if return_key {
                     r.wbuf.extend_from_slice(key);
                 }
-                if return_value {
+                if return_value && !flash {
                     r.item_trim = 2;
-                    r.item = Some(it);
+                    r.item = held.take();
+                }
+            }
+            if let Some(it) = held.filter(|_| flash) {
+                let quiet = c.bin().noreply;
+                if let Some(r) = c.resp() {
+                    r.item_trim = 2;
+                }
+                let reply = super::response::FlashReply::Binary { quiet };
+                if super::attach_flash(c, it, reply).is_err() {
+                    // No memory to read the value into: a miss (C's get_oom_extstore path).
+                    if let Some(r) = c.resp() {
+                        r.wbuf.clear();
+                    }
+                    if !touch {
+                        stats::bump(&ts.get_misses, 1);
+                    }
+                    if quiet {
+                        if let Some(r) = c.resp() {
+                            r.skip = true;
+                        }
+                    } else if return_key {
+                        add_header(c, KEY_ENOENT, 0, key.len() as u16, key.len() as u32);
+                        if let Some(r) = c.resp() {
+                            r.wbuf.extend_from_slice(key);
+                        }
+                    } else {
+                        write_error(c, KEY_ENOENT, None, 0);
+                        return;
+                    }
                 }
             }
             c.set_next(Next::NewCmd);

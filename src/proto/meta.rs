@@ -409,7 +409,16 @@ pub fn process_mget(c: &mut dyn Session, line: &[u8], req: &Request) {
         }
         drop(lock);
         restore(c, w);
-        if let Some(r) = c.resp() {
+        if value && it.is_hdr() {
+            if super::attach_flash(c, it, super::response::FlashReply::Meta).is_err() {
+                // No memory to read the value into: a miss (C's get_oom_extstore path).
+                stats::bump(&ts.get_misses, 1);
+                if let Some(r) = c.resp() {
+                    r.wbuf.clear();
+                    r.wbuf.extend_from_slice(b"EN\r\n");
+                }
+            }
+        } else if let Some(r) = c.resp() {
             if value {
                 r.item = Some(it);
             }

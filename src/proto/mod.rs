@@ -19,3 +19,21 @@ pub fn push_decimal(out: &mut Vec<u8>, v: u64) {
     let mut digits = [0u8; 20];
     out.extend_from_slice(crate::settings::cnum::u64_decimal(v, &mut digits));
 }
+
+/// Sends a header item's value from flash (C's storage_get_item as the get handlers call
+/// it): the current response waits for the read. Err gives the item back when no memory
+/// could be found to read the value into.
+pub(crate) fn attach_flash(
+    c: &mut dyn session::Session,
+    it: crate::items::store::ItemRef,
+    reply: response::FlashReply,
+) -> Result<(), crate::items::store::ItemRef> {
+    let f = crate::storage::read::FlashRead::start(it, c.counters().thread)?;
+    if let Some(r) = c.resp() {
+        r.flash = Some(f);
+        r.flash_wait = true;
+        r.flash_reply = reply;
+        c.suspend();
+    }
+    Ok(())
+}

@@ -3,7 +3,21 @@
 //! queues them, takes them from its worker's caches and writes them out with one sendmsg.
 
 use crate::items::store::ItemRef;
+use crate::storage::read::FlashRead;
 use crate::sys;
+
+/// How a reply whose value comes from flash turns into a miss when the value cannot be read
+/// (C's _storage_get_item_cb rewrites per protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashReply {
+    /// `get`: the VALUE line goes, the rest (a trailing "END") stays.
+    Text,
+    /// `mg ... v`: the reply becomes "EN".
+    Meta,
+    /// A binary get: status "not found" with no extras or value (the key stays for GETK);
+    /// quiet gets send nothing.
+    Binary { quiet: bool },
+}
 
 /// Size of a pooled read buffer (C's READ_BUFFER_SIZE).
 pub const READ_BUFFER_SIZE: usize = 16384;
@@ -32,6 +46,11 @@ pub struct Resp {
     pub mset_res: bool,
     /// A meta set with `I`: a lower CAS may store the value as stale.
     pub set_stale: bool,
+    /// The value is being read from flash (C's resp->io_pending); `item` gets it.
+    pub flash: Option<Box<FlashRead>>,
+    /// The read has not come back yet (C's resp->suspended).
+    pub flash_wait: bool,
+    pub flash_reply: FlashReply,
     // UDP: where the reply goes and how it is split into datagrams.
     pub(crate) request_id: u16,
     pub(crate) request_addr: sys::SockAddr,
@@ -54,6 +73,9 @@ impl Resp {
             skip: false,
             mset_res: false,
             set_stale: false,
+            flash: None,
+            flash_wait: false,
+            flash_reply: FlashReply::Text,
             request_id: 0,
             request_addr: sys::SockAddr::empty(),
             udp_sequence: 0,
@@ -77,6 +99,8 @@ impl Resp {
         self.skip = false;
         self.mset_res = false;
         self.set_stale = false;
+        self.flash = None;
+        self.flash_wait = false;
         self.udp_sequence = 0;
         self.udp_total = 0;
     }
@@ -102,6 +126,36 @@ impl Resp {
     /// Bytes it sends.
     pub fn total(&self) -> usize {
         self.parts().map(|p| p.len()).sum()
+    }
+}
+
+impl Resp {
+    /// The value could not be read from flash: answer as C does for this protocol.
+    pub fn flash_miss(&mut self) {
+        self.item = None;
+        match self.flash_reply {
+            FlashReply::Text => self.wbuf.clear(),
+            FlashReply::Meta => {
+                self.wbuf.clear();
+                self.wbuf.extend_from_slice(b"EN\r\n");
+                self.body.clear();
+                self.tail = b"";
+            }
+            FlashReply::Binary { quiet } => {
+                if quiet {
+                    self.skip = true;
+                    return;
+                }
+                if self.wbuf.len() >= 28 {
+                    // Extras (the 4-byte flags) go; the body is the key alone, if any.
+                    let keylen = u16::from_be_bytes([self.wbuf[2], self.wbuf[3]]);
+                    self.wbuf[4] = 0;
+                    self.wbuf[6..8].copy_from_slice(&1u16.to_be_bytes());
+                    self.wbuf[8..12].copy_from_slice(&u32::from(keylen).to_be_bytes());
+                    self.wbuf.drain(24..28);
+                }
+            }
+        }
     }
 }
 

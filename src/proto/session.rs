@@ -57,6 +57,9 @@ pub trait Session {
     /// Why the connection closes (for `watch connevents`).
     fn set_close_reason(&mut self, reason: CloseReason);
     /// Reads `len` value bytes into `it` next; `cmd` stores it then (`Next::ReadValue`).
+    /// The current response waits for a value from flash (C's conn_resp_suspend): nothing
+    /// is written until every such read is back.
+    fn suspend(&mut self) {}
     fn read_value(&mut self, it: ItemRef, len: usize, cmd: StoreCmd);
     /// The storage command whose value was read.
     fn store_cmd(&self) -> StoreCmd;

@@ -27,6 +27,7 @@ const ADMIN_COMMANDS: &[(&[u8], Handler)] = &[
     (b"lru_crawler", process_lru_crawler_command),
     (b"slabs", process_slabs_command),
     (b"refresh_certs", process_refresh_certs_command),
+    (b"extstore", process_extstore_command),
     #[cfg(feature = "debug-commands")]
     (b"debugtime", process_debugtime_command),
     #[cfg(feature = "debug-commands")]
@@ -108,6 +109,68 @@ pub fn process_command(c: &mut dyn Session, line: &[u8]) {
         }
         Parsed::BadFormat => c.out_string("CLIENT_ERROR bad command line format"),
     }
+}
+
+/// `extstore <setting> <value>` (C's process_extstore_command): changes an extstore tunable
+/// at run time. The setting may be abbreviated (the first match in C's order wins).
+fn process_extstore_command(c: &mut dyn Session, line: &[u8], req: &Request) {
+    use crate::proto::tokenizer::tok_to_u32;
+    let t = &req.tokens;
+    let e = &settings::get().ext_rt;
+    let sub = t.get(line, 1).unwrap_or(b"");
+    let is = |name: &[u8]| name.starts_with(sub);
+    let value = t.get(line, 2).unwrap_or(b"");
+    let u = || tok_to_u32(value);
+    let set = |a: &std::sync::atomic::AtomicU32| u().map(|v| a.store(v, Relaxed)).is_some();
+    let ok = if t.ntokens < 3 || t.get(line, 1).is_none() {
+        false
+    } else if is(b"free_memchunks") && t.ntokens > 3 {
+        // Deprecated and ignored, but still accepted.
+        match (u(), t.get(line, 3).and_then(tok_to_u32)) {
+            (Some(cls), Some(_)) => (cls as usize) < stats::MAX_CLASSES,
+            _ => false,
+        }
+    } else if is(b"item_size") {
+        let ok = set(&e.item_size);
+        if ok {
+            e.automove_version.fetch_add(1, Relaxed);
+        }
+        ok
+    } else if is(b"item_age") {
+        set(&e.item_age)
+    } else if is(b"low_ttl") {
+        set(&e.low_ttl)
+    } else if is(b"recache_rate") {
+        set(&e.recache_rate)
+    } else if is(b"compact_under") {
+        set(&e.compact_under)
+    } else if is(b"drop_under") {
+        set(&e.drop_under)
+    } else if is(b"max_sleep") {
+        set(&e.max_sleep)
+    } else if is(b"max_frag") {
+        match (value.len() < 32)
+            .then(|| crate::settings::cnum::safe_strtod(value))
+            .flatten()
+        {
+            Some(v) => {
+                e.max_frag.store(v);
+                true
+            }
+            None => false,
+        }
+    } else if is(b"drop_unread") {
+        match u() {
+            Some(v) => {
+                e.drop_unread.store(v != 0, Relaxed);
+                true
+            }
+            None => false,
+        }
+    } else {
+        false
+    };
+    c.out_string(if ok { "OK" } else { "ERROR" });
 }
 
 /// `watch [type...]` (C's process_watch_command): the connection becomes a log watcher,
@@ -361,6 +424,17 @@ fn process_stat(c: &mut dyn Session, line: &[u8], req: &Request) {
             return;
         } else if is(b"conns") {
             (hooks.conns)(&mut out);
+        } else if is(b"extstore") {
+            // Nothing without an ext_path (C's process_extstore_stats).
+            if let Some(sto) = crate::storage::get() {
+                for (name, v) in sto.page_lines() {
+                    out.extend_from_slice(b"STAT ");
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b' ');
+                    out.extend_from_slice(v.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
         } else if (hooks.engine)(sub, &mut out) {
         } else {
             c.out_string("ERROR");
@@ -476,7 +550,12 @@ fn get_keys(c: &mut dyn Session, line: &[u8], req: &Request, return_cas: bool, t
                     super::push_decimal(w, it.cas());
                 }
                 fd_resp.wbuf.extend_from_slice(b"\r\n");
-                fd_resp.item = Some(it);
+                if !it.is_hdr() {
+                    fd_resp.item = Some(it);
+                } else if super::attach_flash(c, it, super::response::FlashReply::Text).is_err() {
+                    get_error(c, "SERVER_ERROR out of memory writing get response\r\n");
+                    return;
+                }
             }
             None => {
                 if touch.is_some() {
