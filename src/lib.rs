@@ -24,6 +24,7 @@ pub mod sasl;
 pub mod server;
 pub mod settings;
 pub mod slab_automove;
+pub mod slab_automove_extstore;
 pub mod slabs;
 pub mod slabs_mover;
 pub mod stats;

@@ -27,6 +27,31 @@ struct Sample {
     evicted_seen: u64,
 }
 
+/// The automover in use: C's default algorithm, or with extstore its own.
+pub enum Algorithm {
+    Default(Automove),
+    Extstore(crate::slab_automove_extstore::ExtAutomove),
+}
+
+impl Algorithm {
+    /// The algorithm for this process (C's start_slab_maintenance_thread choice).
+    pub fn new(st: &'static Store) -> Algorithm {
+        if crate::storage::get().is_some() {
+            Algorithm::Extstore(crate::slab_automove_extstore::ExtAutomove::new(st))
+        } else {
+            Algorithm::Default(Automove::new(st))
+        }
+    }
+
+    /// This second's decision: (source, destination), 0 for the global pool.
+    pub fn run(&mut self) -> Option<(usize, usize)> {
+        match self {
+            Algorithm::Default(a) => a.run(),
+            Algorithm::Extstore(a) => a.run(),
+        }
+    }
+}
+
 /// The automover's memory (C's slab_automove).
 pub struct Automove {
     st: &'static Store,

@@ -14,7 +14,7 @@ use crate::items::store::{self, ItemRef, Store, COLD_LRU, HOT_LRU};
 use crate::items::ITEM_SLABBED;
 use crate::items::{self, Item, ItemChunk, ITEM_CHUNK, ITEM_CHUNKED, ITEM_FETCHED, ITEM_LINKED};
 use crate::settings;
-use crate::slab_automove::Automove;
+use crate::slab_automove::Algorithm as Automove;
 use crate::slabs::{self, SlabAllocator, SLAB_GLOBAL_PAGE_POOL};
 use crate::stats::{current_time, STATS};
 use std::ptr::{self, NonNull};

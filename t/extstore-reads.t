@@ -161,7 +161,10 @@ for my $cmd ('extstore item_age', 'extstore bogus 1', 'extstore item_age x',
     print $sock "$cmd\r\n";
     is(scalar <$sock>, "ERROR\r\n", $cmd);
 }
+print $sock "slabs automove freeratio 0.02\r\n";
+is(scalar <$sock>, "OK\r\n", 'slabs automove freeratio');
 %stats_settings = %{ mem_stats($sock, 'settings') };
+is($stats_settings{slab_automove_freeratio}, '0.020', 'freeratio changed');
 is($stats_settings{ext_item_age}, 5, 'item_age changed');
 is($stats_settings{ext_max_frag}, '0.50', 'max_frag changed');
 is($stats_settings{ext_drop_under}, 2, 'drop_under changed (prefix)');
@@ -186,6 +189,7 @@ like($names, qr/get_flushed get_extstore get_aborted_extstore get_oom_extstore r
 like($names, qr/log_watchers extstore_memory_pressure extstore_compact_lost extstore_compact_rescues extstore_compact_resc_cold extstore_compact_resc_old extstore_compact_skipped extstore_page_allocs extstore_page_evictions extstore_page_reclaims extstore_pages_free extstore_pages_used extstore_objects_evicted extstore_objects_read extstore_objects_written extstore_objects_used extstore_bytes_evicted extstore_bytes_written extstore_bytes_read extstore_bytes_used extstore_bytes_fragmented extstore_limit_maxbytes extstore_io_queue /,
     'engine and compaction stats after log_watchers');
 is(mem_stats($sock)->{extstore_limit_maxbytes}, 64 * 1024 * 1024, 'limit_maxbytes');
+like(mem_stats($sock)->{extstore_memory_pressure}, qr/^\d+\.\d\d\z/, 'memory pressure: two decimals');
 
 # The metadump names where a value is on flash.
 my $dump = mem_metadump($sock);

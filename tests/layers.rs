@@ -35,6 +35,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("restart", 1),
     ("extstore", 1),
     ("storage", 1),
+    ("slab_automove_extstore", 1),
     // protocol
     ("proto", 2),
     // connection

@@ -133,7 +133,7 @@ fn process_extstore_command(c: &mut dyn Session, line: &[u8], req: &Request) {
     } else if is(b"item_size") {
         let ok = set(&e.item_size);
         if ok {
-            e.automove_version.fetch_add(1, Relaxed);
+            settings::get().slab_automove_version.fetch_add(1, Relaxed);
         }
         ok
     } else if is(b"item_age") {
@@ -1034,11 +1034,16 @@ fn process_slabs_automove_command(c: &mut dyn Session, line: &[u8], req: &Reques
         s.slab_automove_ratio.store(ratio);
         s.slab_automove_version.fetch_add(1, Relaxed);
     } else if sub_is(sub, b"freeratio") {
-        // Only extstore builds use the free ratio; C accepts it in every build.
-        if n < 4 || tok_to_f64(line, req, 3).is_none() {
+        // The extstore automover's share of memory kept free.
+        let Some(ratio) = (if n < 4 {
+            None
+        } else {
+            tok_to_f64(line, req, 3)
+        }) else {
             c.out_string("ERROR");
             return;
-        }
+        };
+        s.ext_rt.slab_automove_freeratio.store(ratio);
         s.slab_automove_version.fetch_add(1, Relaxed);
     } else if sub_is(sub, b"window") {
         let Some(level) = (if n < 4 { None } else { t.get_u32(line, 3) }) else {

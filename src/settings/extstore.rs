@@ -244,8 +244,6 @@ pub struct ExtTunables {
     pub slab_automove_freeratio: AtomicF64,
     /// Free global pages below which the write thread flushes (set by the automover).
     pub global_pool_min: AtomicU32,
-    /// Bumped when a change asks the automover to rebuild its state.
-    pub automove_version: AtomicU32,
 }
 
 impl ExtTunables {
@@ -263,7 +261,6 @@ impl ExtTunables {
             drop_unread: AtomicBool::new(e.drop_unread),
             slab_automove_freeratio: AtomicF64::new(e.slab_automove_freeratio),
             global_pool_min: AtomicU32::new(0),
-            automove_version: AtomicU32::new(0),
         }
     }
 
