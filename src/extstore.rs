@@ -857,11 +857,13 @@ impl Engine {
         } else {
             ret
         };
-        if let Some(cb) = io_ref.cb {
-            cb(self, io, ret);
-        }
+        // The data is in the caller's buffers: the page need not stay pinned while the
+        // callback runs (a caller that empties the page from it can free it at once).
         if from_file {
             lock(m).refcount -= 1;
+        }
+        if let Some(cb) = io_ref.cb {
+            cb(self, io, ret);
         }
     }
 

@@ -375,15 +375,15 @@ fn rescue(
     } else {
         PAGE_BUCKET_COMPACT
     };
-    // Where the object is now; let go here unless the header's replacement does it.
-    let delete_old = || e.delete(t.page_id, t.page_version, 1, ntotal);
+    // The object leaves this page first, as C's does: a page left empty is freed at once
+    // and can take the copy.
+    e.delete(t.page_id, t.page_version, 1, ntotal);
     // SAFETY: the header item is live (our reference).
     let cold = unsafe { (*hdr.as_ptr()).slabs_clsid } & 0xc0 == COLD;
     if cold {
         if flags.has_coldcompact {
             bucket = PAGE_BUCKET_COLDCOMPACT;
         } else if flags.drop_unread {
-            delete_old();
             tally.skipped += 1;
             return;
         }
@@ -407,7 +407,6 @@ fn rescue(
         std::thread::sleep(Duration::from_millis(1));
     }
     if !written {
-        delete_old();
         tally.lost += 1;
         return;
     }
@@ -417,7 +416,6 @@ fn rescue(
         page_id: io.page_id,
     };
     if hdr.refcount() == 2 {
-        delete_old();
         // SAFETY: the item lock is held and no one else holds the header item (refcount:
         // the table's and ours), so nobody reads its location meanwhile.
         unsafe { flash::set_hdr(hdr.as_ptr(), h) };
@@ -431,20 +429,19 @@ fn rescue(
         ) {
             Some(new) => {
                 let (np, op) = (new.as_ptr(), hdr.as_ptr());
-                // SAFETY: `new` is ours alone; the old header is locked. Replacing it lets
-                // go of the old object (its unlink).
+                // SAFETY: `new` is ours alone; the old header is locked. Its object was let
+                // go above, so the swap must not do it again.
                 unsafe {
                     (*np).it_flags |= (*op).it_flags & !ITEM_LINKED & !items::ITEM_SLABBED;
                     (*np).it_flags |= ITEM_HDR;
                     (*np).time = (*op).time;
                     (*np).nbytes = (*op).nbytes;
                     flash::set_hdr(np, h);
-                    st.replace(op, &new, hv, hdr.cas());
+                    st.replace_keep_flash(op, &new, hv, hdr.cas());
                 }
                 tally.rescues_realloc += 1;
             }
             None => {
-                delete_old();
                 tally.lost += 1;
                 tally.lost_oom += 1;
                 return;
