@@ -310,8 +310,8 @@ impl Handler for Conn {
         }
         match self.state {
             ConnState::Closed => Disposition::Release,
-            // Lent to a side thread (see `lend`), or waiting for values from flash.
-            ConnState::Watch | ConnState::IoQueue => Disposition::Park,
+            // Lent to a side thread (see `lend`).
+            ConnState::Watch => Disposition::Park,
             _ => Disposition::Keep,
         }
     }
@@ -358,51 +358,10 @@ pub fn redispatch(fd: RawFd, close: bool, tls: Option<TlsConn>, base: &EventBase
     }
 }
 
-/// Values this worker read from flash came back (C's thread_libevent_ionotify and
-/// conn_io_queue_return): the replies of connection `fd` that are done take their values (or
-/// become misses); once none waits, the connection is registered again to write them.
-pub fn io_returned(fd: RawFd, base: &EventBase) {
-    let Some(mut c) = PARKED.with(|p| p.borrow_mut().remove(&fd)) else {
-        return;
-    };
-    if c.state != ConnState::IoQueue {
-        PARKED.with(|p| p.borrow_mut().insert(fd, c));
-        return;
-    }
-    for r in c.resps.iter_mut() {
-        if !r.flash_wait {
-            continue;
-        }
-        let Some(f) = r.flash.as_deref_mut() else {
-            continue;
-        };
-        if !f.is_done() {
-            continue;
-        }
-        match f.outcome() {
-            crate::storage::read::Outcome::Hit(it) => r.item = Some(it),
-            crate::storage::read::Outcome::Miss => r.flash_miss(),
-        }
-        r.flash_wait = false;
-        c.resps_suspended = c.resps_suspended.saturating_sub(1);
-    }
-    if c.resps_suspended > 0 {
-        PARKED.with(|p| p.borrow_mut().insert(fd, c));
-        return;
-    }
-    // Writable at once: the event fires on the next pass and the replies go out.
-    c.set_state(ConnState::IoResume);
-    let timeout = if c.transport == Transport::Tcp {
-        idle_timeout_interval(settings::get())
-    } else {
-        None
-    };
-    if !base.register(fd, event::EV_WRITE | event::EV_PERSIST, timeout, c) {
-        sys::perror("event_add", &io::Error::last_os_error());
-        conn_slot_close(fd);
-        sys::close(fd);
-        STATS.curr_conns.fetch_sub(1, Relaxed);
-    }
+/// A value this worker read from flash for connection `fd` came back (C's
+/// thread_libevent_ionotify): its event runs, and the connection takes what is done.
+pub fn io_returned(fd: RawFd) {
+    event::wake(fd, event::EV_WRITE);
 }
 
 impl Drop for Conn {
@@ -779,6 +738,28 @@ impl Conn {
         STATS.curr_conns.fetch_sub(1, Relaxed);
     }
 
+    /// Fills the responses whose reads from flash are back: the value, or the protocol's
+    /// miss (C's conn_io_queue_return with storage_return_cb).
+    fn collect_flash(&mut self) {
+        for r in self.resps.iter_mut() {
+            if !r.flash_wait {
+                continue;
+            }
+            let Some(f) = r.flash.as_deref_mut() else {
+                continue;
+            };
+            if !f.is_done() {
+                continue;
+            }
+            match f.outcome() {
+                crate::storage::read::Outcome::Hit(it) => r.item = Some(it),
+                crate::storage::read::Outcome::Miss => r.flash_miss(),
+            }
+            r.flash_wait = false;
+            self.resps_suspended = self.resps_suspended.saturating_sub(1);
+        }
+    }
+
     /// Notes that a command arrived (for idle timeouts and `stats conns`).
     pub fn last_cmd_time_now(&mut self) {
         self.last_cmd_time = current_time();
@@ -920,15 +901,52 @@ impl Conn {
                 }
                 ConnState::Mwrite if self.resps_suspended > 0 => {
                     // Nothing is written while a value is read from flash (C's conn_io_queue):
-                    // the reads go to the engine and the connection waits off its event.
+                    // the reads go to the engine in one chain; the worker wakes this event
+                    // when they come back.
                     let worker: &'static dyn crate::storage::read::Waker = self.worker;
                     crate::storage::read::submit(
                         self.resps.iter_mut().filter_map(|r| r.flash.as_deref_mut()),
                         worker,
                         self.fd,
                     );
+                    let fd = self.fd;
+                    if let Some(ev) = self.ev.as_mut() {
+                        ev.wait_for_wake(fd);
+                    }
                     self.set_state(ConnState::IoQueue);
                     stop = true;
+                }
+                ConnState::IoQueue | ConnState::IoPending => {
+                    self.collect_flash();
+                    if self.resps_suspended > 0 {
+                        // Woken before every read is back, or the client sent more: stop
+                        // watching the socket until then (C's conn_io_pending).
+                        if self.state == ConnState::IoQueue {
+                            if let Some(ev) = self.ev.as_ref() {
+                                ev.del();
+                            }
+                            self.set_state(ConnState::IoPending);
+                        }
+                        stop = true;
+                        continue;
+                    }
+                    let fd = self.fd;
+                    if let Some(ev) = self.ev.as_mut() {
+                        ev.stop_waiting(fd);
+                    }
+                    if self.state == ConnState::IoPending {
+                        let timeout = if self.transport == Transport::Tcp {
+                            idle_timeout_interval(settings::get())
+                        } else {
+                            None
+                        };
+                        if !self.ev.as_ref().is_some_and(|ev| ev.add(timeout)) {
+                            self.set_state(ConnState::Closing);
+                            continue;
+                        }
+                    }
+                    // C's conn_io_resume.
+                    self.set_state(ConnState::Mwrite);
                 }
                 ConnState::IoResume => self.set_state(ConnState::Mwrite),
                 ConnState::Write | ConnState::Mwrite => match if self.transport == Transport::Udp {
@@ -968,7 +986,7 @@ impl Conn {
                 ConnState::Closed => {
                     stop = true;
                 }
-                ConnState::Watch | ConnState::IoQueue | ConnState::IoPending => {
+                ConnState::Watch => {
                     stop = true;
                 }
             }

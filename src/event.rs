@@ -100,7 +100,11 @@ impl EventBase {
                 drop(Box::from_raw(ptr));
                 return false;
             };
-            let ev = Event { raw, flags };
+            let ev = Event {
+                raw,
+                flags,
+                waiting: false,
+            };
             if !ev.add(timeout) {
                 drop(ev);
                 drop(Box::from_raw(ptr));
@@ -125,7 +129,11 @@ impl EventBase {
     ) -> Option<Event> {
         // SAFETY: forwarded contract: the caller keeps `arg` alive while the event exists.
         let raw = unsafe { ev::event_new(self.raw.as_ptr(), fd, flags as c_short, Some(cb), arg) };
-        NonNull::new(raw).map(|raw| Event { raw, flags })
+        NonNull::new(raw).map(|raw| Event {
+            raw,
+            flags,
+            waiting: false,
+        })
     }
 }
 
@@ -190,6 +198,31 @@ unsafe extern "C" fn trampoline<T: Handler>(fd: c_int, which: c_short, arg: *mut
 pub struct Event {
     raw: NonNull<ev::event>,
     flags: i16,
+    /// Registered in this thread's wake table (see `wait_for_wake`).
+    waiting: bool,
+}
+
+thread_local! {
+    /// Events that `wake(token)` may activate, by token: entries are added by
+    /// `Event::wait_for_wake` and taken out by `stop_waiting` or the event's drop, so every
+    /// entry names a live event of this thread's base.
+    static WAKE_TABLE: std::cell::RefCell<std::collections::HashMap<i32, NonNull<ev::event>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Activates the event waiting under `token` on this thread, if any, as if `which` had
+/// happened (C's event_active on a connection whose IO came back): its handler runs in the
+/// loop's next round of callbacks, with no system call. False if nothing waits under it.
+pub fn wake(token: i32, which: i16) -> bool {
+    WAKE_TABLE.with(|t| match t.borrow().get(&token) {
+        Some(raw) => {
+            // SAFETY: entries only name live events of this thread (see WAKE_TABLE); event_active
+            // works on an event whether or not it is pending.
+            unsafe { ev::event_active(raw.as_ptr(), which as c_int, 1) };
+            true
+        }
+        None => false,
+    })
 }
 
 impl Event {
@@ -222,6 +255,25 @@ impl Event {
         self.flags
     }
 
+    /// Lets `wake(token)` activate this event until `stop_waiting` (or the event goes).
+    pub fn wait_for_wake(&mut self, token: i32) {
+        WAKE_TABLE.with(|t| t.borrow_mut().insert(token, self.raw));
+        self.waiting = true;
+    }
+
+    /// Ends `wait_for_wake`.
+    pub fn stop_waiting(&mut self, token: i32) {
+        if self.waiting {
+            WAKE_TABLE.with(|t| {
+                let mut t = t.borrow_mut();
+                if t.get(&token) == Some(&self.raw) {
+                    t.remove(&token);
+                }
+            });
+            self.waiting = false;
+        }
+    }
+
     /// Changes the watched flags of a registered handler's event (C's update_event): the event is
     /// deleted, reassigned to the same fd, callback and argument, and added again.
     pub fn reassign(&mut self, new_flags: i16, timeout: Option<Duration>) -> bool {
@@ -247,6 +299,10 @@ impl Event {
 
 impl Drop for Event {
     fn drop(&mut self) {
+        if self.waiting {
+            let raw = self.raw;
+            WAKE_TABLE.with(|t| t.borrow_mut().retain(|_, r| *r != raw));
+        }
         // SAFETY: event_free deletes the event if pending and releases it; called once.
         unsafe { ev::event_free(self.raw.as_ptr()) }
     }

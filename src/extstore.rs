@@ -209,6 +209,10 @@ struct IoQueue {
     head: *mut ObjIo,
     tail: *mut ObjIo,
     depth: u32,
+    /// The thread sleeps on the condition variable: a submit must wake it. (std's notify
+    /// makes a system call every time, so it is only made when someone waits, as
+    /// pthread_cond_signal manages by itself.)
+    sleeping: bool,
 }
 
 // SAFETY: the queue holds IOs handed over whole (see ObjIo).
@@ -351,6 +355,7 @@ pub fn init(files: &[ConfFile], cf: &Conf) -> Result<Arc<Engine>, InitError> {
             head: ptr::null_mut(),
             tail: ptr::null_mut(),
             depth: 0,
+            sleeping: false,
         }),
         cond: Condvar::new(),
     };
@@ -645,8 +650,11 @@ impl Engine {
             unsafe { (*q.tail).next = io };
         }
         q.tail = tail;
+        let wake = q.sleeping;
         drop(q);
-        t.cond.notify_one();
+        if wake {
+            t.cond.notify_one();
+        }
     }
 
     /// Notes that `count` objects of `bytes` on a page are gone (C's extstore_delete); a page
@@ -768,7 +776,9 @@ impl Engine {
                     if self.stop.load(Relaxed) {
                         return;
                     }
+                    q.sleeping = true;
                     q = me.cond.wait(q).unwrap_or_else(|e| e.into_inner());
+                    q.sleeping = false;
                 }
                 let head = q.head;
                 let mut end = head;

@@ -280,7 +280,6 @@ impl crate::storage::read::Waker for Worker {
 /// The worker's handler of returned flash reads (C's thread_libevent_ionotify).
 struct IoNotifier {
     worker: &'static Worker,
-    base: &'static EventBase,
     ev: Option<Event>,
     /// Scratch list, swapped with the worker's so the lock is held only for the swap.
     batch: Vec<RawFd>,
@@ -299,7 +298,7 @@ impl Handler for IoNotifier {
         self.batch.sort_unstable();
         self.batch.dedup();
         for &c in &self.batch {
-            conn::io_returned(c, self.base);
+            conn::io_returned(c);
         }
         self.batch.clear();
         Disposition::Keep
@@ -403,7 +402,6 @@ fn worker_main(worker: &'static Worker, ready: Arc<Barrier>) {
     }
     let io_notifier = Box::new(IoNotifier {
         worker,
-        base,
         ev: None,
         batch: Vec::new(),
     });

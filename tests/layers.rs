@@ -14,7 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("event", 0),
     ("hash", 0),
     ("base64", 0),
-    ("crc32c", 0),
+    ("crc32c", 1),
     ("authfile", 0),
     ("settings", 0),
     ("stats", 0),
