@@ -65,6 +65,12 @@ impl EventBase {
         unsafe { ev::event_base_loop(self.raw.as_ptr(), ev::EVLOOP_ONCE as c_int) }
     }
 
+    /// Whether `loopexit` ended the loop (C's event_base_got_exit).
+    pub fn got_exit(&self) -> bool {
+        // SAFETY: as in dispatch.
+        unsafe { ev::event_base_got_exit(self.raw.as_ptr()) != 0 }
+    }
+
     /// Makes the running loop return after the current round of callbacks.
     pub fn loopexit(&self) {
         // SAFETY: a NULL timeout means "exit after this iteration".

@@ -419,5 +419,14 @@ fn worker_main(worker: &'static Worker, ready: Arc<Barrier>) {
     }
     ready.wait();
     // Returns on a graceful stop; the process exits right after, closing the sockets.
-    base.dispatch();
+    if crate::storage::get().is_some() {
+        // With extstore, one round at a time: the round's reads from flash go to the engine
+        // together after it (C's worker_libevent).
+        while !base.got_exit() {
+            base.loop_once();
+            crate::storage::read::submit_pending();
+        }
+    } else {
+        base.dispatch();
+    }
 }

@@ -15,6 +15,14 @@ use crate::items::{
 use crate::stats::{self, current_time, ThreadStats, ITEM_UPDATE_INTERVAL};
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// Pieces a read holds without allocating.
+const IOVS_INLINE: usize = 4;
+
+const NO_IOV: libc::iovec = libc::iovec {
+    iov_base: std::ptr::null_mut(),
+    iov_len: 0,
+};
+
 /// Largest header part of an object: item header, CAS, a 250-byte key and its NUL, flags.
 const HEAD_MAX: usize = 320;
 
@@ -31,7 +39,11 @@ pub trait Waker: Sync {
 /// its address while the read is in flight.
 pub struct FlashRead {
     io: ObjIo,
-    iovs: Vec<libc::iovec>,
+    /// The pieces the object is read into: the scratch area, then the value's pieces. Held
+    /// inline for values of up to three pieces (no allocation per read), else on the heap.
+    iovs_inline: [libc::iovec; IOVS_INLINE],
+    iovs_heap: Vec<libc::iovec>,
+    iovcnt: usize,
     /// The object's header part lands here.
     head: [u8; HEAD_MAX],
     head_len: usize,
@@ -80,26 +92,36 @@ impl FlashRead {
         };
         // The value's pieces first (they live in `buf`, whose address does not move), then
         // the box, whose scratch area takes the header part.
-        let mut iovs = Vec::with_capacity(2);
-        iovs.push(libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: head_len,
-        });
+        let mut iovs_inline = [NO_IOV; IOVS_INLINE];
+        let mut iovs_heap = Vec::new();
+        let mut iovcnt = 1;
+        iovs_inline[0].iov_len = head_len;
         let mut off = 0;
         while off < nbytes {
             let w = buf.window_mut(off);
             if w.is_empty() {
                 return Err(hdr);
             }
-            iovs.push(libc::iovec {
+            let v = libc::iovec {
                 iov_base: w.as_mut_ptr().cast(),
                 iov_len: w.len(),
-            });
+            };
+            if iovcnt < IOVS_INLINE {
+                iovs_inline[iovcnt] = v;
+            } else {
+                if iovs_heap.is_empty() {
+                    iovs_heap.extend_from_slice(&iovs_inline);
+                }
+                iovs_heap.push(v);
+            }
+            iovcnt += 1;
             off += w.len();
         }
         let mut f = Box::new(FlashRead {
             io: ObjIo::default(),
-            iovs,
+            iovs_inline,
+            iovs_heap,
+            iovcnt,
             head: [0; HEAD_MAX],
             head_len,
             hdr,
@@ -110,13 +132,14 @@ impl FlashRead {
             stats,
             wake: None,
         });
-        f.iovs[0].iov_base = f.head.as_mut_ptr().cast();
+        let head_ptr = f.head.as_mut_ptr().cast();
+        f.iovs_mut()[0].iov_base = head_ptr;
         let data = &mut *f as *mut FlashRead as usize;
         f.io = ObjIo {
             data,
             buf: std::ptr::null_mut(),
-            iov: f.iovs.as_mut_ptr(),
-            iovcnt: f.iovs.len() as u32,
+            iov: f.iovs_mut().as_mut_ptr(),
+            iovcnt: iovcnt as u32,
             page_version: h.page_version,
             len: ntotal as u32,
             offset: h.offset,
@@ -127,6 +150,23 @@ impl FlashRead {
         };
         stats::bump(&stats.get_extstore, 1);
         Ok(f)
+    }
+
+    /// The iovecs in use.
+    fn iovs_mut(&mut self) -> &mut [libc::iovec] {
+        if self.iovs_heap.is_empty() {
+            &mut self.iovs_inline[..self.iovcnt]
+        } else {
+            &mut self.iovs_heap[..]
+        }
+    }
+
+    fn iovs(&self) -> &[libc::iovec] {
+        if self.iovs_heap.is_empty() {
+            &self.iovs_inline[..self.iovcnt]
+        } else {
+            &self.iovs_heap[..]
+        }
     }
 
     /// Whether the IO thread is done with it.
@@ -177,14 +217,16 @@ impl FlashRead {
             return;
         }
         let hdr = &self.hdr;
+        let want = ITEM_LINKED | ITEM_FETCHED | ITEM_ACTIVE;
+        let eligible = || {
+            hdr.flags() & want == want
+                && hdr.time() > current_time().wrapping_sub(ITEM_UPDATE_INTERVAL)
+        };
         let hv = st.hash(hdr.key());
         let Some(_g) = st.item_trylock(hv) else {
             return;
         };
-        let want = ITEM_LINKED | ITEM_FETCHED | ITEM_ACTIVE;
-        if hdr.flags() & want != want
-            || hdr.time() <= current_time().wrapping_sub(ITEM_UPDATE_INTERVAL)
-        {
+        if !eligible() {
             return;
         }
         let n = *counter;
@@ -233,17 +275,25 @@ impl Drop for FlashRead {
     }
 }
 
-/// Hands reads to the engine in one batch (C's storage_submit_cb); each wakes `waker` with
-/// `token` when done.
+thread_local! {
+    /// Reads this worker queued during the current round of its event loop, chained by
+    /// their IOs' `next`, and how many (C's per-thread IO queue stack).
+    static PENDING: std::cell::Cell<(*mut ObjIo, u32)> =
+        const { std::cell::Cell::new((std::ptr::null_mut(), 0)) };
+}
+
+/// Reads queued beyond this are handed over at once rather than at the end of the round.
+const PENDING_MAX: u32 = 64;
+
+/// Queues reads for the engine; each wakes `waker` with `token` when done. They are handed
+/// over in one chain at the end of the worker's round of callbacks (`submit_pending`, C's
+/// thread_io_queue_submit), so one wake of an IO thread serves every connection of the round.
 pub fn submit<'a>(
     reads: impl Iterator<Item = &'a mut FlashRead>,
     waker: &'static dyn Waker,
     token: i32,
 ) {
-    let Some(sto) = get() else {
-        return;
-    };
-    let mut head: *mut ObjIo = std::ptr::null_mut();
+    let (mut head, mut n) = PENDING.get();
     for f in reads {
         if f.is_submitted() {
             continue;
@@ -251,11 +301,24 @@ pub fn submit<'a>(
         f.arm(waker, token);
         f.io.next = head;
         head = &mut f.io;
+        n += 1;
     }
-    if !head.is_null() {
+    PENDING.set((head, n));
+    if n > PENDING_MAX {
+        submit_pending();
+    }
+}
+
+/// Hands this worker's queued reads to the engine.
+pub fn submit_pending() {
+    let (head, _) = PENDING.replace((std::ptr::null_mut(), 0));
+    if head.is_null() {
+        return;
+    }
+    if let Some(sto) = get() {
         // SAFETY: every IO of the chain is inside a boxed FlashRead that is not dropped
-        // before its state is DONE (Drop waits), and its iovecs point into that box and its
-        // value item.
+        // before its state is DONE (Drop waits: they are armed), and its iovecs point into
+        // that box and its value item.
         unsafe { sto.engine.submit(head) };
     }
 }
@@ -293,7 +356,7 @@ fn check(f: &FlashRead) -> (bool, bool) {
         head[EXPTIME_OFFSET + 3],
     ]);
     let mut crc = crate::crc32c::crc32c(0, &head[STORE_OFFSET..]);
-    for v in &f.iovs[1..] {
+    for v in &f.iovs()[1..] {
         // SAFETY: the iovecs point into the value item this read owns, filled by the engine.
         let s = unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) };
         crc = crate::crc32c::crc32c(crc, s);
