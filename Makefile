@@ -26,8 +26,9 @@ SETUP_PKGS := cmake libclang-dev make perl netcat-openbsd libseccomp-dev libssl-
 # For the tests only: Debian's C memcached (1.6.18), which t/stats-vs-debian.t starts on a
 # port of its own to compare stat names with (its packaged service is not used), valgrind,
 # under which t/stop-valgrind.t runs the server through each kind of stop, Perl's TLS client
-# for t/tls.t, and SASL's saslpasswd2 and mechanism plugins (PLAIN, CRAM-MD5) for the -S tests.
-TEST_PKGS := memcached valgrind libio-socket-ssl-perl sasl2-bin libsasl2-modules
+# for t/tls.t, SASL's saslpasswd2 and mechanism plugins (PLAIN, CRAM-MD5) for the -S tests, and
+# Prometheus with promtool, which t/metrics-prometheus.t scrapes the metrics endpoint with.
+TEST_PKGS := memcached valgrind libio-socket-ssl-perl sasl2-bin libsasl2-modules prometheus
 setup:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(SETUP_PKGS)"
 

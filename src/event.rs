@@ -65,6 +65,11 @@ impl EventBase {
         unsafe { ev::event_base_loop(self.raw.as_ptr(), ev::EVLOOP_ONCE as c_int) }
     }
 
+    /// The base for other libevent modules of this crate (evhttp).
+    pub(crate) fn as_raw(&self) -> *mut ev::event_base {
+        self.raw.as_ptr()
+    }
+
     /// Whether `loopexit` ended the loop (C's event_base_got_exit).
     pub fn got_exit(&self) -> bool {
         // SAFETY: as in dispatch.

@@ -814,6 +814,12 @@ pub fn main(argv: Vec<String>) -> i32 {
         eprint!("{msg}");
         return 1;
     }
+    if let Some(listen) = s.metrics_listen.as_deref() {
+        if let Err(msg) = crate::metrics::start(listen) {
+            eprintln!("{msg}");
+            return 1;
+        }
+    }
     if s.start_lru_maintainer && crate::lru_maintainer::start().is_err() {
         eprintln!("Failed to enable LRU maintainer thread");
         return 1;

@@ -219,6 +219,8 @@ pub struct Settings {
     pub num_napi_ids: i32,
     /// `-e` restartable cache file.
     pub memory_file: Option<String>,
+    /// `-o metrics_listen=ADDR:PORT`: the Prometheus endpoint (off when None).
+    pub metrics_listen: Option<String>,
     /// Extstore's options as parsed (paths, page and buffer sizes, threads).
     pub ext: extstore::ExtSettings,
     /// Extstore's run-time tunables (C's `settings.ext_*`).
@@ -334,6 +336,7 @@ impl Default for Settings {
             relaxed_privileges: false,
             num_napi_ids: 0,
             memory_file: None,
+            metrics_listen: None,
             ext: extstore::ExtSettings::default(),
             ext_rt: extstore::ExtTunables::default(),
             ext_enabled: false,
@@ -520,6 +523,8 @@ enum Sub {
     SslMinVersion,
     /// An extstore sub-option (C's storage_read_config), read by `ExtSettings::read`.
     Extstore,
+    /// Not C's: the Prometheus endpoint.
+    MetricsListen,
 }
 
 const SUBOPTS: &[(&str, Sub)] = &[
@@ -573,6 +578,7 @@ const SUBOPTS: &[(&str, Sub)] = &[
     ("ssl_session_cache", Sub::SslSessionCache),
     ("ssl_kernel_tls", Sub::SslKernelTls),
     ("ssl_min_version", Sub::SslMinVersion),
+    ("metrics_listen", Sub::MetricsListen),
     ("ext_page_size", Sub::Extstore),
     ("ext_wbuf_size", Sub::Extstore),
     ("ext_threads", Sub::Extstore),
@@ -1119,6 +1125,19 @@ impl Parser<'_, '_> {
             }
             // Read by `suboptions`, which knows the name.
             Sub::Extstore => {}
+            Sub::MetricsListen => {
+                let v = text(need(con, "Missing metrics_listen argument")?);
+                let port_ok = v
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                    .is_some_and(|p| p != 0);
+                if !port_ok {
+                    return Err(
+                        con.fail(format!("metrics_listen: expected ADDR:PORT, got '{v}'"), 1)
+                    );
+                }
+                s.metrics_listen = Some(v);
+            }
         }
         Ok(())
     }
@@ -2328,6 +2347,24 @@ mod tests {
             &["-c", "0", "-o", "ext_path=/tmp/x:1G"],
             1,
             "Maximum connections must be greater than 0\n",
+        );
+    }
+
+    #[test]
+    fn metrics_listen_is_ours_and_checked() {
+        let s = ok(&["-o", "metrics_listen=127.0.0.1:9150"]);
+        assert_eq!(s.metrics_listen.as_deref(), Some("127.0.0.1:9150"));
+        assert!(!stats(&s).contains("metrics"), "stats settings unchanged");
+        assert_eq!(ok(&[]).metrics_listen, None);
+        fails(
+            &["-o", "metrics_listen"],
+            1,
+            "Missing metrics_listen argument\n",
+        );
+        fails(
+            &["-o", "metrics_listen=9150"],
+            1,
+            "metrics_listen: expected ADDR:PORT, got '9150'\n",
         );
     }
 

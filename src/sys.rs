@@ -544,3 +544,14 @@ pub fn realtime() -> (i64, i32) {
     // time_t and suseconds_t are both i64 on the targets built for.
     (tv.tv_sec, tv.tv_usec as i32)
 }
+
+/// The system's memory page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}

@@ -12,6 +12,7 @@ const LAYERS: &[(&str, u8)] = &[
     // foundation
     ("sys", 0),
     ("event", 0),
+    ("evhttp", 0),
     ("hash", 0),
     ("base64", 0),
     ("crc32c", 1),
@@ -45,6 +46,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("server", 4),
     ("daemon", 4),
     ("report", 4),
+    ("metrics", 4),
 ];
 
 const NAMES: [&str; 5] = ["foundation", "storage", "protocol", "connection", "server"];

@@ -305,6 +305,11 @@ pub fn write_usage(s: &Settings, out: &mut Vec<u8>) -> bool {
         out,
         "   - sock_cookie_id:      attributes an ID to a socket for ip filtering/firewalls \n",
     );
+    // Not C's: the opt-in Prometheus endpoint (the only line C's -h does not have).
+    put(
+        out,
+        "   - metrics_listen:      serve Prometheus metrics at http://ADDR:PORT/metrics (default: off)\n",
+    );
     if !ext_help(out, s) {
         return false;
     }
