@@ -30,7 +30,7 @@ memcached_load_env() {
     local v
     for v in MEMCACHED_LISTEN_ADDRESS MEMCACHED_PORT_NUMBER MEMCACHED_CACHE_SIZE \
         MEMCACHED_MAX_CONNECTIONS MEMCACHED_THREADS MEMCACHED_MAX_ITEM_SIZE \
-        MEMCACHED_EXTRA_FLAGS MEMCACHED_USERNAME MEMCACHED_PASSWORD; do
+        MEMCACHED_EXTRA_FLAGS MEMCACHED_USERNAME MEMCACHED_PASSWORD MEMCACHED_METRICS_PORT; do
         memcached_file_env "$v"
     done
     export MEMCACHED_PORT_NUMBER="${MEMCACHED_PORT_NUMBER:-11211}"
@@ -50,6 +50,10 @@ memcached_validate() {
             exit 1
         fi
     done
+    if [ -n "${MEMCACHED_METRICS_PORT:-}" ] && ! is_unprivileged_port "$MEMCACHED_METRICS_PORT"; then
+        error "MEMCACHED_METRICS_PORT: '$MEMCACHED_METRICS_PORT' is not a port number in 1024-65535"
+        exit 1
+    fi
     # -I takes a number with an optional k or m suffix.
     if [ -n "${MEMCACHED_MAX_ITEM_SIZE:-}" ] && ! [[ "$MEMCACHED_MAX_ITEM_SIZE" =~ ^[1-9][0-9]*[kKmM]?$ ]]; then
         error "MEMCACHED_MAX_ITEM_SIZE: '$MEMCACHED_MAX_ITEM_SIZE' is not a size such as 1048576, 512k or 2m"
@@ -80,6 +84,8 @@ memcached_args() {
     [ -z "${MEMCACHED_THREADS:-}" ] || MEMCACHED_ARGS+=(-t "$MEMCACHED_THREADS")
     [ -z "${MEMCACHED_MAX_ITEM_SIZE:-}" ] || MEMCACHED_ARGS+=(-I "$MEMCACHED_MAX_ITEM_SIZE")
     [ -z "${MEMCACHED_PASSWORD:-}" ] || MEMCACHED_ARGS+=(-S)
+    # The Prometheus endpoint, on every address of the container.
+    [ -z "${MEMCACHED_METRICS_PORT:-}" ] || MEMCACHED_ARGS+=(-o "metrics_listen=0.0.0.0:${MEMCACHED_METRICS_PORT}")
     if [ -n "${MEMCACHED_EXTRA_FLAGS:-}" ]; then
         local extra
         read -r -a extra <<< "$MEMCACHED_EXTRA_FLAGS"
