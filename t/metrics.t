@@ -16,6 +16,7 @@ use IO::Socket::INET;
 use IO::Select;
 use POSIX qw(_exit);
 use Time::HiRes qw(time);
+use File::Temp ();
 
 plan skip_all => 'no metrics endpoint in this build'
     unless MemcachedTest::print_help() =~ /metrics_listen/;
@@ -200,5 +201,18 @@ print $sock "set after 0 0 2\r\nok\r\n";
 is(scalar <$sock>, "STORED\r\n", 'a client is served while scrapers stall');
 mem_get_is($sock, 'after', 'ok');
 is(scrape($mport)->{status}, 200, 'another scraper is served too');
+
+# With extstore, its family.
+if (supports_extstore()) {
+    my $dir = File::Temp::tempdir(CLEANUP => 1);
+    my $eport = free_port();
+    my $ext = new_memcached("-U 0 -o metrics_listen=127.0.0.1:$eport,ext_path=$dir/ext:64m");
+    my ($em, $ehelp) = parse_metrics(scrape($eport)->{body});
+    is($em->{memcached_extstore_bytes_limit}, '6.7108864e+07', 'extstore: bytes limit');
+    ok(exists $em->{memcached_extstore_pages_free} && exists $em->{memcached_extstore_objects_written_total},
+        'extstore: the engine family');
+    is($ehelp->{memcached_extstore_compact_rescued_total},
+        'Total number of items moved to a new page during extstore compaction,', 'its HELP as the exporter has it');
+}
 
 done_testing();
