@@ -62,9 +62,10 @@ prove: build
 
 # The wire tests of the features that run under -o drop_privileges beyond C's filters (TLS,
 # SASL, ascii auth with its SIGHUP reload, the -e metadata written at a graceful stop) and
-# extstore's reads through workers, every server started with the strict filters.
+# extstore's reads through workers and the metrics thread, every server started with the strict
+# filters.
 SECCOMP_TESTS := t/tls.t t/binary-sasl-auth.t t/ascii-auth-rules.t t/meta-get.t t/watch.t \
-	t/restart-cache.t t/shutdown.t t/extstore-reads.t
+	t/restart-cache.t t/shutdown.t t/extstore-reads.t t/metrics.t
 prove-seccomp: build
 	T_MEMD_DROP_PRIVILEGES=1 $(PROVE) -It/lib $(SECCOMP_TESTS)
 
