@@ -115,7 +115,10 @@ for my $want (
 for my $lru (qw(hot warm cold temporary)) {
     ok(exists $m->{qq{memcached_slab_lru_hits_total{lru="$lru",slab="1"}}}, "lru hits: $lru");
 }
-is($m->{'memcached_slab_lru_hits_total{lru="hot",slab="1"}'}, 2, 'both hits were in HOT');
+# Which LRU the hits landed in depends on the maintainer's timing; together they are the two.
+my $hits = 0;
+$hits += $m->{qq{memcached_slab_lru_hits_total{lru="$_",slab="1"}}} for qw(hot warm cold temporary);
+is($hits, 2, 'the two hits of slab 1, over its LRUs');
 
 # Every family has HELP and TYPE; families come sorted by name, samples by label values.
 is_deeply([sort @$order], $order, 'families in name order');
