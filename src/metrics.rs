@@ -168,6 +168,25 @@ impl Out {
             .push((labels, v));
     }
 
+    /// One `memcached_commands_total` sample, or `memcached_slab_commands_total` with `slab`.
+    fn command(&mut self, slab: Option<&str>, cmd: &str, status: &str, v: f64) {
+        let mut labels = vec![("command", cmd.to_string())];
+        if let Some(sl) = slab {
+            labels.push(("slab", sl.to_string()));
+        }
+        labels.push(("status", status.to_string()));
+        match slab {
+            None => self.add("memcached_commands_total", C, COMMANDS_HELP, labels, v),
+            Some(_) => self.add(
+                "memcached_slab_commands_total",
+                C,
+                SLAB_COMMANDS_HELP,
+                labels,
+                v,
+            ),
+        }
+    }
+
     /// The value of `key` as a number, noting a parse error; None when absent.
     fn num(&mut self, m: &HashMap<String, String>, key: &str) -> Option<f64> {
         let v = m.get(key)?;
@@ -524,24 +543,15 @@ pub fn render() -> String {
     ] {
         for (status, key) in [("hit", hit), ("miss", miss)] {
             if let Some(v) = o.num(g, key) {
-                let labels = vec![("command", cmd.to_string()), ("status", status.to_string())];
-                o.add("memcached_commands_total", C, COMMANDS_HELP, labels, v);
+                o.command(None, cmd, status, v);
             }
         }
     }
     if let Some(v) = o.num(g, "cas_badval") {
-        let labels = vec![
-            ("command", "cas".to_string()),
-            ("status", "badval".to_string()),
-        ];
-        o.add("memcached_commands_total", C, COMMANDS_HELP, labels, v);
+        o.command(None, "cas", "badval", v);
     }
     if let Some(v) = o.num(g, "cmd_flush") {
-        let labels = vec![
-            ("command", "flush".to_string()),
-            ("status", "hit".to_string()),
-        ];
-        o.add("memcached_commands_total", C, COMMANDS_HELP, labels, v);
+        o.command(None, "flush", "hit", v);
     }
     // set = cmd_set less the CAS attempts, which memcached counts in cmd_set too.
     let set_parts = [
@@ -551,19 +561,7 @@ pub fn render() -> String {
         o.num(g, "cas_badval"),
     ];
     match set_parts {
-        [Some(s), Some(a), Some(b), Some(c)] => {
-            let labels = vec![
-                ("command", "set".to_string()),
-                ("status", "hit".to_string()),
-            ];
-            o.add(
-                "memcached_commands_total",
-                C,
-                COMMANDS_HELP,
-                labels,
-                s - (a + b + c),
-            );
-        }
+        [Some(s), Some(a), Some(b), Some(c)] => o.command(None, "set", "hit", s - (a + b + c)),
         _ => up = false,
     }
     if g.contains_key("extstore_limit_maxbytes") {
@@ -622,53 +620,19 @@ pub fn render() -> String {
         let sl = slab.to_string();
         for cmd in ["get", "delete", "incr", "decr", "cas", "touch"] {
             if let Some(v) = o.num(m, &format!("{cmd}_hits")) {
-                let labels = vec![
-                    ("command", cmd.to_string()),
-                    ("slab", sl.clone()),
-                    ("status", "hit".to_string()),
-                ];
-                o.add(
-                    "memcached_slab_commands_total",
-                    C,
-                    SLAB_COMMANDS_HELP,
-                    labels,
-                    v,
-                );
+                o.command(Some(&sl), cmd, "hit", v);
             }
         }
         if let Some(v) = o.num(m, "cas_badval") {
-            let labels = vec![
-                ("command", "cas".to_string()),
-                ("slab", sl.clone()),
-                ("status", "badval".to_string()),
-            ];
-            o.add(
-                "memcached_slab_commands_total",
-                C,
-                SLAB_COMMANDS_HELP,
-                labels,
-                v,
-            );
+            o.command(Some(&sl), "cas", "badval", v);
         }
+        // Per slab there are no CAS misses to take off.
         match [
             o.num(m, "cmd_set"),
             o.num(m, "cas_hits"),
             o.num(m, "cas_badval"),
         ] {
-            [Some(s), Some(a), Some(b)] => {
-                let labels = vec![
-                    ("command", "set".to_string()),
-                    ("slab", sl.clone()),
-                    ("status", "hit".to_string()),
-                ];
-                o.add(
-                    "memcached_slab_commands_total",
-                    C,
-                    SLAB_COMMANDS_HELP,
-                    labels,
-                    s - (a + b),
-                );
-            }
+            [Some(s), Some(a), Some(b)] => o.command(Some(&sl), "set", "hit", s - (a + b)),
             _ => up = false,
         }
         for &(key, name, kind, help) in SLABS {

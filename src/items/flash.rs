@@ -3,12 +3,9 @@
 //! extstore write thread uses (lru_pull_tail with LRU_PULL_RETURN_ITEM), and lookups for
 //! compaction and recache, which run with an item lock they took themselves.
 
-use super::item_ref::release;
 use super::lru::COLD_LRU;
 use super::store::{ItemRef, Store};
-use crate::items::{self, Item, ITEM_FETCHED, ITEM_HDR, ITEM_LINKED};
-use crate::settings;
-use crate::stats::current_time;
+use crate::items::{self, Item, ITEM_HDR, ITEM_LINKED};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::MutexGuard;
@@ -118,60 +115,8 @@ impl Store {
     /// and flushed items on the way (up to five tries, crawler markers stepped over), with its
     /// item lock held and a reference (C's lru_pull_tail with LRU_PULL_RETURN_ITEM).
     pub fn pull_cold_tail(&self, cls: u8) -> Option<ColdTail<'_>> {
-        if cls == 0 {
-            return None;
-        }
-        let s = settings::get();
-        let now = current_time();
-        let oldest_live = s.oldest_live.load(Relaxed);
-        let mut l = self.lru(cls | COLD_LRU);
-        let mut search = l.tail;
-        let mut tries = 5;
-        while tries > 0 && !search.is_null() {
-            tries -= 1;
-            // SAFETY: items on the list are live while its lock is held.
-            if unsafe { super::crawl::is_crawler(search) } {
-                tries += 1;
-                // SAFETY: as above.
-                search = unsafe { (*search).prev };
-                continue;
-            }
-            // SAFETY: as above.
-            let (next_it, hv) = unsafe { ((*search).prev, self.hash(items::key(search))) };
-            let Some(guard) = self.item_trylock(hv) else {
-                search = next_it;
-                continue;
-            };
-            // SAFETY: the item lock for `search` is held; the reference taken keeps it live.
-            unsafe {
-                let refs = (*search).refcount.fetch_add(1, Relaxed) + 1;
-                if refs != 2 {
-                    l.stats.lrutail_reflocked += 1;
-                }
-                let it_time = (*search).time;
-                let exp = (*search).exptime;
-                let flushed = it_time <= oldest_live && oldest_live <= now;
-                if (exp != 0 && exp < now) || flushed {
-                    l.stats.reclaimed += 1;
-                    if (*search).it_flags & ITEM_FETCHED == 0 {
-                        l.stats.expired_unfetched += 1;
-                    }
-                    self.unlink_locked(&mut l, search, hv);
-                    release(search);
-                    search = next_it;
-                    continue;
-                }
-                drop(l);
-                return Some(ColdTail {
-                    it: ItemRef {
-                        it: NonNull::new_unchecked(search),
-                    },
-                    hv,
-                    guard,
-                });
-            }
-        }
-        None
+        self.pull_tail_walk(cls, COLD_LRU, 0, false, 0, false, true)
+            .1
     }
 
     /// Looks a key up without expiry checks or bumps, under an item lock the caller holds

@@ -112,8 +112,26 @@ impl Store {
         max_age: u32,
         crawl_blocks: bool,
     ) -> i32 {
+        self.pull_tail_walk(cls, lru, total_bytes, evict, max_age, crawl_blocks, false)
+            .0
+    }
+
+    /// The tail walk itself; with `return_item`, a COLD tail that is not evicted is handed
+    /// back with its item lock held and a reference (C's LRU_PULL_RETURN_ITEM, for the
+    /// extstore write thread) instead of being moved.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::items) fn pull_tail_walk(
+        &self,
+        cls: u8,
+        lru: u8,
+        total_bytes: u64,
+        evict: bool,
+        max_age: u32,
+        crawl_blocks: bool,
+        return_item: bool,
+    ) -> (i32, Option<super::flash::ColdTail<'_>>) {
         if cls == 0 {
-            return 0;
+            return (0, None);
         }
         let s = settings::get();
         let id = cls | lru;
@@ -130,7 +148,7 @@ impl Store {
             // SAFETY: items on the list are live while its lock is held.
             if unsafe { is_crawler(search) } {
                 if crawl_blocks {
-                    return 0;
+                    return (0, None);
                 }
                 tries += 1;
                 // SAFETY: as above.
@@ -226,6 +244,16 @@ impl Store {
                             if s.slab_automove.load(Relaxed) == 2 {
                                 reassign_after = true;
                             }
+                        } else if return_item {
+                            drop(l);
+                            let tail = super::flash::ColdTail {
+                                it: ItemRef {
+                                    it: NonNull::new_unchecked(search),
+                                },
+                                hv,
+                                guard: _ilock,
+                            };
+                            return (removed, Some(tail));
                         } else if (*search).it_flags & ITEM_ACTIVE != 0
                             && s.lru_segmented.load(Relaxed)
                         {
@@ -254,11 +282,11 @@ impl Store {
                         // `slab_automove 2`: every eviction asks for a page from any class.
                         crate::slabs_mover::reassign(-1, cls as i32, true);
                     }
-                    return removed;
+                    return (removed, None);
                 }
             }
         }
-        removed
+        (removed, None)
     }
 
     /// Marks a fetch (C's do_item_bump): a second hit makes an item active; an active COLD
