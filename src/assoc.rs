@@ -166,7 +166,7 @@ impl HashTable {
     /// # Safety
     /// The caller holds the item lock that covers `b` (the lock of any hash whose low bits
     /// are `b`) and `b` is `expand_bucket()`.
-    pub unsafe fn move_bucket(&self, b: u64, hash: fn(&[u8]) -> u32) -> bool {
+    pub unsafe fn move_bucket(&self, b: u64) -> bool {
         // SAFETY: per the contract: the arrays are not replaced while a lock is held, and the
         // chain of `b` and every new bucket its items land in (same low bits) are ours.
         unsafe {
@@ -175,7 +175,7 @@ impl HashTable {
             let mut it = old[b as usize].swap(ptr::null_mut(), Relaxed);
             while !it.is_null() {
                 let next = (*it).h_next;
-                let nb = &t.primary[(hash(items::key(it)) as u64 & mask(t.power)) as usize];
+                let nb = &t.primary[((*it).hv as u64 & mask(t.power)) as usize];
                 (*it).h_next = nb.load(Relaxed);
                 nb.store(it, Relaxed);
                 it = next;
@@ -243,7 +243,10 @@ impl HashTable {
         // SAFETY: the caller holds the item lock for hv.
         let b = unsafe { self.bucket(hv) };
         // SAFETY: per the contract, `it` is ours to link and the chain is stable.
-        unsafe { (*it).h_next = b.load(Relaxed) };
+        unsafe {
+            (*it).hv = hv;
+            (*it).h_next = b.load(Relaxed);
+        }
         b.store(it, Relaxed);
     }
 

@@ -614,26 +614,17 @@ impl Conn {
         // short reply does not pay for clearing 16 KiB of iovecs.
         let mut iovs: [MaybeUninit<IoSlice<'_>>; IOV_USE] =
             [const { MaybeUninit::uninit() }; IOV_USE];
-        let cap = IOV_USE;
         let mut n = 0;
         // A reply that does not fit in this sendmsg is continued by the next (`sent` keeps
         // the place).
-        'resps: for r in self.resps.iter() {
+        for r in self.resps.iter() {
             if r.skip {
                 continue;
             }
-            let mut skip = r.sent;
-            for part in r.parts() {
-                if skip >= part.len() {
-                    skip -= part.len();
-                    continue;
-                }
-                if n == cap {
-                    break 'resps;
-                }
-                iovs[n].write(IoSlice::new(&part[skip..]));
-                skip = 0;
-                n += 1;
+            let (filled, all) = r.push_unsent(&mut iovs, n);
+            n = filled;
+            if !all {
+                break;
             }
         }
         if n == 0 {

@@ -71,6 +71,10 @@ pub struct Item {
     pub slabs_clsid: u8,
     /// Key length.
     pub nkey: u8,
+    /// The key's hash, set when the item enters the hash table. It sits in what is padding
+    /// in C's header (the size stays 48), so that the LRU maintainer and the crawler, which
+    /// find items by walking lists, need not hash the key again to take its lock.
+    pub hv: u32,
 }
 
 /// Header of one chunk of a chunked item (C's item_chunk), same layout and size.

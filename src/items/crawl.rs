@@ -39,6 +39,7 @@ impl CrawlerMarker {
                 it_flags: 0,
                 slabs_clsid: 0,
                 nkey: 0,
+                hv: 0,
             }),
             counts: std::cell::UnsafeCell::new([0; 4]),
         }
@@ -174,7 +175,8 @@ impl Store {
             if is_crawler(search) {
                 return CrawlStep::Went;
             }
-            let hv = self.hash(items::key(search));
+            // Set when it was linked (items on a list are in the table).
+            let hv = (*search).hv;
             let Some(_ilock) = self.item_trylock(hv) else {
                 return CrawlStep::Went;
             };

@@ -84,7 +84,7 @@ impl Store {
                     };
                     let done = match self.item_trylock(b as u32) {
                         // SAFETY: the lock covering old bucket `b` is held and `b` is next.
-                        Some(_g) => unsafe { self.assoc.move_bucket(b, self.hash) },
+                        Some(_g) => unsafe { self.assoc.move_bucket(b) },
                         None => {
                             std::thread::sleep(std::time::Duration::from_micros(10_000 - 1));
                             false

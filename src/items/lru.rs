@@ -156,7 +156,8 @@ impl Store {
                 continue;
             }
             // SAFETY: items on the list are live while its lock is held.
-            let (next_it, hv) = unsafe { ((*search).prev, self.hash(items::key(search))) };
+            // (hv was set when the item was linked: items on a list are in the table.)
+            let (next_it, hv) = unsafe { ((*search).prev, (*search).hv) };
             let Some(_ilock) = self.item_trylock(hv) else {
                 search = next_it;
                 continue;

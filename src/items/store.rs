@@ -632,8 +632,16 @@ fn log_get(was_found: u8, key: &[u8], it: Option<&ItemRef>) {
 }
 
 /// `-vvv` lookup trace (C's do_item_get at verbose > 2): "> FOUND KEY key -removed by ...".
+#[inline]
 fn trace_get(key: &[u8], what: &str, why: &str) {
     if settings::verbose() > 2 {
+        trace_get_write(key, what, why);
+    }
+}
+
+#[cold]
+fn trace_get_write(key: &[u8], what: &str, why: &str) {
+    {
         use std::io::Write;
         let mut line = Vec::with_capacity(key.len() + 40);
         line.extend_from_slice(b"> ");

@@ -5,6 +5,8 @@
 use crate::items::store::ItemRef;
 use crate::storage::read::FlashRead;
 use crate::sys;
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
 
 /// How a reply whose value comes from flash turns into a miss when the value cannot be read
 /// (C's _storage_get_item_cb rewrites per protocol).
@@ -125,7 +127,64 @@ impl Resp {
 
     /// Bytes it sends.
     pub fn total(&self) -> usize {
-        self.parts().map(|p| p.len()).sum()
+        let value = match &self.item {
+            None => 0,
+            Some(it) => match it.contiguous() {
+                Some(v) => v.len().saturating_sub(self.item_trim),
+                None => return self.parts().map(|p| p.len()).sum(),
+            },
+        };
+        self.wbuf.len() + value + self.body.len() + self.tail.len()
+    }
+
+    /// Appends what is not sent yet (past `sent`) to `iovs`, from entry `n` on, as `parts`
+    /// gives it but without its iterator chain (this runs for every reply). Returns the new
+    /// count of entries and whether everything fitted.
+    #[inline]
+    pub fn push_unsent<'a>(
+        &'a self,
+        iovs: &mut [MaybeUninit<IoSlice<'a>>],
+        mut n: usize,
+    ) -> (usize, bool) {
+        let mut skip = self.sent;
+        let mut push = |part: &'a [u8], n: &mut usize| -> bool {
+            if skip >= part.len() {
+                skip -= part.len();
+                return true;
+            }
+            let Some(slot) = iovs.get_mut(*n) else {
+                return false;
+            };
+            slot.write(IoSlice::new(&part[skip..]));
+            skip = 0;
+            *n += 1;
+            true
+        };
+        if !push(&self.wbuf, &mut n) {
+            return (n, false);
+        }
+        if let Some(it) = &self.item {
+            match it.contiguous() {
+                Some(v) => {
+                    let len = v.len().saturating_sub(self.item_trim);
+                    if !push(&v[..len], &mut n) {
+                        return (n, false);
+                    }
+                }
+                None => {
+                    let mut left = it.value_len().saturating_sub(self.item_trim);
+                    for seg in it.segments() {
+                        let k = seg.len().min(left);
+                        left -= k;
+                        if !push(&seg[..k], &mut n) {
+                            return (n, false);
+                        }
+                    }
+                }
+            }
+        }
+        let done = push(&self.body, &mut n) && push(self.tail, &mut n);
+        (n, done)
     }
 }
 

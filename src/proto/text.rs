@@ -491,12 +491,9 @@ fn get_keys(c: &mut dyn Session, line: &[u8], req: &Request, return_cas: bool, t
             pos += 1;
             continue;
         }
-        let klen = line[pos..end]
-            .iter()
-            .position(|&b| b == b' ')
-            .unwrap_or(end - pos);
-        let key = &line[pos..pos + klen];
-        pos += klen;
+        let key_end = super::tokenizer::find_byte(&line[..end], pos + 1, b' ');
+        let key = &line[pos..key_end];
+        pos = key_end;
         if !first && !c.resp_start() {
             // Out of response objects: drop what was queued (freeing objects) and say so.
             get_error(c, "SERVER_ERROR out of memory writing get response");

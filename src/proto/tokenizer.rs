@@ -75,6 +75,36 @@ impl Tokens {
         Ok(t)
     }
 
+    /// The tokens of a line that holds exactly a command (ending at `cmd_end`) and one more
+    /// token, as `tokenize` would record them, found with one scan of that token; None for
+    /// any other line. `end` is where the line ending starts. Single-key gets are most of a
+    /// cache's traffic: they skip the general loop.
+    pub fn command_and_key(line: &[u8], cmd_end: usize, end: usize) -> Option<Tokens> {
+        if line.len() > TOKENIZER_MAXLEN || end > line.len() {
+            return None;
+        }
+        let body = &line[..end];
+        let mut p = cmd_end;
+        while p < end && body[p] == b' ' {
+            p += 1;
+        }
+        if p >= end {
+            return None;
+        }
+        let key_end = find_space(body, p + 1);
+        if body[key_end..].iter().any(|&b| b != b' ') {
+            return None;
+        }
+        let mut t = Tokens {
+            ntokens: 2,
+            mstart: 255,
+            ..Tokens::default()
+        };
+        t.offsets[1] = p as u16;
+        t.offsets[2] = end as u16;
+        Some(t)
+    }
+
     /// Token `idx` of `line`, or None past the last token.
     #[inline]
     pub fn get<'a>(&self, line: &'a [u8], idx: usize) -> Option<&'a [u8]> {
@@ -306,6 +336,15 @@ pub fn parse_request(line: &[u8]) -> (Parsed, Request) {
         Bare,
     }
     use Command as C;
+    if cm == b"get" || cm == b"gets" {
+        if let Some(t) = Tokens::command_and_key(line, cl, endlen) {
+            r.command = Some(if cl == 3 { C::Get } else { C::Gets });
+            r.tokens = t;
+            r.keytoken = 1;
+            r.noreply = noreply_of(line, &r.tokens);
+            return (Parsed::Ok, r);
+        }
+    }
     let (cmd, shape) = match cm {
         b"mg" => (
             C::Mg,
@@ -445,6 +484,52 @@ mod tests {
         assert_eq!(toks(b"get\ta\n"), vec![b"get\ta".to_vec()]);
         assert_eq!(toks(b"stats\n"), vec![b"stats".to_vec()]);
         assert_eq!(toks(b" \r\n").len(), 0);
+    }
+
+    #[test]
+    fn the_single_key_path_tokenizes_as_the_general_loop() {
+        let lines: [&[u8]; 12] = [
+            b"get foo\r\n",
+            b"gets foo\n",
+            b"get   foo   \r\n",
+            b"get noreply\r\n",
+            b"get a\r\n",
+            b"get a b\r\n",
+            b"get \r\n",
+            b"get    \r\n",
+            b"gets a noreply\r\n",
+            b"get\tx y\r\n",
+            b"get ab\r\r\n",
+            b"get k\x00 \r\n",
+        ];
+        for line in lines {
+            let end = if line[line.len() - 2] == b'\r' {
+                line.len() - 2
+            } else {
+                line.len() - 1
+            };
+            let cl = line.iter().position(|&b| b == b' ').unwrap_or(end);
+            let general = Tokens::tokenize(line, 255).unwrap();
+            if let Some(t) = Tokens::command_and_key(line, cl, end) {
+                assert_eq!(general.ntokens, 2, "{:?}", line);
+                assert_eq!(t.offsets[..3], general.offsets[..3], "{:?}", line);
+                assert_eq!(t.mstart, general.mstart);
+                assert_eq!(t.metaflags, general.metaflags);
+            } else {
+                assert!(general.ntokens != 2 || cl == end, "{:?}", line);
+            }
+        }
+        let (p, r) = parse_request(b"get noreply\r\n");
+        assert_eq!(
+            (p, r.command, r.noreply, r.keytoken),
+            (Parsed::Ok, Some(Command::Get), true, 1)
+        );
+        let (p, r) = parse_request(b"gets k\r\n");
+        assert_eq!(
+            (p, r.command, r.noreply),
+            (Parsed::Ok, Some(Command::Gets), false)
+        );
+        assert_eq!(parse_request(b"get \r\n").0, Parsed::BadFormat);
     }
 
     #[test]

@@ -173,14 +173,31 @@ pub fn safe_strtoll(s: &[u8]) -> Option<i64> {
 
 /// Formats `v` in decimal at the end of `buf` without allocating; returns the digits.
 pub fn u64_decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
+    // Two digits per division: reply lines carry a length and flags for every value.
+    const PAIRS: [u8; 200] = {
+        let mut t = [0u8; 200];
+        let mut i = 0;
+        while i < 100 {
+            t[2 * i] = b'0' + (i / 10) as u8;
+            t[2 * i + 1] = b'0' + (i % 10) as u8;
+            i += 1;
         }
+        t
+    };
+    let mut i = buf.len();
+    while v >= 100 {
+        let r = (v % 100) as usize;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[2 * r..2 * r + 2]);
+    }
+    if v >= 10 {
+        i -= 2;
+        let r = v as usize;
+        buf[i..i + 2].copy_from_slice(&PAIRS[2 * r..2 * r + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + v as u8;
     }
     &buf[i..]
 }
@@ -446,6 +463,9 @@ mod tests {
         assert_eq!(u64_decimal(7, &mut buf), b"7");
         assert_eq!(u64_decimal(1234567890, &mut buf), b"1234567890");
         assert_eq!(u64_decimal(u64::MAX, &mut buf), b"18446744073709551615");
+        for v in (0..100_000u64).chain([u64::MAX - 1, 10u64.pow(19), 99, 100, 101]) {
+            assert_eq!(u64_decimal(v, &mut buf), v.to_string().as_bytes());
+        }
     }
 
     #[test]
