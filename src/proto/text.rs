@@ -2,7 +2,7 @@
 //! (C's proto_text.c `process_command_ascii` and the command handlers).
 
 use super::session::{Next, Session};
-use super::tokenizer::{parse_request, Command, Parsed, Request};
+use super::tokenizer::{parse_request_into, Command, Parsed, Request};
 use crate::items::ops::{self, Delta, StoreCmd, StoreResult};
 use crate::items::store::{self, ItemRef};
 use crate::lent::CloseReason;
@@ -43,7 +43,8 @@ pub fn process_command(c: &mut dyn Session, line: &[u8]) {
         c.set_next(Next::Close);
         return;
     }
-    let (parsed, req) = parse_request(line);
+    let mut req = Request::default();
+    let parsed = parse_request_into(line, &mut req);
     c.set_noreply(req.noreply);
     if settings::verbose() > 1 {
         let shown = &line[..line.len().saturating_sub(2)];

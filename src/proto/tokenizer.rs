@@ -25,14 +25,24 @@ impl Tokens {
     /// flags: they must start with a letter or digit, else tokenizing fails (Err) and no tokens
     /// are recorded.
     pub fn tokenize(line: &[u8], mstart: usize) -> Result<Tokens, Tokens> {
-        let mut t = Tokens {
-            mstart,
-            ..Tokens::default()
-        };
+        let mut t = Tokens::default();
+        if t.tokenize_into(line, mstart) {
+            Ok(t)
+        } else {
+            Err(t)
+        }
+    }
+
+    /// `tokenize` into this value, which must be `Tokens::default()` (requests are parsed
+    /// in place: a `Tokens` is too big to pass around by value on every request). False
+    /// where `tokenize` gives Err; the tokens are then empty.
+    pub fn tokenize_into(&mut self, line: &[u8], mstart: usize) -> bool {
+        let t = self;
+        t.mstart = mstart;
         let max = MAX_TOKENS - 1;
         let len = line.len().min(TOKENIZER_MAXLEN);
         if len < 2 {
-            return Ok(t);
+            return true;
         }
         let end = if line[len - 2] == b'\r' {
             len - 2
@@ -57,10 +67,11 @@ impl Tokens {
                 if c > 64 && c < 123 {
                     t.metaflags |= 1u64 << (c - 65);
                 } else if !c.is_ascii_digit() {
-                    return Err(Tokens {
+                    *t = Tokens {
                         mstart,
                         ..Tokens::default()
-                    });
+                    };
+                    return false;
                 }
             }
             cur += 1;
@@ -72,7 +83,7 @@ impl Tokens {
         };
         t.offsets[cur] = cap as u16;
         t.ntokens = cur;
-        Ok(t)
+        true
     }
 
     /// The tokens of a line that holds exactly a command (ending at `cmd_end`) and one more
@@ -80,8 +91,15 @@ impl Tokens {
     /// any other line. `end` is where the line ending starts. Single-key gets are most of a
     /// cache's traffic: they skip the general loop.
     pub fn command_and_key(line: &[u8], cmd_end: usize, end: usize) -> Option<Tokens> {
+        let mut t = Tokens::default();
+        t.command_and_key_into(line, cmd_end, end).then_some(t)
+    }
+
+    /// `command_and_key` into this value, which must be `Tokens::default()`; false (and the
+    /// value unchanged) for any other line.
+    pub fn command_and_key_into(&mut self, line: &[u8], cmd_end: usize, end: usize) -> bool {
         if line.len() > TOKENIZER_MAXLEN || end > line.len() {
-            return None;
+            return false;
         }
         let body = &line[..end];
         let mut p = cmd_end;
@@ -89,20 +107,17 @@ impl Tokens {
             p += 1;
         }
         if p >= end {
-            return None;
+            return false;
         }
         let key_end = find_space(body, p + 1);
         if body[key_end..].iter().any(|&b| b != b' ') {
-            return None;
+            return false;
         }
-        let mut t = Tokens {
-            ntokens: 2,
-            mstart: 255,
-            ..Tokens::default()
-        };
-        t.offsets[1] = p as u16;
-        t.offsets[2] = end as u16;
-        Some(t)
+        self.ntokens = 2;
+        self.mstart = 255;
+        self.offsets[1] = p as u16;
+        self.offsets[2] = end as u16;
+        true
     }
 
     /// Token `idx` of `line`, or None past the last token.
@@ -171,6 +186,19 @@ pub fn find_byte(b: &[u8], mut from: usize, needle: u8) -> usize {
             return from + (zero.trailing_zeros() / 8) as usize;
         }
         from += 8;
+    }
+    if from < b.len() && b.len() >= 8 {
+        // The last 1-7 bytes: the slice's last eight, shifted so that `from` is the lowest
+        // byte. The bytes shifted in are zero (they look like matches) but lie above every
+        // real byte, and the lowest zero byte is exact, so a real match is found first.
+        let base = b.len() - 8;
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[base..]);
+        let shift = (from - base) * 8;
+        let x = (u64::from_le_bytes(word) ^ needles) >> shift;
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        let at = from + (zero.trailing_zeros() / 8) as usize;
+        return at.min(b.len());
     }
     while from < b.len() {
         if b[from] == needle {
@@ -276,7 +304,7 @@ pub enum Parsed {
 }
 
 /// A classified request line.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Request {
     pub command: Option<Command>,
     pub tokens: Tokens,
@@ -293,16 +321,17 @@ fn noreply_of(line: &[u8], t: &Tokens) -> bool {
 
 /// Classifies and tokenizes one request line (including its "\n"), as C's process_request.
 pub fn parse_request(line: &[u8]) -> (Parsed, Request) {
-    let mut r = Request {
-        command: None,
-        tokens: Tokens::default(),
-        keytoken: 0,
-        vlen: 0,
-        noreply: false,
-    };
+    let mut r = Request::default();
+    let parsed = parse_request_into(line, &mut r);
+    (parsed, r)
+}
+
+/// `parse_request` into `r`, which must be `Request::default()`: the server parses every
+/// request in place rather than move the request (with its token table) by value.
+pub fn parse_request_into(line: &[u8], r: &mut Request) -> Parsed {
     let cmdlen = line.len();
     if cmdlen < 4 {
-        return (Parsed::BadFormat, r);
+        return Parsed::BadFormat;
     }
     let endlen = if line[cmdlen - 2] == b'\r' {
         cmdlen - 2
@@ -314,7 +343,10 @@ pub fn parse_request(line: &[u8]) -> (Parsed, Request) {
         .position(|&b| b == b' ')
         .unwrap_or(endlen);
     let cm = &line[..cl];
-    let generic = |line: &[u8]| Tokens::tokenize(line, 255).unwrap_or_default();
+    // With no meta flags to check, tokenizing cannot fail.
+    let generic = |t: &mut Tokens| {
+        t.tokenize_into(line, 255);
+    };
 
     // How each command's line is tokenized and checked (C's _process_request_* helpers).
     enum Shape {
@@ -336,14 +368,11 @@ pub fn parse_request(line: &[u8]) -> (Parsed, Request) {
         Bare,
     }
     use Command as C;
-    if cm == b"get" || cm == b"gets" {
-        if let Some(t) = Tokens::command_and_key(line, cl, endlen) {
-            r.command = Some(if cl == 3 { C::Get } else { C::Gets });
-            r.tokens = t;
-            r.keytoken = 1;
-            r.noreply = noreply_of(line, &r.tokens);
-            return (Parsed::Ok, r);
-        }
+    if (cm == b"get" || cm == b"gets") && r.tokens.command_and_key_into(line, cl, endlen) {
+        r.command = Some(if cl == 3 { C::Get } else { C::Gets });
+        r.keytoken = 1;
+        r.noreply = noreply_of(line, &r.tokens);
+        return Parsed::Ok;
     }
     let (cmd, shape) = match cm {
         b"mg" => (
@@ -406,9 +435,9 @@ pub fn parse_request(line: &[u8]) -> (Parsed, Request) {
         b"prepend" => (C::Prepend, Shape::Storage),
         b"version" => (C::Version, Shape::Plain),
         _ => {
-            r.tokens = generic(line);
+            generic(&mut r.tokens);
             r.noreply = noreply_of(line, &r.tokens);
-            return (Parsed::NotFound, r);
+            return Parsed::NotFound;
         }
     };
     r.command = Some(cmd);
@@ -423,27 +452,27 @@ pub fn parse_request(line: &[u8]) -> (Parsed, Request) {
     let ok = match shape {
         Shape::Bare => true,
         Shape::Plain => {
-            r.tokens = generic(line);
+            generic(&mut r.tokens);
             true
         }
         // noreply is only looked for once the line passed its checks, as in C, so a malformed
         // line always gets its error.
         Shape::Simple(min) => {
-            r.tokens = generic(line);
+            generic(&mut r.tokens);
             r.keytoken = 1;
             let ok = r.tokens.ntokens >= min;
             r.noreply = ok && noreply_of(line, &r.tokens);
             ok
         }
         Shape::Storage => {
-            r.tokens = generic(line);
+            generic(&mut r.tokens);
             r.keytoken = 1;
-            let ok = r.tokens.ntokens >= 5 && vlen_at(&mut r, 4);
+            let ok = r.tokens.ntokens >= 5 && vlen_at(r, 4);
             r.noreply = ok && noreply_of(line, &r.tokens);
             ok
         }
         Shape::Gat => {
-            r.tokens = generic(line);
+            generic(&mut r.tokens);
             r.keytoken = 2;
             r.tokens.ntokens >= 3
         }
@@ -452,12 +481,16 @@ pub fn parse_request(line: &[u8]) -> (Parsed, Request) {
             mstart,
             has_len,
         } => {
-            r.tokens = Tokens::tokenize(line, mstart).unwrap_or_else(|e| e);
+            r.tokens.tokenize_into(line, mstart);
             r.keytoken = 1;
-            r.tokens.ntokens >= min && (!has_len || vlen_at(&mut r, 2))
+            r.tokens.ntokens >= min && (!has_len || vlen_at(r, 2))
         }
     };
-    (if ok { Parsed::Ok } else { Parsed::BadFormat }, r)
+    if ok {
+        Parsed::Ok
+    } else {
+        Parsed::BadFormat
+    }
 }
 
 #[cfg(test)]
@@ -658,6 +691,31 @@ mod tests {
             t.offsets[cur] = s as u16;
             t.ntokens = cur;
             Ok(t)
+        }
+    }
+
+    #[test]
+    fn find_byte_agrees_with_a_plain_scan() {
+        let needle = b' ';
+        // Bytes one bit away from the needle, zero and high bytes: where a word-at-a-time
+        // search could see false matches.
+        let alphabet = [b'a', needle, needle ^ 1, needle ^ 0x80, 0, 0xff, needle + 1];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 25) as usize;
+            let hay: Vec<u8> = (0..len)
+                .map(|i| alphabet[((seed >> (i % 20 * 3)) % alphabet.len() as u64) as usize])
+                .collect();
+            for from in 0..=len {
+                let want = hay[from..]
+                    .iter()
+                    .position(|&b| b == needle)
+                    .map_or(len, |p| p + from);
+                assert_eq!(find_byte(&hay, from, needle), want, "{hay:?} from {from}");
+            }
         }
     }
 
