@@ -86,6 +86,19 @@ pub fn parse_flags(
     clock: &Clock,
 ) -> Result<Flags, &'static str> {
     let mut f = Flags::default();
+    parse_flags_into(line, t, start, binkey, clock, &mut f).map(|()| f)
+}
+
+/// `parse_flags` into `f`, which must be `Flags::default()` (the commands parse in place
+/// rather than move the flags by value on every request).
+pub fn parse_flags_into(
+    line: &[u8],
+    t: &Tokens,
+    start: usize,
+    binkey: &mut [u8; KEY_MAX_LENGTH],
+    clock: &Clock,
+    f: &mut Flags,
+) -> Result<(), &'static str> {
     let key = t.get(line, 1).unwrap_or(b"");
     if key.len() > KEY_MAX_LENGTH {
         return Err("CLIENT_ERROR bad command line format");
@@ -205,7 +218,7 @@ pub fn parse_flags(
     if has_error {
         Err(errstr)
     } else {
-        Ok(f)
+        Ok(())
     }
 }
 
@@ -258,10 +271,10 @@ fn err(c: &mut dyn Session, msg: &str) {
 pub fn process_mget(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let mut binkey = [0u8; KEY_MAX_LENGTH];
-    let f = match parse_flags(line, t, 2, &mut binkey, &Clock::now()) {
-        Ok(f) => f,
-        Err(e) => return err(c, e),
-    };
+    let mut f = Flags::default();
+    if let Err(e) = parse_flags_into(line, t, 2, &mut binkey, &Clock::now(), &mut f) {
+        return err(c, e);
+    }
     let key = f.key(line, t, &binkey);
     let Some(st) = store::store() else {
         return err(c, "SERVER_ERROR out of memory");
@@ -483,10 +496,10 @@ pub fn process_mset(c: &mut dyn Session, line: &[u8], req: &Request) {
         c.set_next(Next::Swallow(vlen));
     };
     let mut binkey = [0u8; KEY_MAX_LENGTH];
-    let f = match parse_flags(line, t, 3, &mut binkey, &Clock::now()) {
-        Ok(f) => f,
-        Err(e) => return swallow(c, e),
-    };
+    let mut f = Flags::default();
+    if let Err(e) = parse_flags_into(line, t, 3, &mut binkey, &Clock::now(), &mut f) {
+        return swallow(c, e);
+    }
     let key = f.key(line, t, &binkey);
     let mut exptime = f.exptime;
     let mut cmd = match f.mode {
@@ -631,10 +644,10 @@ pub fn finalize_mset(c: &mut dyn Session, it: &ItemRef, out: ops::StoreOutcome) 
 pub fn process_mdelete(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let mut binkey = [0u8; KEY_MAX_LENGTH];
-    let f = match parse_flags(line, t, 2, &mut binkey, &Clock::now()) {
-        Ok(f) => f,
-        Err(e) => return err(c, e),
-    };
+    let mut f = Flags::default();
+    if let Err(e) = parse_flags_into(line, t, 2, &mut binkey, &Clock::now(), &mut f) {
+        return err(c, e);
+    }
     let key = f.key(line, t, &binkey);
     // Two bytes for the status, known later; the returned flags follow (C builds it so).
     let mut w = take_wbuf(c);
@@ -723,10 +736,10 @@ pub fn process_mdelete(c: &mut dyn Session, line: &[u8], req: &Request) {
 pub fn process_marithmetic(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
     let mut binkey = [0u8; KEY_MAX_LENGTH];
-    let mut f = match parse_flags(line, t, 2, &mut binkey, &Clock::now()) {
-        Ok(f) => f,
-        Err(_) => return err(c, "CLIENT_ERROR invalid or duplicate flag"),
-    };
+    let mut f = Flags::default();
+    if parse_flags_into(line, t, 2, &mut binkey, &Clock::now(), &mut f).is_err() {
+        return err(c, "CLIENT_ERROR invalid or duplicate flag");
+    }
     // No D flag means a delta of one.
     if !t_has(line, t, 2, b'D') {
         f.delta = 1;

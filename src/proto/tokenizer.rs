@@ -728,7 +728,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let alphabet = b"  ab9!Zz\t\r";
+        let alphabet = b"  ab9!Zz\t\r\xa0\x00\xff\x21";
         for _ in 0..20000 {
             let n = (rnd() % 200) as usize;
             let mut line: Vec<u8> = (0..n)
