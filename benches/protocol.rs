@@ -64,6 +64,23 @@ fn main() {
         }),
     );
 
+    // The key hashes (`-o hash_algorithm`), on a typical key and a longest one.
+    for (name, f) in [
+        ("murmur3", memcached::hash::murmur3_32 as fn(&[u8]) -> u32),
+        ("jenkins", memcached::hash::jenkins_32),
+        ("xxh3", memcached::hash::xxh3_32),
+    ] {
+        for len in [24usize, 250] {
+            let key: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            report(
+                &format!("hash  {name} {len}-byte key"),
+                time(N * 5, || {
+                    black_box(f(black_box(&key)));
+                }),
+            );
+        }
+    }
+
     let mut get = vec![0x80, 0x0c, 0, 16, 0, 0, 0, 0, 0, 0, 0, 16];
     get.extend_from_slice(&[0; 12]);
     get.extend_from_slice(b"user:1234567890x");
