@@ -106,7 +106,7 @@ pub struct Conn {
     pub protocol: Protocol,
     pub worker: &'static Worker,
     /// Read buffer (empty when released back to the cache).
-    pub rbuf: Vec<u8>,
+    pub rbuf: sys::ReadBuf,
     rbuf_malloced: bool,
     /// Start of unparsed bytes in `rbuf`.
     pub rcurr: usize,
@@ -169,6 +169,20 @@ fn sock_read(fd: RawFd, tls: &mut Option<TlsConn>, buf: &mut [u8]) -> io::Result
     }
 }
 
+/// `sock_read` into the read buffer at `from`, at most `max` bytes.
+fn sock_read_buf(
+    fd: RawFd,
+    tls: &mut Option<TlsConn>,
+    buf: &mut sys::ReadBuf,
+    from: usize,
+    max: usize,
+) -> io::Result<usize> {
+    match tls {
+        Some(t) => t.read_buf(fd, buf, from, max),
+        None => buf.read(fd, from, max),
+    }
+}
+
 /// Creates a connection on the calling worker (C's conn_new). Returns false if the event could
 /// not be registered (the caller closes the fd).
 pub fn conn_new(
@@ -216,7 +230,7 @@ pub fn conn_new(
         transport,
         protocol,
         worker,
-        rbuf: Vec::new(),
+        rbuf: sys::ReadBuf::empty(),
         rbuf_malloced: false,
         rcurr: 0,
         rbytes: 0,
@@ -246,7 +260,7 @@ pub fn conn_new(
         tls,
     });
     if transport == Transport::Udp {
-        c.rbuf = vec![0; UDP_READ_BUFFER_SIZE];
+        c.rbuf = sys::ReadBuf::new(UDP_READ_BUFFER_SIZE);
     }
     let timeout = if transport == Transport::Tcp {
         idle_timeout_interval(s)
@@ -463,8 +477,7 @@ impl Conn {
     /// Switches to a private, growable buffer for a huge ASCII multiget.
     fn rbuf_switch_to_malloc(&mut self) -> bool {
         let size = self.rbuf.len() * 2;
-        let mut tmp = vec![0u8; size];
-        tmp[..self.rbytes].copy_from_slice(&self.rbuf[self.rcurr..self.rcurr + self.rbytes]);
+        let tmp = sys::ReadBuf::with_prefix(size, &self.rbuf[self.rcurr..self.rcurr + self.rbytes]);
         let old = std::mem::replace(&mut self.rbuf, tmp);
         rbuf_give(old);
         self.rcurr = 0;
@@ -477,8 +490,7 @@ impl Conn {
         let mut num_allocs = 0;
         if self.rcurr != 0 {
             if self.rbytes > 0 {
-                self.rbuf
-                    .copy_within(self.rcurr..self.rcurr + self.rbytes, 0);
+                self.rbuf.compact(self.rcurr, self.rbytes);
             }
             self.rcurr = 0;
         }
@@ -489,11 +501,11 @@ impl Conn {
                 }
                 num_allocs += 1;
                 let n = self.rbuf.len() * 2;
-                self.rbuf.resize(n, 0);
+                self.rbuf.grow(n);
             }
             let avail = self.rbuf.len() - self.rbytes;
             let start = self.rbytes;
-            match sock_read(self.fd, &mut self.tls, &mut self.rbuf[start..]) {
+            match sock_read_buf(self.fd, &mut self.tls, &mut self.rbuf, start, avail) {
                 Ok(0) => {
                     self.close_reason = CloseReason::Normal;
                     return ReadResult::Error;
@@ -716,7 +728,7 @@ impl Conn {
         self.sasl.dispose();
         self.rbytes = 0;
         self.rbuf_release();
-        self.rbuf = Vec::new();
+        self.rbuf = sys::ReadBuf::empty();
         self.set_state(ConnState::Closed);
         self.ev = None;
         conn_slot_close(self.fd);
@@ -883,7 +895,7 @@ impl Conn {
                         continue;
                     }
                     let want = self.rbuf.len().min(self.sbytes);
-                    let res = sock_read(self.fd, &mut self.tls, &mut self.rbuf[..want]);
+                    let res = sock_read_buf(self.fd, &mut self.tls, &mut self.rbuf, 0, want);
                     match self.read_outcome(res, false) {
                         ReadStep::Data(n) => self.sbytes -= n,
                         ReadStep::Wait => stop = true,

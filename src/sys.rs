@@ -8,6 +8,9 @@ use std::mem;
 use std::os::raw::c_int;
 use std::os::unix::io::RawFd;
 
+mod read_buf;
+pub use read_buf::ReadBuf;
+
 fn cvt(r: isize) -> io::Result<usize> {
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -445,24 +448,6 @@ pub fn strerror(errno: i32) -> String {
 /// perror(3)-style line: "prefix: strerror(errno)" to stderr.
 pub fn perror(prefix: &str, err: &io::Error) {
     eprintln!("{}: {}", prefix, strerror(err.raw_os_error().unwrap_or(0)));
-}
-
-/// recvfrom(2): one datagram into `buf`, with its sender.
-pub fn recvfrom(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
-    let mut a = SockAddr::empty();
-    a.len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: buf and the address storage are live and writable for the call.
-    let r = unsafe {
-        libc::recvfrom(
-            fd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            0,
-            (&mut a.storage as *mut libc::sockaddr_storage).cast(),
-            &mut a.len,
-        )
-    };
-    cvt(r as isize).map(|n| (n, a))
 }
 
 /// sendmsg(2) of gathered slices to `to` (one datagram).

@@ -388,6 +388,26 @@ impl TlsConn {
         self.failed(fd, ret)
     }
 
+    /// `read` into a connection's read buffer at `from`, at most `max` bytes.
+    pub fn read_buf(
+        &mut self,
+        fd: RawFd,
+        buf: &mut crate::sys::ReadBuf,
+        from: usize,
+        max: usize,
+    ) -> io::Result<usize> {
+        let (p, len) = buf.spare(from, max);
+        let n = len.min(c_int::MAX as usize) as c_int;
+        // SAFETY: `p` and `n` describe the buffer's unfilled space, which OpenSSL writes into.
+        let ret = unsafe { ffi::SSL_read(self.ssl.as_ptr(), p.cast(), n) };
+        if ret > 0 {
+            // SAFETY: SSL_read wrote `ret` bytes at `p`.
+            unsafe { buf.mark_filled(from, ret as usize) };
+            return Ok(ret as usize);
+        }
+        self.failed(fd, ret)
+    }
+
     /// Encrypts and writes `buf` whole (C's ssl_write).
     pub fn write(&mut self, fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         let n = buf.len().min(c_int::MAX as usize) as c_int;

@@ -23,7 +23,7 @@ pub use crate::proto::response::{Resp, READ_BUFFER_SIZE, WRITE_BUFFER_SIZE};
 /// `-o read_buf_mem_limit` split across workers, as C's cache limit does.
 struct ThreadCaches {
     worker: &'static Worker,
-    rbufs: Vec<Vec<u8>>,
+    rbufs: Vec<crate::sys::ReadBuf>,
     /// Read buffers allocated and not freed (C's cache->total).
     rbuf_total: u64,
     /// Most read buffers this worker may hold (0: no limit).
@@ -94,7 +94,7 @@ impl ThreadCaches {
     }
 
     /// One buffer-sized unit from the cache (C's do_cache_alloc), or None at the limit.
-    fn cache_alloc(&mut self) -> Option<Vec<u8>> {
+    fn cache_alloc(&mut self) -> Option<crate::sys::ReadBuf> {
         let st = &self.worker.stats;
         if let Some(b) = self.rbufs.pop() {
             st.read_buf_bytes_free.sub(READ_BUFFER_SIZE as u64);
@@ -107,9 +107,10 @@ impl ThreadCaches {
             if self.spare_slots.len() as u64 > self.units_free {
                 self.spare_slots.pop();
             }
-            return Some(vec![0; READ_BUFFER_SIZE]);
+            return Some(crate::sys::ReadBuf::new(READ_BUFFER_SIZE));
         }
-        self.unit_new().then(|| vec![0; READ_BUFFER_SIZE])
+        self.unit_new()
+            .then(|| crate::sys::ReadBuf::new(READ_BUFFER_SIZE))
     }
 
     /// Counts a new unit against the limit; false at the limit.
@@ -155,7 +156,7 @@ impl ThreadCaches {
     }
 
     /// Gives a unit back (C's do_cache_free): kept, or freed if the cache is over its limit.
-    fn cache_free(&mut self, buf: Vec<u8>) {
+    fn cache_free(&mut self, buf: crate::sys::ReadBuf) {
         let st = &self.worker.stats;
         if self.rbuf_limit != 0 && self.rbuf_limit < self.rbuf_total {
             self.rbuf_total -= 1;
@@ -274,11 +275,11 @@ impl ThreadCaches {
 
 /// Takes a read buffer from the worker's cache, or None (counted as read_buf_oom) when the
 /// cache is at its limit.
-pub(super) fn rbuf_take() -> Option<Vec<u8>> {
+pub(super) fn rbuf_take() -> Option<crate::sys::ReadBuf> {
     CACHES.with(|c| {
         let mut c = c.borrow_mut();
         let Some(c) = c.as_mut() else {
-            return Some(vec![0; READ_BUFFER_SIZE]);
+            return Some(crate::sys::ReadBuf::new(READ_BUFFER_SIZE));
         };
         let b = c.cache_alloc();
         if b.is_none() {
@@ -289,7 +290,7 @@ pub(super) fn rbuf_take() -> Option<Vec<u8>> {
 }
 
 /// Returns a read buffer to the worker's cache (freed instead if the cache is over its limit).
-pub(super) fn rbuf_give(buf: Vec<u8>) {
+pub(super) fn rbuf_give(buf: crate::sys::ReadBuf) {
     CACHES.with(|c| {
         if let Some(c) = c.borrow_mut().as_mut() {
             c.cache_free(buf);

@@ -20,20 +20,20 @@ const UDP_DATA_SIZE: usize = UDP_MAX_PAYLOAD_SIZE - UDP_HEADER_SIZE;
 impl Conn {
     /// Reads one datagram and strips its frame header (C's try_read_udp).
     pub(super) fn try_read_udp(&mut self) -> ReadResult {
-        match sys::recvfrom(self.fd, &mut self.rbuf) {
+        match self.rbuf.recvfrom(self.fd) {
             Ok((n, from)) if n > UDP_HEADER_SIZE => {
                 stats::bump(&self.worker.stats.bytes_read, n as u64);
                 if let Some(a) = self.udp_addr.as_deref_mut() {
                     *a = from;
                 }
                 *self.slot.peer.lock().unwrap_or_else(|e| e.into_inner()) = Peer::new(&from);
-                let b = &self.rbuf;
+                let b = &self.rbuf[0..UDP_HEADER_SIZE];
                 self.request_id = u16::from_be_bytes([b[0], b[1]]);
                 // Multi-datagram requests are not supported: drop them.
                 if b[4] != 0 || b[5] != 1 {
                     return ReadResult::NoDataReceived;
                 }
-                self.rbuf.copy_within(UDP_HEADER_SIZE..n, 0);
+                self.rbuf.compact(UDP_HEADER_SIZE, n - UDP_HEADER_SIZE);
                 self.rbytes = n - UDP_HEADER_SIZE;
                 self.rcurr = 0;
                 ReadResult::DataReceived
