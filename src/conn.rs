@@ -19,12 +19,10 @@ use crate::sys;
 use crate::thread::Worker;
 use crate::tls::TlsConn;
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::Duration;
 
 mod framing;
@@ -113,7 +111,7 @@ pub struct Conn {
     /// Count of unparsed bytes at `rcurr`.
     pub rbytes: usize,
     /// Replies waiting to be written, oldest first; the last is the current command's.
-    pub resps: VecDeque<Box<Resp>>,
+    pub resps: resp::RespQueue,
     /// The current command asked for no reply.
     pub noreply: bool,
     pub close_after_write: bool,
@@ -141,7 +139,7 @@ pub struct Conn {
     /// close passes to the next connection on the descriptor, as C's reused struct does.
     pub cas: u64,
     /// This connection's entry in the `stats conns` table.
-    slot: Arc<ConnSlot>,
+    slot: &'static ConnSlot,
     /// The binary request being handled.
     pub bin: crate::proto::binary::BinState,
     /// `-Y`: the client has sent a good token (always true without an auth file); `-S`: a
@@ -234,7 +232,7 @@ pub fn conn_new(
         rbuf_malloced: false,
         rcurr: 0,
         rbytes: 0,
-        resps: VecDeque::new(),
+        resps: resp::RespQueue::default(),
         noreply: false,
         close_after_write: false,
         close_reason: CloseReason::None,

@@ -43,6 +43,62 @@ struct ThreadCaches {
 
 type BundleSlots = [Option<Box<Resp>>; RESP_PER_BUNDLE];
 
+/// A connection's queued replies, oldest first (C's resp_head to resp list). The first is
+/// held inline, so a client that sends one request at a time never makes the queue allocate
+/// and an idle connection holds no queue memory (a VecDeque keeps its buffer once it grew).
+#[derive(Default)]
+pub struct RespQueue {
+    /// The oldest reply; None when the queue is empty or lives wholly in `rest`.
+    first: Option<Box<Resp>>,
+    /// The replies after `first` (all of them when `first` is None).
+    rest: std::collections::VecDeque<Box<Resp>>,
+}
+
+impl RespQueue {
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub fn push_back(&mut self, r: Box<Resp>) {
+        if self.is_empty() {
+            self.first = Some(r);
+        } else {
+            self.rest.push_back(r);
+        }
+    }
+
+    pub fn pop_front(&mut self) -> Option<Box<Resp>> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+
+    pub fn front_mut(&mut self) -> Option<&mut Box<Resp>> {
+        match &mut self.first {
+            Some(r) => Some(r),
+            None => self.rest.front_mut(),
+        }
+    }
+
+    pub fn back_mut(&mut self) -> Option<&mut Box<Resp>> {
+        if self.rest.is_empty() {
+            self.first.as_mut()
+        } else {
+            self.rest.back_mut()
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Box<Resp>> {
+        self.first.iter().chain(self.rest.iter())
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Box<Resp>> {
+        self.first.iter_mut().chain(self.rest.iter_mut())
+    }
+}
+
 /// Response objects per bundle: as many of C's mc_resp as fit in one read buffer.
 const RESP_PER_BUNDLE: usize = 13;
 
@@ -355,7 +411,7 @@ impl Session for Conn {
         if self.transport == Transport::Udp {
             r.request_id = self.request_id;
             if let Some(a) = self.udp_addr.as_deref() {
-                r.request_addr = *a;
+                r.request_addr = a.to_std();
             }
         }
         self.resps.push_back(r);
@@ -548,5 +604,37 @@ mod tests {
         // The only bundle is the last open one: kept, as C keeps it, and usable again.
         assert_eq!(c.rbuf_total, 1);
         assert!(c.resp_allocate().is_some());
+    }
+
+    #[test]
+    fn the_reply_queue_keeps_order_across_its_inline_slot() {
+        let tagged = |n: u8| {
+            let mut r = Box::new(Resp::new());
+            r.wbuf.push(n);
+            r
+        };
+        let order = |q: &RespQueue| q.iter().map(|r| r.wbuf[0]).collect::<Vec<u8>>();
+        let mut q = RespQueue::default();
+        assert!(q.is_empty() && q.back_mut().is_none() && q.front_mut().is_none());
+        q.push_back(tagged(1));
+        assert_eq!((order(&q), q.len()), (vec![1], 1));
+        q.push_back(tagged(2));
+        q.push_back(tagged(3));
+        assert_eq!(order(&q), vec![1, 2, 3]);
+        assert_eq!(q.back_mut().map(|r| r.wbuf[0]), Some(3));
+        assert_eq!(q.pop_front().map(|r| r.wbuf[0]), Some(1));
+        // The inline slot is empty but the queue is not: new replies go after the others.
+        q.push_back(tagged(4));
+        assert_eq!(order(&q), vec![2, 3, 4]);
+        assert_eq!(q.front_mut().map(|r| r.wbuf[0]), Some(2));
+        for want in [2, 3, 4] {
+            assert_eq!(q.pop_front().map(|r| r.wbuf[0]), Some(want));
+        }
+        assert!(q.is_empty() && q.pop_front().is_none());
+        q.push_back(tagged(5));
+        for r in q.iter_mut() {
+            r.wbuf[0] += 1;
+        }
+        assert_eq!((order(&q), q.len()), (vec![6], 1));
     }
 }

@@ -7,14 +7,18 @@ use super::ConnState;
 use crate::stats::{current_time, STATS};
 use crate::sys;
 use std::os::unix::io::RawFd;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8};
 
-/// What `stats conns` shows of one descriptor; the connection's owner updates it.
+/// What `stats conns` shows of one descriptor; the connection's owner updates it. Slots live
+/// in a table by descriptor number for the life of the process and are reused by the next
+/// connection on the same number, as C's per-descriptor conn structures are.
 pub struct ConnSlot {
-    udp: bool,
-    state: std::sync::atomic::AtomicU8,
-    pub(super) last_cmd_time: std::sync::atomic::AtomicU32,
+    /// A connection or listener has the descriptor now.
+    open: AtomicBool,
+    udp: AtomicBool,
+    state: AtomicU8,
+    pub(super) last_cmd_time: AtomicU32,
     /// The peer (TCP at accept; UDP: the last request's sender).
     pub(super) peer: std::sync::Mutex<Peer>,
 }
@@ -44,6 +48,18 @@ impl Peer {
 }
 
 impl ConnSlot {
+    const fn new() -> ConnSlot {
+        ConnSlot {
+            open: AtomicBool::new(false),
+            udp: AtomicBool::new(false),
+            state: AtomicU8::new(0),
+            last_cmd_time: AtomicU32::new(0),
+            peer: std::sync::Mutex::new(Peer::Inet(std::net::SocketAddr::V4(
+                std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0),
+            ))),
+        }
+    }
+
     pub(super) fn peer(&self) -> sys::SockAddr {
         self.peer.lock().unwrap_or_else(|e| e.into_inner()).addr()
     }
@@ -53,14 +69,32 @@ impl ConnSlot {
     }
 }
 
-type ConnTable = std::collections::BTreeMap<RawFd, Arc<ConnSlot>>;
+/// Slots per block of the table: blocks are made as descriptor numbers come into use.
+const SLOTS_PER_BLOCK: usize = 64;
+type SlotBlock = [ConnSlot; SLOTS_PER_BLOCK];
 
-/// Open descriptors by number. Taken when a connection or listener opens or closes and by
-/// `stats conns`, never per request.
-static CONN_TABLE: std::sync::Mutex<ConnTable> = std::sync::Mutex::new(ConnTable::new());
+/// The slots by descriptor number, a block of 64 at a time (a connection costs its slot's
+/// 48 bytes; a map entry and a reference-counted slot of its own cost twice that). Locked
+/// when a descriptor opens and by `stats conns`, never per request; blocks are never freed,
+/// so a connection keeps a plain reference to its slot.
+static CONN_TABLE: std::sync::Mutex<Vec<Option<&'static SlotBlock>>> =
+    std::sync::Mutex::new(Vec::new());
 
-fn conn_table() -> std::sync::MutexGuard<'static, ConnTable> {
+fn conn_table() -> std::sync::MutexGuard<'static, Vec<Option<&'static SlotBlock>>> {
     CONN_TABLE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The slot of descriptor `fd`, its block made if needed.
+fn slot_of(fd: RawFd) -> &'static ConnSlot {
+    let fd = fd.max(0) as usize;
+    let (b, i) = (fd / SLOTS_PER_BLOCK, fd % SLOTS_PER_BLOCK);
+    let mut t = conn_table();
+    if t.len() <= b {
+        t.resize(b + 1, None);
+    }
+    let block =
+        *t[b].get_or_insert_with(|| Box::leak(Box::new(std::array::from_fn(|_| ConnSlot::new()))));
+    &block[i]
 }
 
 /// Enters a descriptor in the table.
@@ -69,20 +103,19 @@ pub fn conn_slot_open(
     udp: bool,
     state: ConnState,
     peer: sys::SockAddr,
-) -> Arc<ConnSlot> {
-    let slot = Arc::new(ConnSlot {
-        udp,
-        state: std::sync::atomic::AtomicU8::new(state as u8),
-        last_cmd_time: std::sync::atomic::AtomicU32::new(current_time()),
-        peer: std::sync::Mutex::new(Peer::new(&peer)),
-    });
-    conn_table().insert(fd, Arc::clone(&slot));
+) -> &'static ConnSlot {
+    let slot = slot_of(fd);
+    slot.udp.store(udp, Relaxed);
+    slot.state.store(state as u8, Relaxed);
+    slot.last_cmd_time.store(current_time(), Relaxed);
+    *slot.peer.lock().unwrap_or_else(|e| e.into_inner()) = Peer::new(&peer);
+    slot.open.store(true, Release);
     slot
 }
 
 /// Removes a closed descriptor.
 pub fn conn_slot_close(fd: RawFd) {
-    conn_table().remove(&fd);
+    slot_of(fd).open.store(false, Release);
 }
 
 const STATE_BY_NUMBER: [ConnState; 15] = [
@@ -139,9 +172,16 @@ fn addr_text(a: &sys::SockAddr, udp: bool) -> String {
 /// address it came in on, its state and seconds since its last command.
 pub fn write_stats_conns(out: &mut dyn crate::stats::StatSink) {
     use crate::stats::append_stat;
-    let slots: Vec<(RawFd, Arc<ConnSlot>)> = conn_table()
+    let slots: Vec<(RawFd, &'static ConnSlot)> = conn_table()
         .iter()
-        .map(|(fd, s)| (*fd, Arc::clone(s)))
+        .enumerate()
+        .filter_map(|(b, block)| block.map(|blk| (b, blk)))
+        .flat_map(|(b, blk)| {
+            blk.iter()
+                .enumerate()
+                .filter(|(_, s)| s.open.load(Acquire))
+                .map(move |(i, s)| ((b * SLOTS_PER_BLOCK + i) as RawFd, s))
+        })
         .collect();
     let now = current_time();
     for (fd, slot) in slots {
@@ -149,27 +189,24 @@ pub fn write_stats_conns(out: &mut dyn crate::stats::StatSink) {
             .get(slot.state.load(Relaxed) as usize)
             .copied()
             .unwrap_or(ConnState::Closed);
-        if slot.udp {
+        let udp = slot.udp.load(Relaxed);
+        if udp {
             append_stat(out, &format!("{}:UDP", fd), "UDP");
         }
         if state == ConnState::Closed {
             continue;
         }
-        let shows_local = state == ConnState::Listening || (slot.udp && state == ConnState::Read);
+        let shows_local = state == ConnState::Listening || (udp && state == ConnState::Read);
         let peer = slot.peer();
         let addr = if shows_local {
             sys::getsockname(fd).unwrap_or(peer)
         } else {
             peer
         };
-        append_stat(out, &format!("{}:addr", fd), addr_text(&addr, slot.udp));
+        append_stat(out, &format!("{}:addr", fd), addr_text(&addr, udp));
         if !shows_local {
             let local = sys::getsockname(fd).unwrap_or_else(|_| sys::SockAddr::empty());
-            append_stat(
-                out,
-                &format!("{}:listen_addr", fd),
-                addr_text(&local, slot.udp),
-            );
+            append_stat(out, &format!("{}:listen_addr", fd), addr_text(&local, udp));
         }
         append_stat(out, &format!("{}:state", fd), state.name());
         append_stat(

@@ -84,7 +84,10 @@ impl Conn {
                 break;
             }
         }
-        let res = sys::sendmsg_to(self.fd, &iovs[..n], &r.request_addr);
+        let to = r
+            .request_addr
+            .map_or_else(sys::SockAddr::empty, |a| sys::SockAddr::from_std(&a));
+        let res = sys::sendmsg_to(self.fd, &iovs[..n], &to);
         self.transmit_done(res, UDP_HEADER_SIZE)
     }
 }

@@ -4,7 +4,6 @@
 
 use crate::items::store::ItemRef;
 use crate::storage::read::FlashRead;
-use crate::sys;
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
 
@@ -23,8 +22,14 @@ pub enum FlashReply {
 
 /// Size of a pooled read buffer (C's READ_BUFFER_SIZE).
 pub const READ_BUFFER_SIZE: usize = 16384;
-/// Size of a response's line buffer (C's WRITE_BUFFER_SIZE).
+/// Size of a response's line buffer (C's WRITE_BUFFER_SIZE): the longest line `out_string`
+/// sends.
 pub const WRITE_BUFFER_SIZE: usize = 1024;
+/// What a response's line buffer is made with. Every reply line but the longest error
+/// strings fits (a VALUE line with a 250-byte key and a CAS is ~300 bytes, a binary header
+/// with its key 278): half of C's inline buffer, so a bundle of objects takes ~9 KiB of
+/// resident memory rather than ~16. A longer line grows the buffer once; it keeps its size.
+const WBUF_INITIAL: usize = 512;
 
 /// One queued reply (C's mc_resp). It is written as up to four parts, in this order: the line
 /// buffer, the value of a held item (pointing into item memory; the reference is released when
@@ -55,7 +60,9 @@ pub struct Resp {
     pub flash_reply: FlashReply,
     // UDP: where the reply goes and how it is split into datagrams.
     pub(crate) request_id: u16,
-    pub(crate) request_addr: sys::SockAddr,
+    // (std's form, 32 bytes where a sockaddr_storage takes 128: every response object
+    // carries it, and UDP peers are always INET or INET6.)
+    pub(crate) request_addr: Option<std::net::SocketAddr>,
     /// The bundle and slot this object belongs to (see `Bundle`).
     pub(crate) home: (u32, u8),
     pub(crate) udp_sequence: u16,
@@ -66,7 +73,7 @@ impl Resp {
     /// An empty response object.
     pub fn new() -> Resp {
         Resp {
-            wbuf: Vec::with_capacity(WRITE_BUFFER_SIZE),
+            wbuf: Vec::with_capacity(WBUF_INITIAL),
             item: None,
             item_trim: 0,
             tail: b"",
@@ -79,7 +86,7 @@ impl Resp {
             flash_wait: false,
             flash_reply: FlashReply::Text,
             request_id: 0,
-            request_addr: sys::SockAddr::empty(),
+            request_addr: None,
             udp_sequence: 0,
             udp_total: 0,
             home: (0, 0),
