@@ -384,19 +384,25 @@ impl Drop for Conn {
 }
 
 impl Conn {
+    #[inline]
     pub fn set_state(&mut self, state: ConnState) {
         if state != self.state {
             if settings::verbose() > 2 {
-                eprintln!(
-                    "{}: going from {} to {}",
-                    self.fd,
-                    self.state.name(),
-                    state.name()
-                );
+                self.trace_state(state);
             }
             self.state = state;
             self.slot.set_state(state);
         }
+    }
+
+    #[cold]
+    fn trace_state(&self, state: ConnState) {
+        eprintln!(
+            "{}: going from {} to {}",
+            self.fd,
+            self.state.name(),
+            state.name()
+        );
     }
 
     fn update_event(&mut self, flags: i16) -> bool {

@@ -363,8 +363,14 @@ static GLOBAL: OnceLock<Settings> = OnceLock::new();
 
 /// Installs the settings for the life of the process. Called once by main.
 pub fn init_global(s: Settings) {
+    VERBOSE.store(s.verbose.load(Relaxed), Relaxed);
     let _ = GLOBAL.set(s);
 }
+
+/// The verbosity as `verbose()` reads it: a plain static, since the hot path asks on every
+/// state change (the settings' own field is what `stats settings` shows; both change
+/// together).
+static VERBOSE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 /// The process-wide settings. Panics only if called before `init_global` (a programming error).
 pub fn get() -> &'static Settings {
@@ -372,13 +378,15 @@ pub fn get() -> &'static Settings {
 }
 
 /// The current verbosity (`-v` count, changed at run time by `verbosity`).
+#[inline]
 pub fn verbose() -> i32 {
-    get().verbose.load(Relaxed)
+    VERBOSE.load(Relaxed)
 }
 
 /// Sets the verbosity (the `verbosity` command).
 pub fn set_verbose(v: i32) {
-    get().verbose.store(v, Relaxed)
+    get().verbose.store(v, Relaxed);
+    VERBOSE.store(v, Relaxed);
 }
 
 /// Parses argv (argv[0] included). On `-h`, `-V`, `-i` or a bad value it prints what C prints
