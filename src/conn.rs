@@ -775,7 +775,7 @@ impl Conn {
 
     /// Runs the state machine until it has to wait for the network (C's drive_machine).
     pub fn drive_machine(&mut self) {
-        self.nreqs = settings::get().reqs_per_event;
+        self.nreqs = self.worker.reqs_per_event;
         let mut stop = false;
         while !stop {
             match self.state {

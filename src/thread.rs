@@ -57,6 +57,8 @@ pub struct Worker {
     pub stats: ThreadStats,
     /// Per-class counters (C's slab_stats and lru_hits of thread_stats).
     pub class_stats: ClassStats,
+    /// `-R`: requests a connection may run per event (read at every event).
+    pub reqs_per_event: i32,
 }
 
 impl Worker {
@@ -71,6 +73,7 @@ impl Worker {
             io_fd: -1,
             stats: ThreadStats::default(),
             class_stats: ClassStats::default(),
+            reqs_per_event: 20,
         }
     }
 
@@ -135,6 +138,7 @@ pub fn init(n: usize) {
             io_fd,
             stats: ThreadStats::default(),
             class_stats: ClassStats::default(),
+            reqs_per_event: crate::settings::get().reqs_per_event,
         });
         // The five a worker holds: its two notifiers, and its event base's epoll descriptor
         // and signal pipe (C's count).

@@ -55,7 +55,8 @@ impl Tokens {
         // Tokens are the runs of non-space bytes; the end cap is where the last indexed
         // token ends (the line's end when fewer than `max` tokens were found).
         let cap = loop {
-            while pos < end && body[pos] == b' ' {
+            // The line ending ('\r' or '\n' at `end`) is never a space: it stops this.
+            while line.get(pos) == Some(&b' ') {
                 pos += 1;
             }
             if pos >= end {
@@ -75,7 +76,12 @@ impl Tokens {
                 }
             }
             cur += 1;
-            let tok_end = find_space(body, pos + 1);
+            // Flag tokens are mostly one letter: look at the next byte before a word scan.
+            let tok_end = if pos + 1 >= end || body[pos + 1] == b' ' {
+                pos + 1
+            } else {
+                find_space(body, pos + 2)
+            };
             if cur == max || tok_end == end {
                 break tok_end;
             }
