@@ -717,6 +717,9 @@ pub(crate) mod tests {
             let key = format!("key{}", i);
             if let Some(r) = st.get(key.as_bytes(), None, true) {
                 assert_eq!(r.key(), key.as_bytes());
+                // Linking kept the key's hash in the header, where the LRU walks read it.
+                // SAFETY: the reference keeps the item live.
+                assert_eq!(unsafe { (*r.as_ptr()).hv }, st.hash(key.as_bytes()));
                 assert_eq!(r.client_flags(), 5);
                 assert_eq!(&r.contiguous().expect("plain item")[998..], b"\r\n");
                 kept += 1;

@@ -56,8 +56,9 @@ impl ReadBuf {
     }
 
     fn layout(cap: usize) -> Layout {
-        // An array of bytes: size `cap`, alignment 1, never too large for a read buffer.
-        Layout::array::<u8>(cap).unwrap_or(Layout::new::<u8>())
+        // Sizes are the fixed buffer sizes and at most a few doublings of them, never near
+        // isize::MAX; a layout that did not describe `cap` bytes would make every access unsound.
+        Layout::array::<u8>(cap).expect("read buffer size")
     }
 
     /// Its size.
