@@ -5,7 +5,7 @@
 
 use memcached::proto::binary::{classify, decode_header};
 use memcached::proto::mem_session::{init_server, MemSession};
-use memcached::proto::meta::{parse_flags, KEY_MAX_LENGTH};
+use memcached::proto::meta::{parse_flags, BinKey};
 use memcached::proto::tokenizer::{parse_request, Tokens};
 use memcached::stats::Clock;
 use std::hint::black_box;
@@ -58,7 +58,7 @@ fn main() {
     report(
         "meta flags  mg v c f t k N30 T60 O123",
         time(N, || {
-            let mut binkey = [0u8; KEY_MAX_LENGTH];
+            let mut binkey = BinKey::new();
             let f = parse_flags(black_box(mg), &t, 2, &mut binkey, &clock);
             black_box(f.is_ok());
         }),

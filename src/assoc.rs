@@ -225,7 +225,7 @@ impl HashTable {
         while !it.is_null() {
             // SAFETY: items on a chain are live while the bucket's lock is held.
             unsafe {
-                if (*it).nkey as usize == key.len() && items::key(it) == key {
+                if (*it).nkey as usize == key.len() && key_eq(items::key(it), key) {
                     return it;
                 }
                 it = (*it).h_next;
@@ -262,7 +262,7 @@ impl HashTable {
         // SAFETY: the chain is stable and its items live under the lock.
         unsafe {
             while !it.is_null() {
-                if (*it).nkey as usize == key.len() && items::key(it) == key {
+                if (*it).nkey as usize == key.len() && key_eq(items::key(it), key) {
                     let next = (*it).h_next;
                     if prev.is_null() {
                         b.store(next, Relaxed);
@@ -276,6 +276,31 @@ impl HashTable {
                 it = (*it).h_next;
             }
         }
+    }
+}
+
+/// Key equality for the lookup of every request: keys of up to 32 bytes (most) compare as a
+/// few overlapping word loads instead of a call to memcmp (~25 instructions per lookup).
+#[inline]
+fn key_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY (all reads below): each arm reads only within [0, n) of both slices, which
+    // have n bytes; the reads are unaligned loads.
+    let word = |at: usize| unsafe {
+        pa.add(at).cast::<u64>().read_unaligned() == pb.add(at).cast::<u64>().read_unaligned()
+    };
+    let half = |at: usize| unsafe {
+        pa.add(at).cast::<u32>().read_unaligned() == pb.add(at).cast::<u32>().read_unaligned()
+    };
+    match n {
+        4..=7 => half(0) & half(n - 4),
+        8..=16 => word(0) & word(n - 8),
+        17..=32 => word(0) & word(8) & word(n - 16) & word(n - 8),
+        _ => a == b,
     }
 }
 
@@ -334,5 +359,22 @@ mod tests {
         }
         // SAFETY: single-threaded.
         unsafe { assert!(t.find(b"missing", 12345).is_null()) };
+    }
+
+    #[test]
+    fn key_eq_matches_slice_equality() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..=40 {
+            let a = &base[..n];
+            assert!(super::key_eq(a, &base[..n]));
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 1;
+                assert!(!super::key_eq(a, &b), "len {n}, differing at {at}");
+            }
+            if n > 0 {
+                assert!(!super::key_eq(a, &base[..n - 1]));
+            }
+        }
     }
 }

@@ -61,10 +61,9 @@ fn nap(us: u64) {
 }
 
 fn run(st: &'static Store) {
-    let classes = crate::stats::MAX_CLASSES;
     let mut to_sleep = MIN_SLEEP_US;
-    let mut next_juggles = vec![0u64; classes];
-    let mut backoff = vec![0u64; classes];
+    let mut next_juggles = [0u64; crate::stats::MAX_CLASSES];
+    let mut backoff = [0u64; crate::stats::MAX_CLASSES];
     let mut batch = Vec::with_capacity(1024);
     let mut last_crawler_check = 0u32;
     crate::logger::logger_create();
@@ -83,28 +82,30 @@ fn run(st: &'static Store) {
         to_sleep = MAX_SLEEP_US;
         STATS.lru_maintainer_juggles.fetch_add(1, Relaxed);
 
-        for cls in crate::slabs::POWER_SMALLEST..classes {
-            next_juggles[cls] = next_juggles[cls].saturating_sub(last_sleep);
-            if next_juggles[cls] > 0 {
-                to_sleep = to_sleep.min(next_juggles[cls]);
+        let first = crate::slabs::POWER_SMALLEST;
+        let classes = next_juggles[first..].iter_mut().zip(&mut backoff[first..]);
+        for (cls, (next, backoff)) in (first..).zip(classes) {
+            *next = next.saturating_sub(last_sleep);
+            if *next > 0 {
+                to_sleep = to_sleep.min(*next);
                 continue;
             }
             let did_moves = st.juggle(cls as u8);
             if did_moves == 0 {
-                backoff[cls] = if backoff[cls] != 0 {
-                    backoff[cls] + backoff[cls] / 8
+                *backoff = if *backoff != 0 {
+                    *backoff + *backoff / 8
                 } else {
                     MIN_SLEEP_US
                 }
                 .min(MAX_SLEEP_US);
-            } else if backoff[cls] > 0 {
-                backoff[cls] /= 2;
-                if backoff[cls] < MIN_SLEEP_US {
-                    backoff[cls] = 0;
+            } else if *backoff > 0 {
+                *backoff /= 2;
+                if *backoff < MIN_SLEEP_US {
+                    *backoff = 0;
                 }
             }
-            next_juggles[cls] = backoff[cls];
-            to_sleep = to_sleep.min(next_juggles[cls]);
+            *next = *backoff;
+            to_sleep = to_sleep.min(*next);
         }
 
         // Queued COLD hits keep the pause short.

@@ -402,7 +402,7 @@ struct Locked {
     it: *mut Item,
     ch: *mut ItemChunk,
     hv: u32,
-    guard: Option<MutexGuard<'static, ()>>,
+    guard: Option<crate::sys::LockGuard<'static, ()>>,
 }
 
 /// Reads a chunk's flags as they stand, while other threads may be changing other bits

@@ -8,7 +8,11 @@ use std::mem;
 use std::os::raw::c_int;
 use std::os::unix::io::RawFd;
 
+mod key_buf;
+mod lock;
 mod read_buf;
+pub use key_buf::KeyBuf;
+pub use lock::{Lock, LockGuard};
 pub use read_buf::ReadBuf;
 
 fn cvt(r: isize) -> io::Result<usize> {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use memcached::proto::meta::{parse_flags, KEY_MAX_LENGTH};
+use memcached::proto::meta::{parse_flags, BinKey, KEY_MAX_LENGTH};
 use memcached::proto::tokenizer::Tokens;
 use memcached::stats::Clock;
 
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         let Ok(t) = Tokens::tokenize(&line, start) else {
             continue;
         };
-        let mut binkey = [0u8; KEY_MAX_LENGTH];
+        let mut binkey = BinKey::new();
         if let Ok(f) = parse_flags(&line, &t, start, &mut binkey, &clock) {
             let key = f.key(&line, &t, &binkey);
             assert!(key.len() <= KEY_MAX_LENGTH);

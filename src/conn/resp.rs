@@ -237,8 +237,12 @@ impl ThreadCaches {
     fn resp_allocate(&mut self) -> Option<Box<Resp>> {
         if let Some(id) = self.open {
             let b = self.bundle(id);
-            for i in 0..RESP_PER_BUNDLE {
-                let x = (i + b.next_check) % RESP_PER_BUNDLE;
+            // From the slot after the last one taken, wrapping (no division per step).
+            let mut x = b.next_check;
+            for _ in 0..RESP_PER_BUNDLE {
+                if x >= RESP_PER_BUNDLE {
+                    x = 0;
+                }
                 if let Some(r) = b.slots[x].take() {
                     b.next_check = x + 1;
                     b.refcount += 1;
@@ -252,6 +256,7 @@ impl ThreadCaches {
                     }
                     return Some(r);
                 }
+                x += 1;
             }
         }
         if !self.unit_take() {

@@ -5,8 +5,8 @@
 
 use super::store::{lock, store, Store, CURR_ITEMS};
 use crate::settings;
+use crate::sys::LockGuard;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::MutexGuard;
 
 impl Store {
     /// Asks the expansion thread to grow the table if it holds more than 1.5 items per bucket
@@ -29,11 +29,8 @@ impl Store {
     /// Every item lock, in order: no thread is then inside the hash table (the effect C gets
     /// from pause_threads). Deadlock-free because no thread blocks on an item lock while
     /// holding another (second locks are only tried).
-    fn lock_all_items(&self) -> Vec<MutexGuard<'_, ()>> {
-        self.item_locks
-            .iter()
-            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
-            .collect()
+    fn lock_all_items(&self) -> Vec<LockGuard<'_, ()>> {
+        self.item_locks.iter().map(|m| m.lock()).collect()
     }
 
     /// The hash table expansion thread's loop (C's assoc_maintenance_thread): waits for a

@@ -6,9 +6,9 @@
 use super::lru::COLD_LRU;
 use super::store::{ItemRef, Store};
 use crate::items::{self, Item, ITEM_HDR, ITEM_LINKED};
+use crate::sys::LockGuard;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::MutexGuard;
 
 /// Where an item's value sits on flash (C's item_hdr): kept in the value slot of a small
 /// item whose `nbytes` still says how long the value is.
@@ -93,7 +93,7 @@ pub(in crate::items) unsafe fn lru_bytes(it: *const Item, ntotal: usize) -> usiz
 pub struct ColdTail<'a> {
     pub it: ItemRef,
     pub hv: u32,
-    pub guard: MutexGuard<'a, ()>,
+    pub guard: LockGuard<'a, ()>,
 }
 
 impl ItemRef {

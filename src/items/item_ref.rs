@@ -30,11 +30,27 @@ pub(in crate::items) unsafe fn ntotal(it: *const Item) -> usize {
 ///
 /// # Safety
 /// The caller owns one reference to the live item `it` and gives it up.
+#[inline]
 pub(in crate::items) unsafe fn release(it: *mut Item) {
     // SAFETY: the caller's reference keeps `it` live until the decrement.
     unsafe {
         debug_assert!((*it).it_flags & ITEM_SLABBED == 0);
         if (*it).refcount.fetch_sub(1, Relaxed) == 1 {
+            free_unreferenced(it);
+        }
+    }
+}
+
+/// Returns an item nobody references any more to its slab class (out of line: most releases
+/// are not the last).
+///
+/// # Safety
+/// `it` is live, unlinked and its count just reached zero.
+#[inline(never)]
+unsafe fn free_unreferenced(it: *mut Item) {
+    // SAFETY: per the contract no one else can reach `it`.
+    unsafe {
+        {
             debug_assert!((*it).it_flags & ITEM_LINKED == 0);
             let Some(nn) = NonNull::new(it) else { return };
             if (*it).it_flags & ITEM_CHUNKED == 0 {

@@ -4,7 +4,7 @@
 
 use super::store::{ItemRef, Store};
 use crate::stats::ThreadStats;
-use std::sync::MutexGuard;
+use crate::sys::LockGuard;
 
 /// The item lock for a key's hash stripe. Items handed to its methods must belong to that
 /// stripe: their key is the locked key, or hashes to the same lock (checked; a mismatch is a
@@ -13,7 +13,7 @@ pub struct KeyLock<'a> {
     st: &'a Store,
     key: &'a [u8],
     hv: u32,
-    _guard: MutexGuard<'a, ()>,
+    _guard: LockGuard<'a, ()>,
 }
 
 impl Store {

@@ -10,11 +10,12 @@ use super::store::{lock, ItemRef, Store};
 use crate::items::{self, Item, ITEM_ACTIVE, ITEM_FETCHED, ITEM_LINKED};
 use crate::settings;
 use crate::stats::current_time;
+use crate::sys::Lock;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// LRU ids live in the top two bits of `slabs_clsid`.
 pub const HOT_LRU: u8 = 0;
@@ -41,7 +42,7 @@ const BUMP_BUF_SIZE: usize = 8192;
 /// One thread's queue of COLD hits waiting for the LRU maintainer to move them to WARM (C's
 /// lru_bump_buf): a fetch never takes a second LRU lock. Each entry holds a reference.
 pub(in crate::items) struct BumpBuf {
-    pub(in crate::items) queue: Mutex<VecDeque<(ItemRef, u32)>>,
+    pub(in crate::items) queue: Lock<VecDeque<(ItemRef, u32)>>,
     pub(in crate::items) dropped: AtomicU64,
 }
 
@@ -103,6 +104,7 @@ impl Store {
 
     /// `pull_tail` where a crawler marker at the tail ends the walk when `crawl_blocks` (C's
     /// LRU_PULL_CRAWL_BLOCKS, used by the maintainer) and is stepped over otherwise.
+    #[inline]
     pub(in crate::items) fn pull_tail_flags(
         &self,
         cls: u8,
@@ -112,15 +114,40 @@ impl Store {
         max_age: u32,
         crawl_blocks: bool,
     ) -> i32 {
-        self.pull_tail_walk(cls, lru, total_bytes, evict, max_age, crawl_blocks, false)
+        self.pull_tail_body(cls, lru, total_bytes, evict, max_age, crawl_blocks, false)
             .0
     }
 
-    /// The tail walk itself; with `return_item`, a COLD tail that is not evicted is handed
-    /// back with its item lock held and a reference (C's LRU_PULL_RETURN_ITEM, for the
-    /// extstore write thread) instead of being moved.
+    /// The tail walk with `return_item`: a COLD tail that is not evicted is handed back with
+    /// its item lock held and a reference (C's LRU_PULL_RETURN_ITEM, for the extstore write
+    /// thread) instead of being moved.
     #[allow(clippy::too_many_arguments)]
     pub(in crate::items) fn pull_tail_walk(
+        &self,
+        cls: u8,
+        lru: u8,
+        total_bytes: u64,
+        evict: bool,
+        max_age: u32,
+        crawl_blocks: bool,
+        return_item: bool,
+    ) -> (i32, Option<super::flash::ColdTail<'_>>) {
+        self.pull_tail_body(
+            cls,
+            lru,
+            total_bytes,
+            evict,
+            max_age,
+            crawl_blocks,
+            return_item,
+        )
+    }
+
+    /// The tail walk itself, inlined into both callers: the maintainer's copy (most calls)
+    /// then has no item to hand back and returns a plain count in a register.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn pull_tail_body(
         &self,
         cls: u8,
         lru: u8,
@@ -339,7 +366,7 @@ impl Store {
                 Some((k, buf)) if *k == key => Arc::clone(buf),
                 _ => {
                     let buf = Arc::new(BumpBuf {
-                        queue: Mutex::new(VecDeque::with_capacity(BUMP_BUF_SIZE)),
+                        queue: Lock::new(VecDeque::with_capacity(BUMP_BUF_SIZE)),
                         dropped: AtomicU64::new(0),
                     });
                     lock(&self.bump_bufs).push(Arc::clone(&buf));
@@ -348,7 +375,7 @@ impl Store {
                 }
             }
         });
-        let mut q = lock(&buf.queue);
+        let mut q = buf.queue.lock();
         if q.len() >= BUMP_BUF_SIZE {
             buf.dropped.fetch_add(1, Relaxed);
             return false;
@@ -368,18 +395,18 @@ impl Store {
     /// Applies queued COLD hits (C's lru_maintainer_bumps). `batch` is the caller's scratch
     /// space. Returns whether any were queued.
     pub fn process_bumps(&self, batch: &mut Vec<(ItemRef, u32)>) -> bool {
-        let bufs: Vec<Arc<BumpBuf>> = lock(&self.bump_bufs).clone();
-        let mut bumped = false;
-        for b in bufs {
-            batch.extend(lock(&b.queue).drain(..));
-            bumped |= !batch.is_empty();
-            for (r, hv) in batch.drain(..) {
-                let _g = self.item_lock(hv);
-                // SAFETY: the item lock is held and the queued reference keeps it live; the
-                // reference is released (dropped) under the lock, as C does.
-                unsafe { self.touch_time(r.as_ptr()) };
-                drop(r);
-            }
+        // The list lock is let go before any item lock: a worker registers its queue while
+        // holding an item lock.
+        for b in lock(&self.bump_bufs).iter() {
+            batch.extend(b.queue.lock().drain(..));
+        }
+        let bumped = !batch.is_empty();
+        for (r, hv) in batch.drain(..) {
+            let _g = self.item_lock(hv);
+            // SAFETY: the item lock is held and the queued reference keeps it live; the
+            // reference is released (dropped) under the lock, as C does.
+            unsafe { self.touch_time(r.as_ptr()) };
+            drop(r);
         }
         bumped
     }

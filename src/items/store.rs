@@ -21,6 +21,7 @@ use crate::items::{self, Item, ITEM_CHUNKED, ITEM_LINKED};
 use crate::settings::{self, Settings};
 use crate::slabs::with_slabs;
 use crate::stats::{current_time, ThreadStats};
+use crate::sys::{Lock, LockGuard};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -34,9 +35,9 @@ pub static TOTAL_ITEMS: AtomicU64 = AtomicU64::new(0);
 /// The store's shared state.
 pub struct Store {
     pub(in crate::items) assoc: HashTable,
-    pub(in crate::items) item_locks: Box<[Mutex<()>]>,
+    pub(in crate::items) item_locks: Box<[Lock<()>]>,
     pub(in crate::items) item_lock_mask: u32,
-    pub(in crate::items) lrus: Box<[Mutex<Lru>]>,
+    pub(in crate::items) lrus: Box<[Lock<Lru>]>,
     pub(in crate::items) cas_id: AtomicU64,
     pub(in crate::items) hash: fn(&[u8]) -> u32,
     pub(in crate::items) use_cas: bool,
@@ -85,10 +86,10 @@ impl Store {
     /// A store whose table starts with 2^hashpower buckets.
     pub fn with_hashpower(s: &Settings, hashpower: u32) -> Store {
         let lock_power = item_lock_power(s.num_threads).min(hashpower.saturating_sub(1));
-        let locks = (0..1u32 << lock_power).map(|_| Mutex::new(())).collect();
+        let locks = (0..1u32 << lock_power).map(|_| Lock::new(())).collect();
         let lrus = (0..POWER_LARGEST)
             .map(|_| {
-                Mutex::new(Lru {
+                Lock::new(Lru {
                     head: ptr::null_mut(),
                     tail: ptr::null_mut(),
                     size: 0,
@@ -128,9 +129,8 @@ impl Store {
 
     /// Takes the item lock for `hv`.
     #[inline]
-    pub fn item_lock(&self, hv: u32) -> MutexGuard<'_, ()> {
-        let m = &self.item_locks[(hv & self.item_lock_mask) as usize];
-        m.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn item_lock(&self, hv: u32) -> LockGuard<'_, ()> {
+        self.item_locks[(hv & self.item_lock_mask) as usize].lock()
     }
 
     /// `debugitem unref <key>`: gives back a reference a debugger leaked with `debugitem ref`
@@ -153,16 +153,12 @@ impl Store {
 
     /// Tries the item lock for `hv` (C's item_trylock), for threads that hold a lock that
     /// comes later in the lock order.
-    pub(crate) fn item_trylock(&self, hv: u32) -> Option<MutexGuard<'_, ()>> {
-        self.item_locks[(hv & self.item_lock_mask) as usize]
-            .try_lock()
-            .ok()
+    pub(crate) fn item_trylock(&self, hv: u32) -> Option<LockGuard<'_, ()>> {
+        self.item_locks[(hv & self.item_lock_mask) as usize].try_lock()
     }
 
-    pub(in crate::items) fn lru(&self, id: u8) -> MutexGuard<'_, Lru> {
-        self.lrus[id as usize]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    pub(in crate::items) fn lru(&self, id: u8) -> LockGuard<'_, Lru> {
+        self.lrus[id as usize].lock()
     }
 
     /// The hash table (for stats).
@@ -396,7 +392,7 @@ impl Store {
     /// Start-up only, no other thread: every `it` is a linked item of the memory file.
     pub(crate) unsafe fn restart_link(&self, items: &[*mut Item]) {
         let (mut count, mut bytes) = (0i64, 0i64);
-        let mut lru: Option<(u8, MutexGuard<'_, Lru>)> = None;
+        let mut lru: Option<(u8, LockGuard<'_, Lru>)> = None;
         for &it in items {
             // SAFETY: per the contract; no other thread can reach the table or the item.
             unsafe {

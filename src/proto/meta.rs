@@ -19,6 +19,8 @@ const MAX_OPT_TOKENS: usize = 20;
 const MAX_OPAQUE_LENGTH: usize = 32;
 /// Longest key.
 pub const KEY_MAX_LENGTH: usize = 250;
+/// Where a `b` (base64) key is decoded to.
+pub type BinKey = crate::sys::KeyBuf<KEY_MAX_LENGTH>;
 /// Refcount above which a fetch is refused rather than risk overflow (C's IT_REFCOUNT_LIMIT).
 const REFCOUNT_LIMIT: u16 = 60000;
 
@@ -26,8 +28,6 @@ const REFCOUNT_LIMIT: u16 = 60000;
 #[derive(Default, Debug)]
 pub struct Flags {
     pub key_binary: bool,
-    /// Length of the decoded key when `key_binary`.
-    pub bin_len: usize,
     pub locked: bool,
     pub vivify: bool,
     pub autoviv_exptime: u32,
@@ -51,14 +51,9 @@ pub struct Flags {
 
 impl Flags {
     /// The key the request names: the decoded bytes with `b`, else the key token.
-    pub fn key<'a>(
-        &self,
-        line: &'a [u8],
-        t: &Tokens,
-        binkey: &'a [u8; KEY_MAX_LENGTH],
-    ) -> &'a [u8] {
+    pub fn key<'a>(&self, line: &'a [u8], t: &Tokens, binkey: &'a BinKey) -> &'a [u8] {
         if self.key_binary {
-            &binkey[..self.bin_len]
+            binkey.as_slice()
         } else {
             t.get(line, 1).unwrap_or(b"")
         }
@@ -82,7 +77,7 @@ pub fn parse_flags(
     line: &[u8],
     t: &Tokens,
     start: usize,
-    binkey: &mut [u8; KEY_MAX_LENGTH],
+    binkey: &mut BinKey,
     clock: &Clock,
 ) -> Result<Flags, &'static str> {
     let mut f = Flags::default();
@@ -95,7 +90,7 @@ pub fn parse_flags_into(
     line: &[u8],
     t: &Tokens,
     start: usize,
-    binkey: &mut [u8; KEY_MAX_LENGTH],
+    binkey: &mut BinKey,
     clock: &Clock,
     f: &mut Flags,
 ) -> Result<(), &'static str> {
@@ -124,8 +119,7 @@ pub fn parse_flags_into(
         let bad_token = "CLIENT_ERROR bad token in command line format";
         match o {
             b'b' => {
-                f.bin_len = base64_decode(key, &mut binkey[..key.len()]);
-                if f.bin_len == 0 {
+                if binkey.fill(key.len(), |b| base64_decode(key, b)) == 0 {
                     errstr = "CLIENT_ERROR error decoding key";
                     has_error = true;
                 }
@@ -270,7 +264,7 @@ fn err(c: &mut dyn Session, msg: &str) {
 /// `mg <key> <flags>*` (C's process_mget_cmd).
 pub fn process_mget(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
-    let mut binkey = [0u8; KEY_MAX_LENGTH];
+    let mut binkey = BinKey::new();
     let mut f = Flags::default();
     if let Err(e) = parse_flags_into(line, t, 2, &mut binkey, &Clock::now(), &mut f) {
         return err(c, e);
@@ -495,7 +489,7 @@ pub fn process_mset(c: &mut dyn Session, line: &[u8], req: &Request) {
         c.out_errstring(msg);
         c.set_next(Next::Swallow(vlen));
     };
-    let mut binkey = [0u8; KEY_MAX_LENGTH];
+    let mut binkey = BinKey::new();
     let mut f = Flags::default();
     if let Err(e) = parse_flags_into(line, t, 3, &mut binkey, &Clock::now(), &mut f) {
         return swallow(c, e);
@@ -643,7 +637,7 @@ pub fn finalize_mset(c: &mut dyn Session, it: &ItemRef, out: ops::StoreOutcome) 
 /// `md <key> <flags>*` (C's process_mdelete_cmd).
 pub fn process_mdelete(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
-    let mut binkey = [0u8; KEY_MAX_LENGTH];
+    let mut binkey = BinKey::new();
     let mut f = Flags::default();
     if let Err(e) = parse_flags_into(line, t, 2, &mut binkey, &Clock::now(), &mut f) {
         return err(c, e);
@@ -735,7 +729,7 @@ pub fn process_mdelete(c: &mut dyn Session, line: &[u8], req: &Request) {
 /// `ma <key> <flags>*` (C's process_marithmetic_cmd).
 pub fn process_marithmetic(c: &mut dyn Session, line: &[u8], req: &Request) {
     let t = &req.tokens;
-    let mut binkey = [0u8; KEY_MAX_LENGTH];
+    let mut binkey = BinKey::new();
     let mut f = Flags::default();
     if parse_flags_into(line, t, 2, &mut binkey, &Clock::now(), &mut f).is_err() {
         return err(c, "CLIENT_ERROR invalid or duplicate flag");
@@ -888,15 +882,14 @@ pub fn process_meta_dump(c: &mut dyn Session, line: &[u8], req: &Request) {
     if t.ntokens < 2 || tok_key.len() > KEY_MAX_LENGTH {
         return c.out_string("CLIENT_ERROR bad command line format");
     }
-    let mut binkey = [0u8; KEY_MAX_LENGTH];
+    let mut binkey = BinKey::new();
     let mut key = tok_key;
     // C only looks for `b` when another token follows it.
     if t.ntokens >= 4 && t.get(line, 2) == Some(b"b") {
-        let n = base64_decode(tok_key, &mut binkey[..tok_key.len()]);
-        if n == 0 {
+        if binkey.fill(tok_key.len(), |b| base64_decode(tok_key, b)) == 0 {
             return c.out_string("CLIENT_ERROR bad command line format");
         }
-        key = &binkey[..n];
+        key = binkey.as_slice();
     }
     let ctr = c.counters();
     let found = store::store().and_then(|st| st.get(key, Some(ctr.thread), false));

@@ -16,6 +16,16 @@ pub mod tokenizer;
 /// formatting machinery costs several times more per number.
 #[inline]
 pub fn push_decimal(out: &mut Vec<u8>, v: u64) {
+    // Flags and short lengths are mostly one or two digits: pushed as a fixed-size copy, not
+    // through a variable-length memcpy.
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
+    if v < 100 {
+        out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
+        return;
+    }
     let mut digits = [0u8; 20];
     out.extend_from_slice(crate::settings::cnum::u64_decimal(v, &mut digits));
 }

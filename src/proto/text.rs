@@ -297,7 +297,7 @@ fn process_debugtime_command(c: &mut dyn Session, line: &[u8], req: &Request) {
 #[cfg(feature = "debug-commands")]
 thread_local! {
     /// Item locks `debugitem lock` holds across commands on this worker, by lock stripe.
-    static DEBUG_LOCKS: std::cell::RefCell<Vec<(u32, std::sync::MutexGuard<'static, ()>)>> =
+    static DEBUG_LOCKS: std::cell::RefCell<Vec<(u32, crate::sys::LockGuard<'static, ()>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
     /// The reference `debugitem ref` took last (`debugitem unref reffed` gives it back).
     static DEBUG_REFFED: std::cell::RefCell<Option<crate::items::store::ItemRef>> =
