@@ -784,6 +784,11 @@ impl Conn {
                     stop = true;
                 }
                 ConnState::Waiting => {
+                    if self.tls.as_ref().is_some_and(|t| t.pending()) {
+                        // Records OpenSSL read ahead: no read event would come for them.
+                        self.set_state(ConnState::Read);
+                        continue;
+                    }
                     self.rbuf_release();
                     if !self.update_event(event::EV_READ | event::EV_PERSIST) {
                         if settings::verbose() > 0 {

@@ -17,6 +17,7 @@ use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
+use Socket qw(IPPROTO_TCP TCP_CORK);
 
 plan skip_all => 'this build has no TLS' unless supports_tls();
 eval { require IO::Socket::SSL; 1 } or plan skip_all => 'IO::Socket::SSL is not installed';
@@ -154,6 +155,26 @@ my $server = new_memcached(
         last if $l eq "MN\r\n";
     }
     is($mg, ("EN\r\n" x 50) . "MN\r\n", "50 pipelined meta misses");
+    # Requests split over TLS records that reach the server in one segment (corked): all of
+    # them are answered though the bytes after the first record raise no further read event.
+    {
+        setsockopt($s, IPPROTO_TCP, TCP_CORK, 1) or die "TCP_CORK: $!";
+        $s->syswrite("mg k1 v\r\nmg k2");
+        $s->syswrite(" v\r\nmn");
+        $s->syswrite("\r\n");
+        setsockopt($s, IPPROTO_TCP, TCP_CORK, 0) or die "TCP_CORK: $!";
+        my $got = '';
+        eval {
+            local $SIG{ALRM} = sub { die "timeout\n" };
+            alarm 5;
+            while (defined(my $l = <$s>)) {
+                $got .= $l;
+                last if $l eq "MN\r\n";
+            }
+            alarm 0;
+        };
+        is($got, "EN\r\nEN\r\nMN\r\n", "requests split over records sent together");
+    }
     my $stats = mem_stats($s);
     is($stats->{ssl_handshake_errors}, 0, "no handshake errors so far");
     like($stats->{time_since_server_cert_refresh}, qr/^\d+$/, "time_since_server_cert_refresh");
