@@ -361,7 +361,15 @@ pub fn redispatch(fd: RawFd, close: bool, tls: Option<TlsConn>, base: &EventBase
     } else {
         None
     };
-    if !base.register(fd, event::EV_READ | event::EV_PERSIST, timeout, c) {
+    // Commands OpenSSL read ahead before the loan raise no read event: come back on a write
+    // event (as a yield does) and read them first.
+    let held = c.tls.as_ref().is_some_and(|t| t.pending());
+    let which = if held {
+        event::EV_WRITE
+    } else {
+        event::EV_READ
+    };
+    if !base.register(fd, which | event::EV_PERSIST, timeout, c) {
         // The connection object is gone; at least release its descriptor and count.
         sys::perror("event_add", &io::Error::last_os_error());
         conn_slot_close(fd);
@@ -833,9 +841,9 @@ impl Conn {
                         self.set_state(ConnState::Mwrite);
                     } else {
                         stats::bump(&self.worker.stats.conn_yields, 1);
-                        if self.rbytes > 0 {
-                            // Data is already buffered, so no read event would fire: ask for
-                            // a write event to come back.
+                        if self.rbytes > 0 || self.tls.as_ref().is_some_and(|t| t.pending()) {
+                            // Data is already buffered (here or in OpenSSL), so no read event
+                            // would fire: ask for a write event to come back.
                             if !self.update_event(event::EV_WRITE | event::EV_PERSIST) {
                                 if settings::verbose() > 0 {
                                     eprintln!("Couldn't update event");

@@ -175,6 +175,22 @@ my $server = new_memcached(
         };
         is($got, "EN\r\nEN\r\nMN\r\n", "requests split over records sent together");
     }
+    # More quiet requests than one event serves (-R 20), one record each, in one segment:
+    # the connection yields with its read buffer empty and the rest held by OpenSSL.
+    {
+        setsockopt($s, IPPROTO_TCP, TCP_CORK, 1) or die "TCP_CORK: $!";
+        $s->syswrite("set quiet$_ 0 0 1 noreply\r\nq\r\n") for 1 .. 30;
+        $s->syswrite("mn\r\n");
+        setsockopt($s, IPPROTO_TCP, TCP_CORK, 0) or die "TCP_CORK: $!";
+        my $got = '';
+        eval {
+            local $SIG{ALRM} = sub { die "timeout\n" };
+            alarm 5;
+            $got = <$s>;
+            alarm 0;
+        };
+        is($got, "MN\r\n", "quiet requests past the per-event limit, a record each");
+    }
     my $stats = mem_stats($s);
     is($stats->{ssl_handshake_errors}, 0, "no handshake errors so far");
     like($stats->{time_since_server_cert_refresh}, qr/^\d+$/, "time_since_server_cert_refresh");
@@ -201,6 +217,23 @@ my $server = new_memcached(
     }
     like($dump, qr/key=w1 exp=-1 /, "metadump over TLS");
     is(ask($s, "version\r\n"), "VERSION 1.6.45\r\n", "the connection comes back after the dump");
+    # A command sent in its own record right behind the dump's, in the same segment: it
+    # waits in OpenSSL while the crawler has the connection, and is answered after.
+    setsockopt($s, IPPROTO_TCP, TCP_CORK, 1) or die "TCP_CORK: $!";
+    $s->syswrite("lru_crawler metadump all\r\n");
+    $s->syswrite("version\r\n");
+    setsockopt($s, IPPROTO_TCP, TCP_CORK, 0) or die "TCP_CORK: $!";
+    my $after = '';
+    eval {
+        local $SIG{ALRM} = sub { die "timeout\n" };
+        alarm 5;
+        while (defined(my $l = <$s>)) {
+            last if $l eq "END\r\n";
+        }
+        $after = <$s>;
+        alarm 0;
+    };
+    is($after, "VERSION 1.6.45\r\n", "a command read ahead behind a metadump");
 }
 
 # Plain text on a TLS port, and garbage, are dropped; other clients go on.
