@@ -99,6 +99,31 @@ sub ask {
     return $got;
 }
 
+# Writes each string as its own TLS record, all leaving in one TCP segment (corked), so the
+# server reads them together.
+sub send_records {
+    my ($sock, @records) = @_;
+    setsockopt($sock, IPPROTO_TCP, TCP_CORK, 1) or die "TCP_CORK: $!";
+    $sock->syswrite($_) for @records;
+    setsockopt($sock, IPPROTO_TCP, TCP_CORK, 0) or die "TCP_CORK: $!";
+}
+
+# Reply lines up to and including `$last` (within 5 s), or what came before the time ran out.
+sub lines_until {
+    my ($sock, $last) = @_;
+    my $got = '';
+    eval {
+        local $SIG{ALRM} = sub { die "timeout\n" };
+        alarm 5;
+        while (defined(my $l = <$sock>)) {
+            $got .= $l;
+            last if $l eq $last;
+        }
+        alarm 0;
+    };
+    return $got;
+}
+
 sub bad_tls {
     my ($st) = @_;
     return ($st->{ssl_proto_errors} // 0) + ($st->{ssl_handshake_errors} // 0);
@@ -157,40 +182,12 @@ my $server = new_memcached(
     is($mg, ("EN\r\n" x 50) . "MN\r\n", "50 pipelined meta misses");
     # Requests split over TLS records that reach the server in one segment (corked): all of
     # them are answered though the bytes after the first record raise no further read event.
-    {
-        setsockopt($s, IPPROTO_TCP, TCP_CORK, 1) or die "TCP_CORK: $!";
-        $s->syswrite("mg k1 v\r\nmg k2");
-        $s->syswrite(" v\r\nmn");
-        $s->syswrite("\r\n");
-        setsockopt($s, IPPROTO_TCP, TCP_CORK, 0) or die "TCP_CORK: $!";
-        my $got = '';
-        eval {
-            local $SIG{ALRM} = sub { die "timeout\n" };
-            alarm 5;
-            while (defined(my $l = <$s>)) {
-                $got .= $l;
-                last if $l eq "MN\r\n";
-            }
-            alarm 0;
-        };
-        is($got, "EN\r\nEN\r\nMN\r\n", "requests split over records sent together");
-    }
+    send_records($s, "mg k1 v\r\nmg k2", " v\r\nmn", "\r\n");
+    is(lines_until($s, "MN\r\n"), "EN\r\nEN\r\nMN\r\n", "requests split over records sent together");
     # More quiet requests than one event serves (-R 20), one record each, in one segment:
     # the connection yields with its read buffer empty and the rest held by OpenSSL.
-    {
-        setsockopt($s, IPPROTO_TCP, TCP_CORK, 1) or die "TCP_CORK: $!";
-        $s->syswrite("set quiet$_ 0 0 1 noreply\r\nq\r\n") for 1 .. 30;
-        $s->syswrite("mn\r\n");
-        setsockopt($s, IPPROTO_TCP, TCP_CORK, 0) or die "TCP_CORK: $!";
-        my $got = '';
-        eval {
-            local $SIG{ALRM} = sub { die "timeout\n" };
-            alarm 5;
-            $got = <$s>;
-            alarm 0;
-        };
-        is($got, "MN\r\n", "quiet requests past the per-event limit, a record each");
-    }
+    send_records($s, (map { "set quiet$_ 0 0 1 noreply\r\nq\r\n" } 1 .. 30), "mn\r\n");
+    is(lines_until($s, "MN\r\n"), "MN\r\n", "quiet requests past the per-event limit, a record each");
     my $stats = mem_stats($s);
     is($stats->{ssl_handshake_errors}, 0, "no handshake errors so far");
     like($stats->{time_since_server_cert_refresh}, qr/^\d+$/, "time_since_server_cert_refresh");
@@ -219,20 +216,9 @@ my $server = new_memcached(
     is(ask($s, "version\r\n"), "VERSION 1.6.45\r\n", "the connection comes back after the dump");
     # A command sent in its own record right behind the dump's, in the same segment: it
     # waits in OpenSSL while the crawler has the connection, and is answered after.
-    setsockopt($s, IPPROTO_TCP, TCP_CORK, 1) or die "TCP_CORK: $!";
-    $s->syswrite("lru_crawler metadump all\r\n");
-    $s->syswrite("version\r\n");
-    setsockopt($s, IPPROTO_TCP, TCP_CORK, 0) or die "TCP_CORK: $!";
-    my $after = '';
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 5;
-        while (defined(my $l = <$s>)) {
-            last if $l eq "END\r\n";
-        }
-        $after = <$s>;
-        alarm 0;
-    };
+    send_records($s, "lru_crawler metadump all\r\n", "version\r\n");
+    like(lines_until($s, "END\r\n"), qr/END\r\n$/, "the dump ends");
+    my $after = lines_until($s, "VERSION 1.6.45\r\n");
     is($after, "VERSION 1.6.45\r\n", "a command read ahead behind a metadump");
 }
 

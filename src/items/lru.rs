@@ -114,40 +114,18 @@ impl Store {
         max_age: u32,
         crawl_blocks: bool,
     ) -> i32 {
-        self.pull_tail_body(cls, lru, total_bytes, evict, max_age, crawl_blocks, false)
+        self.pull_tail_walk(cls, lru, total_bytes, evict, max_age, crawl_blocks, false)
             .0
     }
 
-    /// The tail walk with `return_item`: a COLD tail that is not evicted is handed back with
-    /// its item lock held and a reference (C's LRU_PULL_RETURN_ITEM, for the extstore write
-    /// thread) instead of being moved.
-    #[allow(clippy::too_many_arguments)]
-    pub(in crate::items) fn pull_tail_walk(
-        &self,
-        cls: u8,
-        lru: u8,
-        total_bytes: u64,
-        evict: bool,
-        max_age: u32,
-        crawl_blocks: bool,
-        return_item: bool,
-    ) -> (i32, Option<super::flash::ColdTail<'_>>) {
-        self.pull_tail_body(
-            cls,
-            lru,
-            total_bytes,
-            evict,
-            max_age,
-            crawl_blocks,
-            return_item,
-        )
-    }
-
-    /// The tail walk itself, inlined into both callers: the maintainer's copy (most calls)
-    /// then has no item to hand back and returns a plain count in a register.
+    /// The tail walk itself; with `return_item`, a COLD tail that is not evicted is handed
+    /// back with its item lock held and a reference (C's LRU_PULL_RETURN_ITEM, for the
+    /// extstore write thread) instead of being moved. Inlined into both callers: the
+    /// maintainer's copy (most calls) then has no item to hand back and returns a plain count
+    /// in a register.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn pull_tail_body(
+    pub(in crate::items) fn pull_tail_walk(
         &self,
         cls: u8,
         lru: u8,
