@@ -114,7 +114,8 @@ impl HashTable {
     /// The chain head for `hv`: in the old array if its bucket has not moved yet.
     ///
     /// # Safety
-    /// The caller holds the item lock for `hv`.
+    /// The caller holds an item lock (the one for `hv` to use the chain): the arrays are
+    /// only replaced with every lock held.
     unsafe fn bucket(&self, hv: u32) -> &AtomicPtr<Item> {
         // SAFETY: with an item lock held the arrays are not replaced (see `Tables`).
         let t = unsafe { &*self.tables.get() };
@@ -232,6 +233,28 @@ impl HashTable {
             }
         }
         ptr::null_mut()
+    }
+
+    /// Starts loading the bucket of `hv`, for a lookup that comes soon.
+    ///
+    /// # Safety
+    /// The caller holds an item lock, any one, so the arrays are not replaced meanwhile.
+    #[inline]
+    pub unsafe fn prefetch_bucket(&self, hv: u32) {
+        // SAFETY: per the contract; only the bucket's address is taken.
+        crate::sys::prefetch(unsafe { self.bucket(hv) });
+    }
+
+    /// Starts loading the first item of the chain of `hv` (whose bucket was asked for
+    /// earlier). The head is read without `hv`'s own lock: another thread may be changing
+    /// the chain, so the pointer is only a hint and is never followed.
+    ///
+    /// # Safety
+    /// The caller holds an item lock, any one, so the arrays are not replaced meanwhile.
+    #[inline]
+    pub unsafe fn prefetch_chain(&self, hv: u32) {
+        // SAFETY: per the contract; the bucket is an atomic, read once.
+        crate::sys::prefetch(unsafe { self.bucket(hv) }.load(Relaxed));
     }
 
     /// Puts `it` at the head of its chain (C's assoc_insert).

@@ -18,6 +18,7 @@ mod expand;
 pub mod flash;
 mod item_ref;
 pub mod key_lock;
+pub mod lookahead;
 mod lru;
 pub mod ops;
 mod stats;

@@ -10,9 +10,11 @@ use std::os::unix::io::RawFd;
 
 mod key_buf;
 mod lock;
+mod prefetch;
 mod read_buf;
 pub use key_buf::KeyBuf;
 pub use lock::{Lock, LockGuard};
+pub use prefetch::prefetch;
 pub use read_buf::ReadBuf;
 
 fn cvt(r: isize) -> io::Result<usize> {

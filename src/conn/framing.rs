@@ -3,9 +3,13 @@
 //! unauthenticated `-Y` client. Each hands a whole request to the protocol module.
 
 use super::{memchr, Conn, ConnState};
+use crate::items::lookahead::Ahead;
+use crate::items::store;
 use crate::proto::session::Session;
+use crate::proto::tokenizer::lookup_key;
 use crate::settings;
 use crate::stats::current_time;
+use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 
 impl Conn {
@@ -135,6 +139,16 @@ impl Conn {
         self.last_cmd_time = current_time();
         self.slot.last_cmd_time.store(self.last_cmd_time, Relaxed);
         let start = self.rcurr;
+        // A fetch with more lines read behind it learns what they fetch, for prefetching.
+        let fetch = matches!(window, [b'g', b'e', b't', ..] | [b'm', b'g', b' ', ..]);
+        if fetch {
+            let ahead = if self.rbytes > len {
+                self.lookahead(len)
+            } else {
+                Ahead::default()
+            };
+            AHEAD.set(ahead);
+        }
         // The command is parsed in place; the buffer is lent out for the call.
         let rbuf = std::mem::take(&mut self.rbuf);
         crate::proto::text::process_command(self, &rbuf[start..start + len]);
@@ -143,4 +157,86 @@ impl Conn {
         self.rcurr += len;
         true
     }
+
+    /// Hash values of the keys fetched by the two lines after the one at `rcurr` (`len`
+    /// bytes long), from what is already read (see `items::lookahead`). The second line's is
+    /// kept, so the next line's call reads only one line further. Only lines of up to
+    /// `LOOKAHEAD_LINE` bytes are looked at, so a long partial line is not scanned again for
+    /// every command.
+    fn lookahead(&mut self, len: usize) -> Ahead {
+        const LOOKAHEAD_LINE: usize = 512;
+        let Some(st) = store::store() else {
+            return Ahead::default();
+        };
+        // Offsets below are from `rcurr`, the start of the line being run.
+        let unparsed = &self.rbuf[self.rcurr..self.rcurr + self.rbytes];
+        let line_at = |at: usize| -> Option<&[u8]> {
+            let w = unparsed.get(at..unparsed.len().min(at.saturating_add(LOOKAHEAD_LINE)))?;
+            memchr(b'\n', w).map(|el| &w[..=el])
+        };
+        let peek = PEEK.get();
+        let at1 = len;
+        let (len1, near) = if peek.len != 0 && peek.at == unparsed.as_ptr() as usize + at1 {
+            (peek.len as usize, peek.hv)
+        } else {
+            let Some(line) = line_at(at1) else {
+                return Ahead::default();
+            };
+            (line.len(), lookup_key(line).map(|k| st.hash(k)))
+        };
+        let at2 = at1 + len1;
+        let far = match line_at(at2) {
+            Some(line) => {
+                let hv = lookup_key(line).map(|k| st.hash(k));
+                PEEK.set(Peek {
+                    at: line.as_ptr() as usize,
+                    len: line.len() as u32,
+                    hv,
+                });
+                hv
+            }
+            None => {
+                PEEK.set(Peek::NONE);
+                None
+            }
+        };
+        Ahead { near, far }
+    }
+}
+
+/// A line `Conn::lookahead` read ahead: where it starts in memory, its length (0: none) and
+/// the hash of the key it fetches. Kept for the worker's next command: if that one is the line
+/// before it, the line is not read and hashed again. An address that matches by chance (the
+/// buffer was reused) only makes for a useless prefetch.
+#[derive(Clone, Copy)]
+struct Peek {
+    at: usize,
+    len: u32,
+    hv: Option<u32>,
+}
+
+impl Peek {
+    const NONE: Peek = Peek {
+        at: 0,
+        len: 0,
+        hv: None,
+    };
+}
+
+thread_local! {
+    /// What the lines read behind the fetch being run fetch, for `Session::ahead`. Per
+    /// worker rather than per connection: it only lives while one command runs, and every
+    /// open connection's size counts.
+    static AHEAD: Cell<Ahead> = const {
+        Cell::new(Ahead {
+            near: None,
+            far: None,
+        })
+    };
+    static PEEK: Cell<Peek> = const { Cell::new(Peek::NONE) };
+}
+
+/// The prefetch hints for the fetch being run on this worker.
+pub(super) fn ahead() -> Ahead {
+    AHEAD.get()
 }

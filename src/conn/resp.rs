@@ -401,6 +401,10 @@ impl Session for Conn {
         self.fd
     }
 
+    fn ahead(&mut self) -> crate::items::lookahead::Ahead {
+        super::framing::ahead()
+    }
+
     fn counters(&self) -> Counters<'static> {
         self.worker.counters()
     }

@@ -163,6 +163,8 @@ impl Store {
             // SAFETY: items on the list are live while its lock is held.
             // (hv was set when the item was linked: items on a list are in the table.)
             let (next_it, hv) = unsafe { ((*search).prev, (*search).hv) };
+            // The walk may go on to the next item, and unlinking this one writes to it.
+            crate::sys::prefetch(next_it);
             let Some(_ilock) = self.item_trylock(hv) else {
                 search = next_it;
                 continue;
@@ -379,7 +381,16 @@ impl Store {
             batch.extend(b.queue.lock().drain(..));
         }
         let bumped = !batch.is_empty();
-        for (r, hv) in batch.drain(..) {
+        // Queued items are scattered over the slabs: each is asked for a few bumps ahead.
+        const AHEAD: usize = 4;
+        for (r, _) in batch.iter().take(AHEAD) {
+            crate::sys::prefetch(r.as_ptr());
+        }
+        let mut queued = batch.drain(..);
+        while let Some((r, hv)) = queued.next() {
+            if let Some((later, _)) = queued.as_slice().get(AHEAD - 1) {
+                crate::sys::prefetch(later.as_ptr());
+            }
             let _g = self.item_lock(hv);
             // SAFETY: the item lock is held and the queued reference keeps it live; the
             // reference is released (dropped) under the lock, as C does.

@@ -279,7 +279,7 @@ pub fn process_mget(c: &mut dyn Session, line: &[u8], req: &Request) {
     let lock = f.locked.then(|| st.lock(key));
     let mut it = match &lock {
         Some(l) => l.get(Some(ts), false),
-        None => st.get(key, Some(ts), !f.no_update),
+        None => st.get_ahead(st.hashed(key), Some(ts), !f.no_update, c.ahead()),
     };
     if it.as_ref().is_some_and(|i| i.refcount() > REFCOUNT_LIMIT) {
         drop(it);

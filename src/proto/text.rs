@@ -3,6 +3,7 @@
 
 use super::session::{Next, Session};
 use super::tokenizer::{parse_request_into, Command, Parsed, Request};
+use crate::items::lookahead::Ahead;
 use crate::items::ops::{self, Delta, StoreCmd, StoreResult};
 use crate::items::store::{self, ItemRef};
 use crate::lent::CloseReason;
@@ -483,18 +484,35 @@ fn get_keys(c: &mut dyn Session, line: &[u8], req: &Request, return_cas: bool, t
     } else {
         line.len() - 1
     };
+    let keys = &line[..end];
     let mut pos = req.tokens.offset(req.keytoken);
     let ctr = c.counters();
     let tstats = ctr.thread;
     let mut first = true;
-    while pos < end {
-        if line[pos] == b' ' {
-            pos += 1;
-            continue;
-        }
-        let key_end = super::tokenizer::find_byte(&line[..end], pos + 1, b' ');
-        let key = &line[pos..key_end];
-        pos = key_end;
+    // Each key is hashed two keys before its lookup, so that plain gets can prefetch the
+    // lookups ahead (items::lookahead); past the line's last keys the connection says what
+    // the next lines fetch.
+    let mut cur = next_key(keys, &mut pos).map(|k| st.hashed(k));
+    let mut k1 = next_key(keys, &mut pos).map(|k| st.hashed(k));
+    let mut k2 = next_key(keys, &mut pos).map(|k| st.hashed(k));
+    let mut later: Option<Ahead> = None;
+    while let Some(hashed) = cur {
+        let key = hashed.key();
+        let ahead = match (k1, k2) {
+            _ if touch.is_some() => Ahead::default(),
+            (Some(a), Some(b)) => Ahead {
+                near: Some(a.hv()),
+                far: Some(b.hv()),
+            },
+            (Some(a), None) => Ahead {
+                near: Some(a.hv()),
+                far: later.get_or_insert_with(|| c.ahead()).near,
+            },
+            (None, _) => *later.get_or_insert_with(|| c.ahead()),
+        };
+        cur = k1;
+        k1 = k2;
+        k2 = next_key(keys, &mut pos).map(|k| st.hashed(k));
         if !first && !c.resp_start() {
             // Out of response objects: drop what was queued (freeing objects) and say so.
             get_error(c, "SERVER_ERROR out of memory writing get response");
@@ -515,7 +533,7 @@ fn get_keys(c: &mut dyn Session, line: &[u8], req: &Request, return_cas: bool, t
             return;
         }
         let found = match touch {
-            None => st.get(key, Some(tstats), true),
+            None => st.get_ahead(hashed, Some(tstats), true, ahead),
             Some(exptime) => ops::get_and_touch(&st.lock(key), exptime, tstats),
         };
         if stats::detail_enabled() {
@@ -573,6 +591,20 @@ fn get_keys(c: &mut dyn Session, line: &[u8], req: &Request, return_cas: bool, t
         r.tail = b"END\r\n";
         c.set_next(Next::NewCmd);
     }
+}
+
+/// The next space-separated key of a get line from `pos` on, moving `pos` past it.
+fn next_key<'a>(keys: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    while *pos < keys.len() && keys[*pos] == b' ' {
+        *pos += 1;
+    }
+    if *pos >= keys.len() {
+        return None;
+    }
+    let key_end = super::tokenizer::find_byte(keys, *pos + 1, b' ');
+    let key = &keys[*pos..key_end];
+    *pos = key_end;
+    Some(key)
 }
 
 /// Replaces a get's queued replies with one error line (C's process_get_command_err), in

@@ -215,6 +215,25 @@ pub fn find_byte(b: &[u8], mut from: usize, needle: u8) -> usize {
     b.len()
 }
 
+/// The key a line looks up first, if it is a fetch ("get", "gets" or "mg"), for prefetching
+/// the lookup while an earlier line runs (see `items::lookahead`). A hint, not a parse: the
+/// line is parsed properly when its turn comes; a "key" of a bad line only wastes a prefetch.
+pub fn lookup_key(line: &[u8]) -> Option<&[u8]> {
+    let rest = match line {
+        [b'g', b'e', b't', b' ', rest @ ..] => rest,
+        [b'g', b'e', b't', b's', b' ', rest @ ..] => rest,
+        [b'm', b'g', b' ', rest @ ..] => rest,
+        _ => return None,
+    };
+    let start = rest.iter().position(|&b| b != b' ')?;
+    let rest = &rest[start..];
+    let len = rest
+        .iter()
+        .position(|&b| b == b' ' || b == b'\r' || b == b'\n')
+        .unwrap_or(rest.len());
+    (len > 0).then(|| &rest[..len])
+}
+
 /// Digits-only conversion of at most `max_len` characters (the parser's rules: no sign, no
 /// spaces, no overflow).
 fn tok_to_unsigned(t: &[u8], max_len: usize) -> Option<u64> {
@@ -502,6 +521,31 @@ pub fn parse_request_into(line: &[u8], r: &mut Request) -> Parsed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookup_key_is_the_first_key_of_a_fetch() {
+        assert_eq!(lookup_key(b"get foo\r\n"), Some(&b"foo"[..]));
+        assert_eq!(lookup_key(b"gets  a b c\r\n"), Some(&b"a"[..]));
+        assert_eq!(lookup_key(b"mg key v f t\r\n"), Some(&b"key"[..]));
+        assert_eq!(lookup_key(b"get k\n"), Some(&b"k"[..]));
+        assert_eq!(lookup_key(b"get k"), Some(&b"k"[..]));
+        for line in [
+            &b"get \r\n"[..],
+            b"get",
+            b"set foo 0 0 1\r\n",
+            b"gat 0 foo\r\n",
+            b"GET foo\r\n",
+            b"",
+            b"mg\r\n",
+        ] {
+            assert_eq!(
+                lookup_key(line),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
 
     fn toks(line: &[u8]) -> Vec<Vec<u8>> {
         let t = Tokens::tokenize(line, 255).unwrap();
