@@ -235,26 +235,37 @@ impl HashTable {
         ptr::null_mut()
     }
 
-    /// Starts loading the bucket of `hv`, for a lookup that comes soon.
+    /// Starts loading the bucket of `hv`, for a lookup that comes soon. Only the current
+    /// array is looked at: while the table grows, a bucket not moved yet is simply not
+    /// prefetched.
     ///
     /// # Safety
     /// The caller holds an item lock, any one, so the arrays are not replaced meanwhile.
     #[inline]
     pub unsafe fn prefetch_bucket(&self, hv: u32) {
         // SAFETY: per the contract; only the bucket's address is taken.
-        crate::sys::prefetch(unsafe { self.bucket(hv) });
+        let t = unsafe { &*self.tables.get() };
+        let b = t
+            .primary
+            .as_ptr()
+            .wrapping_add((hv as u64 & mask(t.power)) as usize);
+        crate::sys::prefetch(b);
     }
 
     /// Starts loading the first item of the chain of `hv` (whose bucket was asked for
-    /// earlier). The head is read without `hv`'s own lock: another thread may be changing
-    /// the chain, so the pointer is only a hint and is never followed.
+    /// earlier), in the current array as `prefetch_bucket`. The head is read without `hv`'s
+    /// own lock: another thread may be changing the chain, so the pointer is only a hint and
+    /// is never followed.
     ///
     /// # Safety
     /// The caller holds an item lock, any one, so the arrays are not replaced meanwhile.
     #[inline]
     pub unsafe fn prefetch_chain(&self, hv: u32) {
         // SAFETY: per the contract; the bucket is an atomic, read once.
-        crate::sys::prefetch(unsafe { self.bucket(hv) }.load(Relaxed));
+        let t = unsafe { &*self.tables.get() };
+        if let Some(b) = t.primary.get((hv as u64 & mask(t.power)) as usize) {
+            crate::sys::prefetch(b.load(Relaxed));
+        }
     }
 
     /// Puts `it` at the head of its chain (C's assoc_insert).

@@ -8,10 +8,12 @@ use std::mem;
 use std::os::raw::c_int;
 use std::os::unix::io::RawFd;
 
+mod find;
 mod key_buf;
 mod lock;
 mod prefetch;
 mod read_buf;
+pub use find::find_byte;
 pub use key_buf::KeyBuf;
 pub use lock::{Lock, LockGuard};
 pub use prefetch::prefetch;

@@ -3,7 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use memcached::proto::tokenizer::{parse_request, tok_to_i32, tok_to_u64, Tokens};
+use memcached::proto::tokenizer::{
+    find_byte, lookup_key, parse_request, tok_to_i32, tok_to_u64, Tokens,
+};
 
 fuzz_target!(|data: &[u8]| {
     // A line as the connection frames it: up to and including the first "\n".
@@ -28,4 +30,17 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = t.end_offset();
     let _ = Tokens::tokenize(&line, 2);
+    // The prefetch hint is a slice of the line; the search agrees with a plain scan.
+    if let Some(key) = lookup_key(&line) {
+        assert!(!key.is_empty() && key.len() <= 250);
+        let at = key.as_ptr() as usize - line.as_ptr() as usize;
+        assert!(at + key.len() <= line.len());
+    }
+    for from in [0, 1, 7, 16, line.len() / 2] {
+        let want = line
+            .get(from..)
+            .and_then(|rest| rest.iter().position(|&b| b == b' '))
+            .map_or(line.len(), |p| p + from);
+        assert_eq!(find_byte(&line, from, b' '), want);
+    }
 });

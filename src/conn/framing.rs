@@ -3,7 +3,7 @@
 //! unauthenticated `-Y` client. Each hands a whole request to the protocol module.
 
 use super::{memchr, Conn, ConnState};
-use crate::items::lookahead::Ahead;
+use crate::items::lookahead::{self, Ahead};
 use crate::items::store;
 use crate::proto::session::Session;
 use crate::proto::tokenizer::lookup_key;
@@ -140,14 +140,9 @@ impl Conn {
         self.slot.last_cmd_time.store(self.last_cmd_time, Relaxed);
         let start = self.rcurr;
         // A fetch with more lines read behind it learns what they fetch, for prefetching.
-        let fetch = matches!(window, [b'g', b'e', b't', ..] | [b'm', b'g', b' ', ..]);
-        if fetch {
-            let ahead = if self.rbytes > len {
-                self.lookahead(len)
-            } else {
-                Ahead::default()
-            };
-            AHEAD.set(ahead);
+        if self.rbytes > len && matches!(window, [b'g', b'e', b't', ..] | [b'm', b'g', b' ', ..]) {
+            let ahead = self.lookahead(len);
+            lookahead::set_hints(window, ahead);
         }
         // The command is parsed in place; the buffer is lent out for the call.
         let rbuf = std::mem::take(&mut self.rbuf);
@@ -163,7 +158,7 @@ impl Conn {
     /// kept, so the next line's call reads only one line further. Only lines of up to
     /// `LOOKAHEAD_LINE` bytes are looked at, so a long partial line is not scanned again for
     /// every command.
-    fn lookahead(&mut self, len: usize) -> Ahead {
+    fn lookahead(&self, len: usize) -> Ahead {
         const LOOKAHEAD_LINE: usize = 512;
         let Some(st) = store::store() else {
             return Ahead::default();
@@ -224,19 +219,5 @@ impl Peek {
 }
 
 thread_local! {
-    /// What the lines read behind the fetch being run fetch, for `Session::ahead`. Per
-    /// worker rather than per connection: it only lives while one command runs, and every
-    /// open connection's size counts.
-    static AHEAD: Cell<Ahead> = const {
-        Cell::new(Ahead {
-            near: None,
-            far: None,
-        })
-    };
     static PEEK: Cell<Peek> = const { Cell::new(Peek::NONE) };
-}
-
-/// The prefetch hints for the fetch being run on this worker.
-pub(super) fn ahead() -> Ahead {
-    AHEAD.get()
 }

@@ -401,10 +401,6 @@ impl Session for Conn {
         self.fd
     }
 
-    fn ahead(&mut self) -> crate::items::lookahead::Ahead {
-        super::framing::ahead()
-    }
-
     fn counters(&self) -> Counters<'static> {
         self.worker.counters()
     }

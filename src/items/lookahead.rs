@@ -8,6 +8,7 @@
 
 use super::store::{ItemRef, Store};
 use crate::stats::ThreadStats;
+use std::cell::Cell;
 
 /// A key with its hash value, computed once by the store (so the two always agree: the value
 /// picks the item lock and bucket the key is looked up under).
@@ -36,6 +37,40 @@ pub struct Ahead {
     pub far: Option<u32>,
 }
 
+thread_local! {
+    /// What the lines read behind a fetch fetch, and where that fetch's line starts. Set by
+    /// the connection running the line, read by the command; per worker rather than per
+    /// connection, since it only matters while one command runs.
+    static HINTS: Cell<(usize, Ahead)> = const {
+        Cell::new((
+            0,
+            Ahead {
+                near: None,
+                far: None,
+            },
+        ))
+    };
+}
+
+/// Records what the lines read behind `line` fetch, before `line` is run.
+#[inline]
+pub fn set_hints(line: &[u8], ahead: Ahead) {
+    HINTS.set((line.as_ptr() as usize, ahead));
+}
+
+/// The hints recorded for the command on `line`: those set last if they were set for a line
+/// at the same place. (A line read into a place used before, with nothing read behind it,
+/// gets stale hints; they only cost a useless prefetch.)
+#[inline]
+pub fn hints(line: &[u8]) -> Ahead {
+    let (at, ahead) = HINTS.get();
+    if at == line.as_ptr() as usize {
+        ahead
+    } else {
+        Ahead::default()
+    }
+}
+
 impl Store {
     /// `key` with its hash value.
     #[inline]
@@ -47,7 +82,7 @@ impl Store {
     }
 
     /// `get` that also starts loading what the lookups in `ahead` will need.
-    #[inline]
+    #[inline(always)]
     pub fn get_ahead(
         &self,
         key: HashedKey<'_>,

@@ -80,15 +80,14 @@ pub fn item_lock_power(nthreads: i32) -> u32 {
 /// `it` is live (its header is read).
 #[inline(always)]
 unsafe fn prefetch_value(it: *const Item) {
-    // SAFETY: per the contract; the lines past the header are only hinted at.
-    let end = unsafe {
-        items::ITEM_HEADER_SIZE + (*it).nkey as usize + 13 + (*it).nbytes.max(0) as usize
-    };
+    // SAFETY: per the contract; the lines past the header are only hinted at. Key and value
+    // after the 48-byte header reach a second line past the first for most items; items
+    // longer than these three lines are copied in a stream the CPU prefetches itself.
+    let body = unsafe { (*it).nkey as usize + (*it).nbytes as usize };
     let base = it.cast::<u8>();
-    let mut off = 64;
-    while off < end && off <= 192 {
-        crate::sys::prefetch(base.wrapping_add(off));
-        off += 64;
+    crate::sys::prefetch(base.wrapping_add(64));
+    if body > 64 {
+        crate::sys::prefetch(base.wrapping_add(128));
     }
 }
 

@@ -6,6 +6,7 @@ use super::session::{Next, Session};
 use super::text::realtime;
 use super::tokenizer::{tok_to_i32, tok_to_u32, tok_to_u64, Request, Tokens};
 use crate::base64::{base64_decode, base64_encode};
+use crate::items::lookahead;
 use crate::items::ops::{self, Created, Delta, StoreCmd, StoreResult};
 use crate::items::store::{self, ItemRef};
 use crate::items::{ITEM_FETCHED, ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT};
@@ -279,7 +280,12 @@ pub fn process_mget(c: &mut dyn Session, line: &[u8], req: &Request) {
     let lock = f.locked.then(|| st.lock(key));
     let mut it = match &lock {
         Some(l) => l.get(Some(ts), false),
-        None => st.get_ahead(st.hashed(key), Some(ts), !f.no_update, c.ahead()),
+        None => st.get_ahead(
+            st.hashed(key),
+            Some(ts),
+            !f.no_update,
+            lookahead::hints(line),
+        ),
     };
     if it.as_ref().is_some_and(|i| i.refcount() > REFCOUNT_LIMIT) {
         drop(it);

@@ -6,7 +6,6 @@
 
 use super::binary::BinState;
 use super::response::{Resp, WRITE_BUFFER_SIZE};
-use crate::items::lookahead::Ahead;
 use crate::items::ops::{Counters, StoreCmd};
 use crate::items::store::ItemRef;
 use crate::lent::{CloseReason, LentConn};
@@ -79,11 +78,6 @@ pub trait Session {
     /// Takes back a loan the side thread refused at once; the command goes on with a fresh
     /// response for its error reply.
     fn unlend(&mut self, lent: LentConn);
-    /// Hash values of the keys the next lines already read will look up (for prefetching;
-    /// see `items::lookahead`); none where the session cannot tell.
-    fn ahead(&mut self) -> Ahead {
-        Ahead::default()
-    }
 
     /// Replies with one line plus "\r\n" (C's out_string), honouring noreply.
     fn out_string(&mut self, s: &str) {

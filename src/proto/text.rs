@@ -3,7 +3,7 @@
 
 use super::session::{Next, Session};
 use super::tokenizer::{parse_request_into, Command, Parsed, Request};
-use crate::items::lookahead::Ahead;
+use crate::items::lookahead::{self, Ahead};
 use crate::items::ops::{self, Delta, StoreCmd, StoreResult};
 use crate::items::store::{self, ItemRef};
 use crate::lent::CloseReason;
@@ -506,9 +506,9 @@ fn get_keys(c: &mut dyn Session, line: &[u8], req: &Request, return_cas: bool, t
             },
             (Some(a), None) => Ahead {
                 near: Some(a.hv()),
-                far: later.get_or_insert_with(|| c.ahead()).near,
+                far: later.get_or_insert_with(|| lookahead::hints(line)).near,
             },
-            (None, _) => *later.get_or_insert_with(|| c.ahead()),
+            (None, _) => *later.get_or_insert_with(|| lookahead::hints(line)),
         };
         cur = k1;
         k1 = k2;
@@ -594,6 +594,7 @@ fn get_keys(c: &mut dyn Session, line: &[u8], req: &Request, return_cas: bool, t
 }
 
 /// The next space-separated key of a get line from `pos` on, moving `pos` past it.
+#[inline(always)]
 fn next_key<'a>(keys: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
     while *pos < keys.len() && keys[*pos] == b' ' {
         *pos += 1;

@@ -175,63 +175,40 @@ fn find_space(b: &[u8], from: usize) -> usize {
     find_byte(b, from, b' ')
 }
 
-/// Index of the first `needle` in `b` at or after `from`, or `b.len()`: eight bytes at a
-/// time (a zero byte of `word ^ needles` marks a match), since keys make up most of a line.
-#[inline]
-pub fn find_byte(b: &[u8], mut from: usize, needle: u8) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let needles = ONES * needle as u64;
-    while let Some(chunk) = b.get(from..from + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ needles;
-        // Exact for the lowest zero byte: borrows only reach bytes above it.
-        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
-        if zero != 0 {
-            return from + (zero.trailing_zeros() / 8) as usize;
-        }
-        from += 8;
-    }
-    if from < b.len() && b.len() >= 8 {
-        // The last 1-7 bytes: the slice's last eight, shifted so that `from` is the lowest
-        // byte. The bytes shifted in are zero (they look like matches) but lie above every
-        // real byte, and the lowest zero byte is exact, so a real match is found first.
-        let base = b.len() - 8;
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&b[base..]);
-        let shift = (from - base) * 8;
-        let x = (u64::from_le_bytes(word) ^ needles) >> shift;
-        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
-        let at = from + (zero.trailing_zeros() / 8) as usize;
-        return at.min(b.len());
-    }
-    while from < b.len() {
-        if b[from] == needle {
-            return from;
-        }
-        from += 1;
-    }
-    b.len()
-}
+pub use crate::sys::find_byte;
 
 /// The key a line looks up first, if it is a fetch ("get", "gets" or "mg"), for prefetching
 /// the lookup while an earlier line runs (see `items::lookahead`). A hint, not a parse: the
-/// line is parsed properly when its turn comes; a "key" of a bad line only wastes a prefetch.
+/// line is parsed properly when its turn comes, and a wrong key only wastes a prefetch. So a
+/// get line is taken as one key to the line's end without looking for the spaces between
+/// keys (a multiget's later keys are prefetched as its own lookups run); only an mg line,
+/// whose flags follow the key, is searched for its end.
+#[inline(always)]
 pub fn lookup_key(line: &[u8]) -> Option<&[u8]> {
-    let rest = match line {
-        [b'g', b'e', b't', b' ', rest @ ..] => rest,
-        [b'g', b'e', b't', b's', b' ', rest @ ..] => rest,
-        [b'm', b'g', b' ', rest @ ..] => rest,
+    let (skip, whole) = match line {
+        [b'g', b'e', b't', b' ', ..] => (4, true),
+        [b'g', b'e', b't', b's', b' ', ..] => (5, true),
+        [b'm', b'g', b' ', ..] => (3, false),
         _ => return None,
     };
-    let start = rest.iter().position(|&b| b != b' ')?;
-    let rest = &rest[start..];
-    let len = rest
-        .iter()
-        .position(|&b| b == b' ' || b == b'\r' || b == b'\n')
-        .unwrap_or(rest.len());
-    (len > 0).then(|| &rest[..len])
+    let mut end = line.len();
+    if line[end - 1] == b'\n' {
+        end -= 1;
+        if line[end - 1] == b'\r' {
+            end -= 1;
+        }
+    }
+    let mut start = skip;
+    while start < end && line[start] == b' ' {
+        start += 1;
+    }
+    if start >= end || end - start > 250 {
+        return None;
+    }
+    if whole {
+        return Some(&line[start..end]);
+    }
+    Some(&line[start..find_byte(&line[..end], start + 1, b' ')])
 }
 
 /// Digits-only conversion of at most `max_len` characters (the parser's rules: no sign, no
@@ -525,7 +502,9 @@ mod tests {
     #[test]
     fn lookup_key_is_the_first_key_of_a_fetch() {
         assert_eq!(lookup_key(b"get foo\r\n"), Some(&b"foo"[..]));
-        assert_eq!(lookup_key(b"gets  a b c\r\n"), Some(&b"a"[..]));
+        // A get line's key runs to the line's end (a hint, not a parse).
+        assert_eq!(lookup_key(b"gets  a b c\r\n"), Some(&b"a b c"[..]));
+        assert_eq!(lookup_key(b"mg key\r\n"), Some(&b"key"[..]));
         assert_eq!(lookup_key(b"mg key v f t\r\n"), Some(&b"key"[..]));
         assert_eq!(lookup_key(b"get k\n"), Some(&b"k"[..]));
         assert_eq!(lookup_key(b"get k"), Some(&b"k"[..]));
@@ -537,6 +516,7 @@ mod tests {
             b"GET foo\r\n",
             b"",
             b"mg\r\n",
+            &[b"get ".as_slice(), &[b'k'; 251], b"\r\n"].concat(),
         ] {
             assert_eq!(
                 lookup_key(line),
@@ -755,9 +735,11 @@ mod tests {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            let len = (seed % 25) as usize;
+            let len = (seed % 70) as usize;
             let hay: Vec<u8> = (0..len)
-                .map(|i| alphabet[((seed >> (i % 20 * 3)) % alphabet.len() as u64) as usize])
+                .map(|i| {
+                    alphabet[((seed >> (i % 20 * 3) ^ i as u64) % alphabet.len() as u64) as usize]
+                })
                 .collect();
             for from in 0..=len {
                 let want = hay[from..]
