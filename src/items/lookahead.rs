@@ -111,7 +111,7 @@ mod tests {
     use crate::items::store::tests::test_settings;
 
     /// Hints never change an answer: right ones, wrong ones and none, while the table grows
-    /// under the lookups (the prefetches read buckets of both arrays then).
+    /// under the lookups (buckets move between the arrays as the prefetches read them).
     #[test]
     fn hints_never_change_what_is_found() {
         let s = test_settings(&["-m", "2"]);
