@@ -725,33 +725,6 @@ mod tests {
     }
 
     #[test]
-    fn find_byte_agrees_with_a_plain_scan() {
-        let needle = b' ';
-        // Bytes one bit away from the needle, zero and high bytes: where a word-at-a-time
-        // search could see false matches.
-        let alphabet = [b'a', needle, needle ^ 1, needle ^ 0x80, 0, 0xff, needle + 1];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..20000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let len = (seed % 70) as usize;
-            let hay: Vec<u8> = (0..len)
-                .map(|i| {
-                    alphabet[((seed >> (i % 20 * 3) ^ i as u64) % alphabet.len() as u64) as usize]
-                })
-                .collect();
-            for from in 0..=len {
-                let want = hay[from..]
-                    .iter()
-                    .position(|&b| b == needle)
-                    .map_or(len, |p| p + from);
-                assert_eq!(find_byte(&hay, from, needle), want, "{hay:?} from {from}");
-            }
-        }
-    }
-
-    #[test]
     fn agrees_with_bytewise_tokenizer() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut rnd = move || {
