@@ -1,6 +1,6 @@
 //! Parsing and execution on their own, with no socket: the text request parser, meta flag
-//! parsing, the binary header checks, and get/set run through an in-memory session against
-//! the store. `cargo bench --bench protocol` prints nanoseconds per operation (the median of
+//! parsing, the binary header checks, get/set run through an in-memory session against
+//! the store, and the checksum of a flash read. `cargo bench --bench protocol` prints nanoseconds per operation (the median of
 //! several timed runs); bench/RESULTS.md keeps the figures.
 
 use memcached::proto::binary::{classify, decode_header};
@@ -139,4 +139,15 @@ fn main() {
             s.out.clear();
         }),
     );
+
+    // The checksum of a flash read: a 4 KiB value with its item header, and a 64 KiB one.
+    for len in [4096 + 48, 65536 + 48] {
+        let data: Vec<u8> = (0..len as u32).map(|i| (i * 31) as u8).collect();
+        report(
+            &format!("crc32c  {len} B"),
+            time(N / 10, || {
+                black_box(memcached::crc32c::crc32c(0, black_box(&data)));
+            }),
+        );
+    }
 }

@@ -37,6 +37,109 @@ const fn tables() -> [[u32; 256]; 8] {
 
 static TABLES: [[u32; 256]; 8] = tables();
 
+/// The register after `zeros` zero bytes, as a matrix over GF(2): column `i` is where bit `i`
+/// goes. Squaring doubles the count, so any length takes log2 steps.
+const fn zeros_matrix(zeros: usize) -> [u32; 32] {
+    // One zero bit: shift right, folding the polynomial in when bit 0 falls out.
+    let mut bit = [0u32; 32];
+    bit[0] = POLY;
+    let mut i = 1;
+    while i < 32 {
+        bit[i] = 1 << (i - 1);
+        i += 1;
+    }
+    let mut byte = bit;
+    let mut k = 0;
+    while k < 3 {
+        byte = mat_mul(&byte, &byte);
+        k += 1;
+    }
+    // `byte` is now eight zero bits; raise it to `zeros`.
+    let mut result = [0u32; 32];
+    let mut i = 0;
+    while i < 32 {
+        result[i] = 1 << i;
+        i += 1;
+    }
+    let mut power = byte;
+    let mut n = zeros;
+    while n > 0 {
+        if n & 1 != 0 {
+            result = mat_mul(&power, &result);
+        }
+        power = mat_mul(&power, &power);
+        n >>= 1;
+    }
+    result
+}
+
+const fn mat_vec(m: &[u32; 32], mut v: u32) -> u32 {
+    let mut out = 0;
+    let mut i = 0;
+    while v != 0 {
+        if v & 1 != 0 {
+            out ^= m[i];
+        }
+        v >>= 1;
+        i += 1;
+    }
+    out
+}
+
+/// `a` after `b`.
+const fn mat_mul(a: &[u32; 32], b: &[u32; 32]) -> [u32; 32] {
+    let mut out = [0u32; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = mat_vec(a, b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The zeros operator for `zeros` bytes as four byte-indexed tables: being linear, it is the
+/// XOR of its images of the register's four bytes.
+const fn shift_tables(zeros: usize) -> [[u32; 256]; 4] {
+    let m = zeros_matrix(zeros);
+    let mut t = [[0u32; 256]; 4];
+    let mut k = 0;
+    while k < 4 {
+        let mut n = 0;
+        while n < 256 {
+            t[k][n] = mat_vec(&m, (n as u32) << (8 * k));
+            n += 1;
+        }
+        k += 1;
+    }
+    t
+}
+
+/// Stream lengths for the three-way split: long buffers first, then short ones. The CRC
+/// instruction takes three cycles but can start one every cycle, so three independent
+/// streams keep it busy; the streams are joined by moving each register past the bytes
+/// that follow it, a table lookup per byte of register.
+const LONG: usize = 8192;
+const SHORT: usize = 256;
+static SHIFT_LONG: [[u32; 256]; 4] = shift_tables(LONG);
+static SHIFT_SHORT: [[u32; 256]; 4] = shift_tables(SHORT);
+
+/// The register `c` moved past the bytes the tables were built for (all zero: the stream
+/// that followed contributes its own register).
+#[inline(always)]
+fn shift(t: &[[u32; 256]; 4], c: u32) -> u32 {
+    t[0][(c & 0xff) as usize]
+        ^ t[1][((c >> 8) & 0xff) as usize]
+        ^ t[2][((c >> 16) & 0xff) as usize]
+        ^ t[3][(c >> 24) as usize]
+}
+
+#[inline(always)]
+fn word(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
+}
+
 /// Extends `crc` (0 to start) over `data`: `crc32c(crc32c(0, a), b) == crc32c(0, a ++ b)`.
 #[inline]
 pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
@@ -53,7 +156,7 @@ pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
     crc32c_soft(crc, data)
 }
 
-/// Eight bytes per CRC32 instruction.
+/// Eight bytes per CRC32 instruction, three streams at a time while there are enough bytes.
 ///
 /// # Safety
 /// The CPU supports SSE 4.2.
@@ -61,11 +164,30 @@ pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
 #[target_feature(enable = "sse4.2")]
 unsafe fn crc32c_sse42(crc: u32, data: &[u8]) -> u32 {
     use std::arch::x86_64::{_mm_crc32_u64, _mm_crc32_u8};
-    let mut c = u64::from(!crc);
-    let mut chunks = data.chunks_exact(8);
+    let mut c = !crc;
+    let mut rest = data;
+    for (block, table) in [(LONG, &SHIFT_LONG), (SHORT, &SHIFT_SHORT)] {
+        while rest.len() >= 3 * block {
+            let (mut a, mut b, mut d) = (u64::from(c), 0u64, 0u64);
+            let (x, yz) = rest.split_at(block);
+            let (y, z) = yz.split_at(block);
+            let words = x
+                .chunks_exact(8)
+                .zip(y.chunks_exact(8))
+                .zip(z.chunks_exact(8));
+            for ((p, q), r) in words {
+                a = _mm_crc32_u64(a, word(p));
+                b = _mm_crc32_u64(b, word(q));
+                d = _mm_crc32_u64(d, word(r));
+            }
+            c = shift(table, shift(table, a as u32) ^ b as u32) ^ d as u32;
+            rest = &rest[3 * block..];
+        }
+    }
+    let mut c = u64::from(c);
+    let mut chunks = rest.chunks_exact(8);
     for w in &mut chunks {
-        let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        c = _mm_crc32_u64(c, v);
+        c = _mm_crc32_u64(c, word(w));
     }
     let mut c = c as u32;
     for &b in chunks.remainder() {
@@ -74,7 +196,7 @@ unsafe fn crc32c_sse42(crc: u32, data: &[u8]) -> u32 {
     !c
 }
 
-/// Eight bytes per CRC32CX instruction.
+/// Eight bytes per CRC32CX instruction, three streams at a time while there are enough bytes.
 ///
 /// # Safety
 /// The CPU has the CRC extension.
@@ -83,10 +205,28 @@ unsafe fn crc32c_sse42(crc: u32, data: &[u8]) -> u32 {
 unsafe fn crc32c_arm(crc: u32, data: &[u8]) -> u32 {
     use std::arch::aarch64::{__crc32cb, __crc32cd};
     let mut c = !crc;
-    let mut chunks = data.chunks_exact(8);
+    let mut rest = data;
+    for (block, table) in [(LONG, &SHIFT_LONG), (SHORT, &SHIFT_SHORT)] {
+        while rest.len() >= 3 * block {
+            let (mut a, mut b, mut d) = (c, 0u32, 0u32);
+            let (x, yz) = rest.split_at(block);
+            let (y, z) = yz.split_at(block);
+            let words = x
+                .chunks_exact(8)
+                .zip(y.chunks_exact(8))
+                .zip(z.chunks_exact(8));
+            for ((p, q), r) in words {
+                a = __crc32cd(a, word(p));
+                b = __crc32cd(b, word(q));
+                d = __crc32cd(d, word(r));
+            }
+            c = shift(table, shift(table, a) ^ b) ^ d;
+            rest = &rest[3 * block..];
+        }
+    }
+    let mut chunks = rest.chunks_exact(8);
     for w in &mut chunks {
-        let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        c = __crc32cd(c, v);
+        c = __crc32cd(c, word(w));
     }
     for &b in chunks.remainder() {
         c = __crc32cb(c, b);
@@ -164,6 +304,49 @@ mod tests {
         for (start, len) in [(0, 0), (1, 1), (3, 8), (5, 13), (0, 4096), (7, 4993)] {
             let d = &data[start..start + len];
             assert_eq!(crc32c(17, d), crc32c_soft(17, d), "{start}+{len}");
+        }
+    }
+
+    #[test]
+    fn three_streams_join_at_every_boundary() {
+        // Lengths at, around and past both three-way splits, from odd starting addresses.
+        let data: Vec<u8> = (0..80_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let short = 3 * SHORT;
+        let long = 3 * LONG;
+        for len in [
+            short - 1,
+            short,
+            short + 1,
+            2 * short + 9,
+            4096,
+            4096 + 48,
+            long - 8,
+            long,
+            long + short + 13,
+            2 * long + 7,
+        ] {
+            for start in [0, 3] {
+                let d = &data[start..start + len];
+                assert_eq!(crc32c(0, d), reference(d), "{start}+{len}");
+                assert_eq!(
+                    crc32c(0x1234_5678, d),
+                    crc32c_soft(0x1234_5678, d),
+                    "{start}+{len}"
+                );
+            }
+        }
+        let (a, b) = data.split_at(long + 5);
+        assert_eq!(crc32c(crc32c(0, a), b), crc32c(0, &data));
+    }
+
+    #[test]
+    fn zeros_tables_move_a_register_past_zero_bytes() {
+        // Feeding SHORT zero bytes through the table code from a register equals the tables.
+        for c in [1u32, 0x8000_0000, 0xdead_beef] {
+            let moved = !crc32c_soft(!c, &[0u8; SHORT]);
+            assert_eq!(shift(&SHIFT_SHORT, c), moved, "{c:#x}");
         }
     }
 }
