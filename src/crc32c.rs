@@ -156,19 +156,21 @@ pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
     crc32c_soft(crc, data)
 }
 
-/// Eight bytes per CRC32 instruction, three streams at a time while there are enough bytes.
-///
-/// # Safety
-/// The CPU supports SSE 4.2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse4.2")]
-unsafe fn crc32c_sse42(crc: u32, data: &[u8]) -> u32 {
-    use std::arch::x86_64::{_mm_crc32_u64, _mm_crc32_u8};
+/// The instruction's CRC over `data`, three streams at a time while there are enough bytes:
+/// `step` folds in eight bytes, `step_byte` one. Inlined into the callers below, which enable
+/// the instruction.
+#[inline(always)]
+fn crc32c_hw(
+    crc: u32,
+    data: &[u8],
+    step: impl Fn(u32, u64) -> u32,
+    step_byte: impl Fn(u32, u8) -> u32,
+) -> u32 {
     let mut c = !crc;
     let mut rest = data;
     for (block, table) in [(LONG, &SHIFT_LONG), (SHORT, &SHIFT_SHORT)] {
         while rest.len() >= 3 * block {
-            let (mut a, mut b, mut d) = (u64::from(c), 0u64, 0u64);
+            let (mut a, mut b, mut d) = (c, 0, 0);
             let (x, yz) = rest.split_at(block);
             let (y, z) = yz.split_at(block);
             let words = x
@@ -176,49 +178,9 @@ unsafe fn crc32c_sse42(crc: u32, data: &[u8]) -> u32 {
                 .zip(y.chunks_exact(8))
                 .zip(z.chunks_exact(8));
             for ((p, q), r) in words {
-                a = _mm_crc32_u64(a, word(p));
-                b = _mm_crc32_u64(b, word(q));
-                d = _mm_crc32_u64(d, word(r));
-            }
-            c = shift(table, shift(table, a as u32) ^ b as u32) ^ d as u32;
-            rest = &rest[3 * block..];
-        }
-    }
-    let mut c = u64::from(c);
-    let mut chunks = rest.chunks_exact(8);
-    for w in &mut chunks {
-        c = _mm_crc32_u64(c, word(w));
-    }
-    let mut c = c as u32;
-    for &b in chunks.remainder() {
-        c = _mm_crc32_u8(c, b);
-    }
-    !c
-}
-
-/// Eight bytes per CRC32CX instruction, three streams at a time while there are enough bytes.
-///
-/// # Safety
-/// The CPU has the CRC extension.
-#[cfg(target_arch = "aarch64")]
-#[target_feature(enable = "crc")]
-unsafe fn crc32c_arm(crc: u32, data: &[u8]) -> u32 {
-    use std::arch::aarch64::{__crc32cb, __crc32cd};
-    let mut c = !crc;
-    let mut rest = data;
-    for (block, table) in [(LONG, &SHIFT_LONG), (SHORT, &SHIFT_SHORT)] {
-        while rest.len() >= 3 * block {
-            let (mut a, mut b, mut d) = (c, 0u32, 0u32);
-            let (x, yz) = rest.split_at(block);
-            let (y, z) = yz.split_at(block);
-            let words = x
-                .chunks_exact(8)
-                .zip(y.chunks_exact(8))
-                .zip(z.chunks_exact(8));
-            for ((p, q), r) in words {
-                a = __crc32cd(a, word(p));
-                b = __crc32cd(b, word(q));
-                d = __crc32cd(d, word(r));
+                a = step(a, word(p));
+                b = step(b, word(q));
+                d = step(d, word(r));
             }
             c = shift(table, shift(table, a) ^ b) ^ d;
             rest = &rest[3 * block..];
@@ -226,12 +188,39 @@ unsafe fn crc32c_arm(crc: u32, data: &[u8]) -> u32 {
     }
     let mut chunks = rest.chunks_exact(8);
     for w in &mut chunks {
-        c = __crc32cd(c, word(w));
+        c = step(c, word(w));
     }
-    for &b in chunks.remainder() {
-        c = __crc32cb(c, b);
+    for &byte in chunks.remainder() {
+        c = step_byte(c, byte);
     }
     !c
+}
+
+/// With the CRC32 instruction of SSE 4.2.
+///
+/// # Safety
+/// The CPU supports SSE 4.2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+unsafe fn crc32c_sse42(crc: u32, data: &[u8]) -> u32 {
+    use std::arch::x86_64::{_mm_crc32_u64, _mm_crc32_u8};
+    crc32c_hw(
+        crc,
+        data,
+        |c, w| _mm_crc32_u64(u64::from(c), w) as u32,
+        |c, b| _mm_crc32_u8(c, b),
+    )
+}
+
+/// With the CRC32C instructions of arm64's CRC extension.
+///
+/// # Safety
+/// The CPU has the CRC extension.
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "crc")]
+unsafe fn crc32c_arm(crc: u32, data: &[u8]) -> u32 {
+    use std::arch::aarch64::{__crc32cb, __crc32cd};
+    crc32c_hw(crc, data, |c, w| __crc32cd(c, w), |c, b| __crc32cb(c, b))
 }
 
 /// Slicing-by-8, for CPUs without the instruction.
