@@ -1018,7 +1018,7 @@ impl Conn {
 /// spaces, eight bytes at a time.
 #[inline]
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    let at = crate::proto::tokenizer::find_byte(hay, 0, needle);
+    let at = crate::sys::find_byte(hay, 0, needle);
     (at < hay.len()).then_some(at)
 }
 
