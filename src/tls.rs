@@ -359,7 +359,8 @@ thread_local! {
 
 impl TlsConn {
     /// Maps a failed SSL_read/SSL_write result to C's outcomes: would block, end of stream
-    /// (Ok(0)), or an error, logged and counted as C does.
+    /// (Ok(0); UnexpectedEof when OpenSSL failed the session on a bare end of stream), or an
+    /// error, logged and counted as C does.
     fn failed(&self, fd: RawFd, ret: c_int) -> io::Result<usize> {
         let p = self.ssl.as_ptr();
         // SAFETY: p is live; the error queue is this thread's.
@@ -377,11 +378,13 @@ impl TlsConn {
                 } else {
                     Err(e)
                 }
+            } else if ret == 0 {
+                // A peer gone without close_notify (OpenSSL's "unexpected eof"): C hands the
+                // 0 back, which a read takes as the end of the stream (`read_done`).
+                Err(io::ErrorKind::UnexpectedEof.into())
             } else {
-                if ret != 0 {
-                    log_tls_error(fd, &top_error());
-                    PROTO_ERRORS.fetch_add(1, Relaxed);
-                }
+                log_tls_error(fd, &top_error());
+                PROTO_ERRORS.fetch_add(1, Relaxed);
                 Err(io::Error::other("TLS error"))
             };
             ffi::ERR_clear_error();
@@ -422,7 +425,10 @@ impl TlsConn {
             self.read_blocked = false;
             return Ok(ret as usize);
         }
-        let res = self.failed(fd, ret);
+        let res = match self.failed(fd, ret) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            res => res,
+        };
         self.read_blocked = matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
         res
     }

@@ -222,6 +222,31 @@ my $server = new_memcached(
     is($after, "VERSION 1.6.45\r\n", "a command read ahead behind a metadump");
 }
 
+# A client that goes away without close_notify ends its connection as one that sent it:
+# "reason=normal", as C logs it, and no TLS error counted.
+{
+    my $w = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$plain_port");
+    is(ask($w, "watch connevents\r\n"), "OK\r\n", "watch connevents");
+    my $before = bad_tls(plain_stats($plain_port));
+    for my $how ('without close_notify', 'with close_notify') {
+        my $s = tls_sock($tls_port);
+        is(ask($s, "version\r\n"), "VERSION 1.6.45\r\n", "a client $how");
+        my $port = $s->sockport;
+        $s->close(SSL_no_shutdown => $how =~ /without/ ? 1 : 0);
+        my $line = '';
+        eval {
+            local $SIG{ALRM} = sub { die "timeout\n" };
+            alarm 5;
+            while (defined(my $l = <$w>)) {
+                if ($l =~ /type=conn_close .*rport=$port /) { $line = $l; last }
+            }
+            alarm 0;
+        };
+        like($line, qr/ reason=normal /, "closes with reason=normal ($how)");
+    }
+    is(bad_tls(plain_stats($plain_port)), $before, "and counts no TLS error");
+}
+
 # Plain text on a TLS port, and garbage, are dropped; other clients go on.
 {
     my $good = tls_sock($tls_port);
