@@ -5,6 +5,8 @@
 //! descriptor; a worker's replies are gathered into its `ssl_wbuf_size` buffer and written as
 //! one record, as C does.
 
+mod bio;
+
 use crate::logger;
 use crate::settings::{self, Settings};
 use crate::stats;
@@ -241,6 +243,8 @@ pub fn init(s: &Settings) -> Result<(), i32> {
         }
         if s.ssl_kernel_tls {
             ffi::SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS as _);
+        } else {
+            bio::init();
         }
         ffi::SSL_CTX_set_options(ctx, ffi::SSL_OP_NO_RENEGOTIATION as _);
         ffi::SSL_CTX_set_mode(ctx, ffi::SSL_MODE_RELEASE_BUFFERS);
@@ -316,7 +320,9 @@ pub fn accept(fd: RawFd, mode: ListenTls) -> Option<TlsConn> {
     let p = ssl.as_ptr();
     // SAFETY: p is the new, unshared object; fd is the accepted socket it will own.
     unsafe {
-        SSL_set_fd(p, fd);
+        if !bio::attach(p, fd) {
+            SSL_set_fd(p, fd);
+        }
         match mode {
             ListenTls::NoPeer => ffi::SSL_set_verify(p, ffi::SSL_VERIFY_NONE, None),
             ListenTls::Peer => ffi::SSL_set_verify(
