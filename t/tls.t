@@ -402,6 +402,17 @@ for my $case ([1, 1, 1, 1], [2, 0, 1, 1], [3, 0, 1, 1]) {
     is(ask(tls_sock($port), "version\r\n"), "VERSION 1.6.45\r\n", "other clients go on");
 }
 
+# ---- -o ssl_kernel_tls: sessions on OpenSSL's own socket BIO (which kernel TLS needs, where
+# the kernel has it; without it OpenSSL does the records itself) ----
+{
+    my $port = free_port();
+    my $srv = new_memcached("$certs,ssl_kernel_tls -U 0 -l 127.0.0.1", $port);
+    my $s = tls_sock($port);
+    is(ask($s, "set kt 0 0 2\r\nhi\r\n"), "STORED\r\n", "ssl_kernel_tls: set");
+    is(ask($s, "get kt\r\n", 3), "VALUE kt 0 2\r\nhi\r\nEND\r\n", "ssl_kernel_tls: get");
+    is(mem_stats($s, 'settings')->{ssl_kernel_tls}, 'yes', "stats settings: ssl_kernel_tls");
+}
+
 # ---- start-up errors ----
 {
     my $exe = get_memcached_exe();
