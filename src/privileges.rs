@@ -135,6 +135,7 @@ fn main_rules(s: &settings::Settings) -> Vec<Rule> {
         // it stops.
         allow(&mut r, &["unlink", "unlinkat"]);
     }
+    kernel_tls_rules(s, &mut r);
     if cfg!(feature = "debug-commands") {
         allow(
             &mut r,
@@ -258,7 +259,24 @@ fn worker_rules(s: &settings::Settings) -> Vec<Rule> {
             r.push(("writev", eq(0, fd)));
         }
     }
+    kernel_tls_rules(s, &mut r);
     r
+}
+
+/// OpenSSL's level of kernel TLS socket options (SOL_TLS).
+const SOL_TLS: u64 = 282;
+
+/// Beyond C, whose filters kill the process at the first TLS reply: with `-o ssl_kernel_tls`
+/// OpenSSL asks for the kernel's TLS layer (TCP_ULP) once a session's keys are set, on the
+/// dispatcher (a TLS 1.3 server sets its traffic keys inside the accept's first handshake
+/// step) or a worker, hands it the keys (SOL_TLS), and reads records with their type through
+/// recvmsg. On a kernel without it the first call fails and OpenSSL goes on by itself.
+fn kernel_tls_rules(s: &settings::Settings, r: &mut Vec<Rule>) {
+    if s.ssl_enabled && s.ssl_kernel_tls {
+        r.push(("setsockopt", eq(1, libc::SOL_TCP as u64)));
+        r.push(("setsockopt", eq(1, SOL_TLS)));
+        allow(r, &["recvmsg"]);
+    }
 }
 
 /// Builds and loads a filter on the calling thread; false if any step failed.
@@ -374,6 +392,7 @@ mod tests {
         ] {
             s.sasl = sasl;
             s.ssl_enabled = tls;
+            s.ssl_kernel_tls = tls;
             s.relaxed_privileges = relaxed;
             s.pid_file = pid.then(|| "/tmp/p".into());
             for rules in [main_rules(&s), worker_rules(&s)] {
