@@ -99,32 +99,39 @@ fn retryable() -> bool {
 }
 
 unsafe extern "C" fn read(b: *mut ffi::BIO, buf: *mut c_char, len: c_int) -> c_int {
-    if buf.is_null() || len < 0 {
-        return 0;
-    }
     // SAFETY: OpenSSL passes its live BIO and `len` writable bytes at `buf`.
-    unsafe {
-        let n = libc::syscall(libc::SYS_read, fd_of(b), buf, len as usize);
-        ffi::BIO_clear_retry_flags(b);
-        if n == 0 {
-            ffi::BIO_set_flags(b, BIO_FLAGS_IN_EOF);
-        } else if n < 0 && retryable() {
-            ffi::BIO_set_retry_read(b);
-        }
-        n as c_int
-    }
+    unsafe { transfer(b, libc::SYS_read, buf.cast(), len) }
 }
 
 unsafe extern "C" fn write(b: *mut ffi::BIO, buf: *const c_char, len: c_int) -> c_int {
+    // SAFETY: OpenSSL passes its live BIO and `len` readable bytes at `buf`; write(2) only
+    // reads them.
+    unsafe { transfer(b, libc::SYS_write, buf.cast_mut().cast(), len) }
+}
+
+/// One read(2) or write(2) (`nr`) of `len` bytes at `buf` on the BIO's socket, leaving the
+/// socket BIO's flags: retry on a transient error, EOF on a read of nothing.
+///
+/// # Safety
+/// `b` is a live BIO made by `attach`; `buf` holds `len` bytes the call may read or write.
+unsafe fn transfer(b: *mut ffi::BIO, nr: c_long, buf: *mut c_void, len: c_int) -> c_int {
     if buf.is_null() || len < 0 {
         return 0;
     }
-    // SAFETY: OpenSSL passes its live BIO and `len` readable bytes at `buf`.
+    // SAFETY: per the contract.
     unsafe {
-        let n = libc::syscall(libc::SYS_write, fd_of(b), buf, len as usize);
+        let n = libc::syscall(nr, fd_of(b), buf, len as usize);
+        // errno before any other call can touch it.
+        let retry = n < 0 && retryable();
         ffi::BIO_clear_retry_flags(b);
-        if n < 0 && retryable() {
-            ffi::BIO_set_retry_write(b);
+        if retry {
+            if nr == libc::SYS_read {
+                ffi::BIO_set_retry_read(b);
+            } else {
+                ffi::BIO_set_retry_write(b);
+            }
+        } else if n == 0 && nr == libc::SYS_read {
+            ffi::BIO_set_flags(b, BIO_FLAGS_IN_EOF);
         }
         n as c_int
     }
